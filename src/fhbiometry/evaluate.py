@@ -1,0 +1,308 @@
+"""Test-set predictions and metrics in pixels and millimetres (stage `evaluate@<model>`).
+
+Everything is measured in the original image: predictions (network input pixels) are mapped
+back with ``Codec.to_original`` and the frame's letterbox ``transform``, and scaled to mm with
+the frame's ``spacing_mm``.  Metrics are computed on the test frames whose label passed QC
+(``label_ok``); every test frame still gets a row in the predictions table.
+
+Conventions used by the metric functions:
+
+* radial errors are pair-order invariant (``geometry.pair_invariant_errors``);
+* the MRE of a frame is the mean of its four radial errors; the headline ``mre_mm`` is the mean
+  over all landmarks of all evaluated frames (equal to the mean of the frame MREs);
+* standard deviations use ``ddof=1`` (sample sd; NaN for a single value, written as null);
+* percentiles use NumPy's default linear interpolation;
+* Bland-Altman differences are ``pred - true``; limits of agreement are ``bias +- 1.96 sd``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from .codec import DECODE_MODES, Codec
+from .geometry import COORD_COLUMNS, LANDMARKS, diameters, pair_invariant_errors
+from .params import ParamError, get
+
+LOA_Z = 1.96
+WARMUP_FRAMES = 3
+DIAMETERS = ("ofd", "bpd")  # column order of geometry.diameters
+
+
+# ---- pure metric functions --------------------------------------------------------------
+def radial_errors(pred, true) -> np.ndarray:
+    """(N, 4) pair-invariant radial error of every landmark, in the units of the points."""
+    return pair_invariant_errors(pred, true)
+
+
+def _sd(values: np.ndarray) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
+def summary_stats(values) -> dict:
+    """mean, median, std, p95, max of a 1-D array (NaN entries ignored; NaN if none left)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return {k: float("nan") for k in ("mean", "median", "std", "p95", "max")}
+    return {"mean": float(v.mean()), "median": float(np.median(v)), "std": _sd(v),
+            "p95": float(np.percentile(v, 95)), "max": float(v.max())}
+
+
+def success_rates(errors_mm, thresholds_mm) -> dict:
+    """Share of landmarks with radial error <= t mm, keyed ``within_<t>mm`` (``.`` -> ``p``)."""
+    e = np.asarray(errors_mm, dtype=np.float64).ravel()
+    e = e[np.isfinite(e)]
+    out = {}
+    for t in thresholds_mm:
+        out[threshold_key(t)] = float((e <= float(t)).mean()) if len(e) else float("nan")
+    return out
+
+
+def threshold_key(t) -> str:
+    """``within_2mm``, ``within_2p5mm``: no dots, so DVC's flattened names stay readable."""
+    return f"within_{float(t):g}mm".replace(".", "p")
+
+
+def bland_altman(pred, true) -> dict:
+    """Bland-Altman agreement of two 1-D measurements: bias = mean(pred - true), sd of the
+    differences (ddof=1) and the 95% limits of agreement bias +- 1.96 sd."""
+    d = np.asarray(pred, dtype=np.float64) - np.asarray(true, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if len(d) == 0:
+        return {"bias": float("nan"), "sd": float("nan"), "loa_low": float("nan"), "loa_high": float("nan")}
+    bias, sd = float(d.mean()), _sd(d)
+    return {"bias": bias, "sd": sd, "loa_low": bias - LOA_Z * sd, "loa_high": bias + LOA_Z * sd}
+
+
+def diameter_metrics(pred_mm, true_mm) -> dict:
+    """Absolute-error statistics and Bland-Altman of one diameter (1-D arrays in mm)."""
+    pred_mm, true_mm = np.asarray(pred_mm, np.float64), np.asarray(true_mm, np.float64)
+    stats = summary_stats(np.abs(pred_mm - true_mm))
+    ba = bland_altman(pred_mm, true_mm)
+    return {"mae_mm": stats["mean"], "median_mm": stats["median"], "std_mm": stats["std"],
+            "p95_mm": stats["p95"], "max_mm": stats["max"], "bias_mm": ba["bias"],
+            "loa_low_mm": ba["loa_low"], "loa_high_mm": ba["loa_high"]}
+
+
+def compute_metrics(pred_orig, true_orig, spacing_mm, thresholds_mm) -> dict:
+    """All landmark and diameter metrics of N frames.
+
+    ``pred_orig``/``true_orig`` are (N, 4, 2) points in original pixels, ``spacing_mm`` (N,).
+    Returns a nested dict (n, MRE in px and mm with median and max, per-landmark mean radial
+    error, success rates, and BPD/OFD error statistics with Bland-Altman).
+    """
+    pred_orig = np.asarray(pred_orig, np.float64)
+    true_orig = np.asarray(true_orig, np.float64)
+    spacing = np.asarray(spacing_mm, np.float64)
+    err_px = radial_errors(pred_orig, true_orig)
+    err_mm = Codec.to_mm(err_px, spacing)
+    mm = summary_stats(err_mm)
+    px = summary_stats(err_px)
+    d_pred = Codec.to_mm(diameters(pred_orig), spacing)
+    d_true = Codec.to_mm(diameters(true_orig), spacing)
+    out = {
+        "n": int(len(pred_orig)),
+        "mre_mm": mm["mean"], "mre_mm_median": mm["median"], "mre_mm_max": mm["max"],
+        "mre_px": px["mean"], "mre_px_median": px["median"], "mre_px_max": px["max"],
+        "landmark_mre_mm": {name: _mean(err_mm[:, k]) for k, name in enumerate(LANDMARKS)},
+        "landmark_mre_px": {name: _mean(err_px[:, k]) for k, name in enumerate(LANDMARKS)},
+        "success_rate": success_rates(err_mm, thresholds_mm),
+    }
+    for k, name in enumerate(DIAMETERS):
+        out[name] = diameter_metrics(d_pred[:, k], d_true[:, k])
+    return out
+
+
+def _mean(values) -> float:
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else float("nan")
+
+
+def short_metrics(metrics: dict) -> dict:
+    """The three numbers used to compare decoding modes: MRE and the two diameter MAEs."""
+    return {"mre_mm": metrics["mre_mm"], "bpd_mae_mm": metrics["bpd"]["mae_mm"],
+            "ofd_mae_mm": metrics["ofd"]["mae_mm"]}
+
+
+def mean_shape_points(train_mean_points, transforms) -> np.ndarray:
+    """The mean-shape floor: the (4, 2) mean training landmarks (input px) used as the
+    prediction for every frame, mapped to each frame's original pixels. Returns (N, 4, 2)."""
+    mean = np.asarray(train_mean_points, np.float64)
+    if mean.shape != (4, 2):
+        raise ValueError(f"train_mean_points must have shape (4, 2), got {mean.shape}")
+    t = np.asarray(transforms, np.float64)
+    return Codec.to_original(np.broadcast_to(mean, (len(t), 4, 2)), t)
+
+
+def predictions_table(data: dict, pred_orig) -> pd.DataFrame:
+    """One row per test frame: ids, spacing, label_ok, true and predicted points (original px),
+    per-landmark radial error (mm), frame MRE (mm), and true/pred/error (pred - true) BPD, OFD (mm)."""
+    true = np.asarray(data["points_orig"], np.float64)
+    pred = np.asarray(pred_orig, np.float64)
+    spacing = np.asarray(data["spacing_mm"], np.float64)
+    err_mm = Codec.to_mm(radial_errors(pred, true), spacing)
+    d_true = Codec.to_mm(diameters(true), spacing)
+    d_pred = Codec.to_mm(diameters(pred), spacing)
+    cols = {
+        "frame_id": np.asarray(data["frame_id"]).astype(str),
+        "subject_id": np.asarray(data["subject_id"]).astype(str),
+        "spacing_mm": spacing,
+        "label_ok": np.asarray(data["label_ok"]).astype(bool),
+    }
+    for j, c in enumerate(COORD_COLUMNS):
+        cols[f"true_{c}"] = true.reshape(-1, 8)[:, j]
+    for j, c in enumerate(COORD_COLUMNS):
+        cols[f"pred_{c}"] = pred.reshape(-1, 8)[:, j]
+    for k, name in enumerate(LANDMARKS):
+        cols[f"err_{name}_mm"] = err_mm[:, k]
+    cols["mre_mm"] = err_mm.mean(axis=1)
+    for k, name in ((1, "bpd"), (0, "ofd")):
+        cols[f"true_{name}_mm"] = d_true[:, k]
+        cols[f"pred_{name}_mm"] = d_pred[:, k]
+        cols[f"err_{name}_mm"] = d_pred[:, k] - d_true[:, k]
+    return pd.DataFrame(cols)
+
+
+def evaluable_mask(data: dict) -> np.ndarray:
+    """Frames that count in the metrics: label passed QC and all four points are finite."""
+    finite = np.isfinite(np.asarray(data["points_orig"], np.float64)).all(axis=(1, 2))
+    return np.asarray(data["label_ok"]).astype(bool) & finite
+
+
+# ---- model-dependent parts --------------------------------------------------------------
+def time_inference(model, ckpt, images, frames: int, warmup: int = WARMUP_FRAMES,
+                   decode: str | None = None) -> dict:
+    """Median CPU time per frame (ms) of ``inference.predict`` at batch size 1 on ``frames``
+    frames (cycling through ``images``) after ``warmup`` untimed frames."""
+    from .inference import predict
+
+    images = np.asarray(images)
+    if len(images) == 0 or frames <= 0:
+        return {"cpu_ms_per_frame": float("nan"), "frames": 0}
+    for i in range(warmup):
+        predict(model, ckpt, images[i % len(images)][None], batch_size=1, decode=decode)
+    times = []
+    for i in tqdm(range(frames), desc="timing", leave=False):
+        frame = images[i % len(images)][None]
+        start = time.perf_counter()
+        predict(model, ckpt, frame, batch_size=1, decode=decode)
+        times.append(time.perf_counter() - start)
+    return {"cpu_ms_per_frame": 1000.0 * float(np.median(times)), "frames": int(frames)}
+
+
+def check_checkpoint(ckpt: dict, model_params: dict, data: dict, name: str, path) -> None:
+    """Stop with a clear message if the checkpoint does not fit params.yaml or the test data."""
+    for key in ("arch", "kind"):
+        if key in model_params and ckpt.get(key) != model_params[key]:
+            raise ValueError(f"{path}: checkpoint {key} is {ckpt.get(key)!r} but params.yaml "
+                             f"models.{name}.{key} is {model_params[key]!r}: rerun `dvc repro train@{name}`")
+    size = np.asarray(data["image"]).shape[-1]
+    if int(ckpt.get("input_size", size)) != size:
+        raise ValueError(f"{path}: checkpoint input_size {ckpt.get('input_size')} differs from the test "
+                         f"images ({size} px) in data/prepared/test.npz: rerun `dvc repro train@{name}`")
+    if "train_mean_points" not in ckpt:
+        raise KeyError(f"{path}: checkpoint has no 'train_mean_points' (needed for the mean-shape floor): "
+                       f"rerun `dvc repro train@{name}`")
+
+
+def evaluate_model(model, ckpt: dict, data: dict, thresholds_mm, decode: str,
+                   batch_size: int = 32, timing_frames: int = 0) -> tuple[dict, pd.DataFrame]:
+    """Predict the test arrays ``data`` (contract 5) and compute every metric.
+
+    ``decode`` is the headline decoding mode for heatmap models (ignored for regression).
+    Returns (metrics dict for metrics/eval/<model>.json, predictions table).
+    """
+    from .inference import predict
+    from .models import count_parameters
+
+    heatmap = ckpt.get("kind") == "heatmap"
+    images = np.asarray(data["image"])
+    transform = np.asarray(data["transform"], np.float64)
+    spacing = np.asarray(data["spacing_mm"], np.float64)
+    out = predict(model, ckpt, images, batch_size=batch_size, decode=decode if heatmap else None,
+                  return_heatmaps=heatmap)
+    pred_orig = Codec.to_original(out["points"], transform)
+    table = predictions_table(data, pred_orig)
+
+    mask = evaluable_mask(data)
+    true = np.asarray(data["points_orig"], np.float64)
+    metrics = {
+        "model_kind": str(ckpt.get("kind")),
+        "arch": str(ckpt.get("arch")),
+        "n_params": int(count_parameters(model)),
+        "best_epoch": ckpt.get("best_epoch"),
+        "n_test": int(len(images)),
+        "n_evaluated": int(mask.sum()),
+        "n_excluded": int(len(images) - mask.sum()),
+    }
+    if heatmap:
+        metrics["decode_mode"] = decode
+    metrics.update(compute_metrics(pred_orig[mask], true[mask], spacing[mask], thresholds_mm))
+
+    floor = mean_shape_points(ckpt["train_mean_points"], transform)
+    metrics["floor"] = compute_metrics(floor[mask], true[mask], spacing[mask], thresholds_mm)
+
+    if heatmap and out.get("heatmaps") is not None:
+        codec = Codec(**{**ckpt["codec"], "decode": decode})
+        metrics["decode"] = {}
+        for mode in DECODE_MODES:
+            pts_in, _ = codec.decode_heatmaps(out["heatmaps"], mode)
+            m = compute_metrics(Codec.to_original(pts_in, transform)[mask], true[mask], spacing[mask],
+                                thresholds_mm)
+            metrics["decode"][mode] = short_metrics(m)
+
+    ref = np.asarray(data.get("points_ref", np.full_like(true, np.nan)), np.float64)
+    has_ref = np.isfinite(ref).all(axis=(1, 2))
+    if has_ref.any():
+        metrics["vs_reference"] = compute_metrics(pred_orig[has_ref], ref[has_ref], spacing[has_ref],
+                                                  thresholds_mm)
+
+    if timing_frames > 0:
+        metrics["timing"] = time_inference(model, ckpt, images, timing_frames,
+                                           decode=decode if heatmap else None)
+    return metrics, table
+
+
+def run(params: dict, name: str, root=".") -> dict:
+    """Stage body: models/<name>.pt + data/prepared/test.npz -> results/<name>/predictions.csv and
+    metrics/eval/<name>.json. Returns the metrics."""
+    import torch
+
+    from .store import load_npz, write_csv, write_json
+
+    root = Path(root)
+    models = get(params, "models")
+    if name not in models:
+        raise ParamError(f"params.yaml: models has no entry {name!r} (choose one of {sorted(models)})")
+    thresholds = [float(t) for t in get(params, "evaluate.thresholds_mm")]
+    timing_frames = int(get(params, "evaluate.timing_frames"))
+    decode = str(get(params, "codec.decode"))
+    if decode not in DECODE_MODES:
+        raise ParamError(f"params.yaml: codec.decode = {decode!r}; choose one of {list(DECODE_MODES)}")
+    threads = int(get(params, "threads"))
+    torch.set_num_threads(threads)
+
+    ckpt_path = root / "models" / f"{name}.pt"
+    if not ckpt_path.exists():
+        raise FileNotFoundError(f"{ckpt_path} does not exist: run `dvc repro train@{name}`")
+    data = load_npz(root / "data/prepared/test.npz")
+    from .inference import load_checkpoint
+
+    model, ckpt = load_checkpoint(ckpt_path)
+    check_checkpoint(ckpt, models[name], data, name, ckpt_path)
+    print(f"evaluate@{name}: {len(data['frame_id'])} test frames, {ckpt.get('kind')} {ckpt.get('arch')}")
+    with torch.no_grad():
+        metrics, table = evaluate_model(model, ckpt, data, thresholds, decode,
+                                        timing_frames=timing_frames)
+    metrics = {"model": name, **metrics}
+    write_csv(table, root / "results" / name / "predictions.csv")
+    write_json(root / "metrics" / "eval" / f"{name}.json", metrics)
+    print(f"evaluate@{name}: MRE {metrics['mre_mm']:.2f} mm, BPD MAE {metrics['bpd']['mae_mm']:.2f} mm, "
+          f"OFD MAE {metrics['ofd']['mae_mm']:.2f} mm on {metrics['n_evaluated']} frames "
+          f"({metrics['n_excluded']} excluded); floor MRE {metrics['floor']['mre_mm']:.2f} mm")
+    return metrics

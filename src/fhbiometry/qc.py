@@ -1,0 +1,255 @@
+"""Label quality control (stage `qc`).
+
+Every frame of the manifest gets one boolean column per check (``flag_<name>``):
+
+=================  ===================================================================
+outside            a point lies outside the image
+missing_values     the frame has a label row but a coordinate is missing
+no_label           an image without a label row
+bad_input          any other label problem recorded by extract_frames (``label_status``)
+duplicate          more than one table row for the frame
+midpoint_offset    pair midpoints apart by more than ``max_midpoint_offset`` x OFD length
+not_perpendicular  the diameters deviate from perpendicular by more than the limit
+ratio              BPD/OFD (shorter/longer) outside ``ratio_range``
+ofd_shorter        the pair named ``ofd`` is shorter than the pair named ``bpd``
+ref_disagree       a diameter differs from the ellipse reference by more than the tolerance
+no_reference       a reference was requested but the frame has none
+=================  ===================================================================
+
+Naming: with ``naming: anatomical`` a frame whose ``ofd`` pair is the shorter one is read with
+the two pairs exchanged (``swapped_naming`` column, counted in the metrics), so the OFD is always
+the anatomical longest diameter; ``ofd_shorter`` is then reported but is not a fault. With
+``as_labelled`` the names are kept and ``ofd_shorter`` is a fault. The order of the two ends
+within a pair is left as labelled here; the `heatmaps` stage applies the canonical order
+(``codec.canonical_order``). Nothing else about a label is ever changed: a flagged frame keeps its points, and the policy only
+decides whether it is used for training.
+"""
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pandas as pd
+
+from .geometry import (COORD_COLUMNS, anatomical_naming, as_points, diameters,
+                       midpoint_distance, perpendicularity_deg)
+from .params import ParamError, check_choice
+
+POLICIES = ("keep", "exclude", "fail")
+NAMINGS = ("anatomical", "as_labelled")
+REF_COLUMNS = tuple(f"ref_{c}" for c in COORD_COLUMNS)
+# Flags that describe a missing or unusable label rather than a geometric fault.
+FLAGS = ("outside", "missing_values", "no_label", "bad_input", "duplicate", "midpoint_offset",
+         "not_perpendicular", "ratio", "ofd_shorter", "ref_disagree", "no_reference")
+
+
+class QCError(RuntimeError):
+    """qc.policy is 'fail' and some frames were flagged."""
+
+
+def _points(df: pd.DataFrame, columns) -> np.ndarray:
+    if not set(columns) <= set(df.columns):
+        return np.full((len(df), 4, 2), np.nan)
+    return as_points(df[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64, copy=True))
+
+
+def check_config(cfg: dict) -> None:
+    check_choice("qc.policy", cfg["policy"], POLICIES)
+    check_choice("qc.naming", cfg["naming"], NAMINGS)
+    check_choice("qc.reference", cfg["reference"], ("", "ellipse"))
+    lo, hi = cfg["ratio_range"]
+    if not 0 < lo < hi <= 1:
+        raise ParamError(f"params.yaml: qc.ratio_range = {cfg['ratio_range']}; need 0 < low < high <= 1")
+
+
+def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+    """One row per manifest frame: ids, points after naming and canonical order, flags, policy."""
+    check_config(cfg)
+    pts = _points(manifest, COORD_COLUMNS)
+    ref = _points(manifest, REF_COLUMNS)
+    status = manifest["label_status"].fillna("").astype(str).to_numpy()
+    dup = pd.to_numeric(manifest.get("dup_count", 1), errors="coerce")
+    dup = np.broadcast_to(np.nan_to_num(np.asarray(dup, dtype=float), nan=1.0), (len(manifest),))
+    width = manifest["width"].to_numpy(np.float64)
+    height = manifest["height"].to_numpy(np.float64)
+
+    finite = np.isfinite(pts).all(axis=(1, 2))
+    any_value = np.isfinite(pts).any(axis=(1, 2))
+    no_label = status == "missing"
+    flags = {name: np.zeros(len(manifest), bool) for name in FLAGS}
+    flags["no_label"] = no_label
+    flags["bad_input"] = ~np.isin(status, ["ok", "missing"])
+    flags["missing_values"] = ~no_label & ~flags["bad_input"] & ~finite
+    flags["duplicate"] = dup > 1
+    with np.errstate(invalid="ignore"):
+        x, y = pts[..., 0], pts[..., 1]
+        outside = (x < 0) | (y < 0) | (x > (width - 1)[:, None]) | (y > (height - 1)[:, None])
+        flags["outside"] = outside.any(axis=1)
+        d = diameters(pts)
+        flags["ofd_shorter"] = finite & (d[:, 0] < d[:, 1])
+        named, swapped = anatomical_naming(pts)
+        dn = diameters(named)
+        flags["midpoint_offset"] = finite & (midpoint_distance(pts) > cfg["max_midpoint_offset"] * dn[:, 0])
+        flags["not_perpendicular"] = finite & (perpendicularity_deg(pts) > cfg["max_perpendicular_deviation_deg"])
+        ratio = dn[:, 1] / dn[:, 0]
+        lo, hi = cfg["ratio_range"]
+        flags["ratio"] = finite & ((ratio < lo) | (ratio > hi))
+
+    spacing = pd.to_numeric(manifest["spacing_mm"], errors="coerce").to_numpy(np.float64)
+    ref_finite = np.isfinite(ref).all(axis=(1, 2))
+    disagreement = np.full(len(manifest), np.nan)
+    if cfg["reference"] == "ellipse":
+        ref_named, _ = anatomical_naming(np.where(ref_finite[:, None, None], ref, 0.0))
+        diff = np.abs(diameters(named) - diameters(ref_named)) * spacing[:, None]
+        disagreement = np.where(finite & ref_finite, diff.max(axis=1), np.nan)
+        with np.errstate(invalid="ignore"):
+            flags["ref_disagree"] = disagreement > cfg["reference_tolerance_mm"]
+        flags["no_reference"] = ~ref_finite
+
+    use_named = cfg["naming"] == "anatomical"
+    final = np.where((use_named & swapped)[:, None, None], named, pts)
+    ref_out = ref.copy()
+    if ref_finite.any():
+        ref_out[ref_finite] = anatomical_naming(ref[ref_finite])[0]
+
+    faults = [f for f in FLAGS if not (f == "ofd_shorter" and use_named)]
+    fault = np.zeros(len(manifest), bool)
+    for name in faults:
+        fault |= flags[name]
+    label_ok = finite & ~fault
+    if cfg["policy"] == "keep":
+        use = finite & ~flags["no_label"] & ~flags["bad_input"]
+    else:
+        use = label_ok
+
+    out = pd.DataFrame({
+        "frame_id": manifest["frame_id"].astype(str).to_numpy(),
+        "subject_id": manifest["subject_id"].astype(str).to_numpy(),
+        "spacing_mm": spacing,
+        "width": manifest["width"].to_numpy(),
+        "height": manifest["height"].to_numpy(),
+    })
+    for j, col in enumerate(COORD_COLUMNS):
+        out[col] = final.reshape(-1, 8)[:, j]
+    for j, col in enumerate(REF_COLUMNS):
+        out[col] = ref_out.reshape(-1, 8)[:, j]
+    for name in FLAGS:
+        out[f"flag_{name}"] = flags[name]
+    out["flags"] = [";".join(n for n in FLAGS if flags[n][i]) for i in range(len(manifest))]
+    out["swapped_naming"] = finite & swapped & use_named
+    out["ref_disagreement_mm"] = disagreement
+    out["label_ok"] = label_ok
+    out["use_for_training"] = use
+    return out.sort_values("frame_id").reset_index(drop=True)
+
+
+def summarise(labels: pd.DataFrame, issues: pd.DataFrame | None, cfg: dict) -> dict:
+    """Counts for metrics/qc.json."""
+    summary = {
+        "frames": int(len(labels)),
+        "labelled": int((~labels["flag_no_label"]).sum()),
+        "label_ok": int(labels["label_ok"].sum()),
+        "use_for_training": int(labels["use_for_training"].sum()),
+        "swapped_naming": int(labels["swapped_naming"].sum()),
+        "flags": {name: int(labels[f"flag_{name}"].sum()) for name in FLAGS},
+        "policy": cfg["policy"],
+        "naming": cfg["naming"],
+    }
+    if issues is not None and len(issues):
+        summary["input_issues"] = {str(k): int(v) for k, v in issues["problem"].astype(str)
+                                   .str.split(":").str[0].value_counts().sort_index().items()}
+    else:
+        summary["input_issues"] = {}
+    if cfg["reference"] == "ellipse":
+        d = labels["ref_disagreement_mm"].dropna()
+        summary["reference"] = {
+            "compared": int(len(d)),
+            "disagree_share": float((d > cfg["reference_tolerance_mm"]).mean()) if len(d) else float("nan"),
+            "median_mm": float(d.median()) if len(d) else float("nan"),
+            "max_mm": float(d.max()) if len(d) else float("nan"),
+            "tolerance_mm": float(cfg["reference_tolerance_mm"]),
+        }
+    return summary
+
+
+def enforce_policy(labels: pd.DataFrame, cfg: dict) -> None:
+    """With policy 'fail', stop when any frame is flagged, naming the frames and the fix."""
+    if cfg["policy"] != "fail":
+        return
+    bad = labels[~labels["label_ok"]]
+    if len(bad) == 0:
+        return
+    counts = {n: int(labels[f"flag_{n}"].sum()) for n in FLAGS if labels[f"flag_{n}"].any()}
+    lines = "\n".join(f"  {r.frame_id}: {r.flags}" for r in bad.head(20).itertuples())
+    raise QCError(f"qc: {len(bad)} frames flagged {counts} and qc.policy is 'fail'. First ones:\n{lines}\n"
+                  "Correct these rows in the landmark table, or set qc.policy to 'exclude' (leave them "
+                  "out of training) or 'keep' in params.yaml.")
+
+
+def overlay_order(labels: pd.DataFrame) -> pd.DataFrame:
+    """Flagged frames, most flags first, then by frame id (deterministic)."""
+    flagged = labels[labels["flags"] != ""].copy()
+    flagged["n_flags"] = flagged["flags"].str.count(";") + 1
+    return flagged.sort_values(["n_flags", "frame_id"], ascending=[False, True])
+
+
+def plot_report(labels: pd.DataFrame, manifest: pd.DataFrame, frames: dict, out_dir, limit: int) -> list:
+    """flag_counts.png and grids of overlays of flagged frames (as labelled, plus the reference)."""
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    from .viz import draw_landmarks, save_figure, show_image
+
+    out_dir = Path(out_dir)
+    written = []
+    counts = {n: int(labels[f"flag_{n}"].sum()) for n in FLAGS}
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = list(counts)[::-1]
+    ax.barh(names, [counts[n] for n in names], color="#5c6bc0")
+    for i, n in enumerate(names):
+        ax.text(counts[n], i, f" {counts[n]}", va="center", fontsize=8)
+    ax.set_xlabel(f"frames flagged (of {len(labels)})")
+    ax.set_title("Label quality checks")
+    save_figure(fig, out_dir / "flag_counts.png")
+    written.append(out_dir / "flag_counts.png")
+
+    chosen = overlay_order(labels).head(max(0, int(limit)))
+    raw = manifest.set_index("frame_id")
+    if len(chosen) == 0:
+        fig, ax = plt.subplots(figsize=(4, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no frame was flagged", ha="center", va="center")
+        save_figure(fig, out_dir / "flagged_01.png")
+        return written + [out_dir / "flagged_01.png"]
+    per_page = 12
+    for page, start in enumerate(range(0, len(chosen), per_page), 1):
+        rows = chosen.iloc[start:start + per_page]
+        ncol = min(4, len(rows))
+        nrow = int(np.ceil(len(rows) / ncol))
+        fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.8 * nrow), squeeze=False)
+        for ax in axes.ravel():
+            ax.axis("off")
+        for ax, row in zip(axes.ravel(), rows.itertuples()):
+            image = frames.get(row.frame_id)
+            if image is not None:
+                show_image(ax, image)
+            labelled = _points(raw.loc[[row.frame_id]].reset_index(), COORD_COLUMNS)[0]
+            draw_landmarks(ax, labelled, color="#ff9100", marker="o", label="as labelled")
+            ref = _points(raw.loc[[row.frame_id]].reset_index(), REF_COLUMNS)[0]
+            draw_landmarks(ax, ref, color="#00e5ff", marker="+", label="ellipse reference")
+            wrapped = textwrap.fill(row.flags.replace(";", ", "), 38)
+            ax.set_title(f"{row.frame_id}\n{wrapped}", fontsize=7)
+        handles, names = [], []
+        for ax in axes.ravel():
+            h, n = ax.get_legend_handles_labels()
+            for hh, nn in zip(h, n):
+                if nn not in names:
+                    handles.append(hh)
+                    names.append(nn)
+        if handles:
+            fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8)
+        path = out_dir / f"flagged_{page:02d}.png"
+        save_figure(fig, path)
+        written.append(path)
+    return written

@@ -1,0 +1,33 @@
+"""Stage `extract_frames`: raw DICOM / video / still images + labels -> data/frames/.
+
+Writes data/frames/frames.npz (frame id -> 2-D uint8 frame), data/frames/manifest.csv and
+data/frames/issues.csv (docs/architecture.md, contract 2). Params: section `data`.
+"""
+import logging
+import sys
+import time
+from pathlib import Path
+
+from fhbiometry.extract import extract, write_outputs
+from fhbiometry.params import load_params
+from fhbiometry.readers import InputError
+
+OUT = Path("data/frames")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = load_params()
+    start = time.perf_counter()
+    try:
+        result = extract(params["data"])
+    except InputError as err:
+        sys.exit(f"extract_frames: bad input: {err}\n(or set data.on_bad_input: exclude to skip "
+                 "bad inputs and record them in data/frames/issues.csv)")
+    paths = write_outputs(result, OUT)
+    print(f"extract_frames: {len(result.frames)} frames, {len(result.issues)} issue(s) -> "
+          f"{', '.join(str(p) for p in paths.values())} in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

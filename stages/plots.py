@@ -1,0 +1,17 @@
+"""Stage `plots`: comparison figures and the summary table of every model in params `models`.
+
+    python stages/plots.py
+
+Reads metrics/eval/<model>.json, results/<model>/predictions.csv, metrics/train/<model>/ (DVCLive),
+data/prepared/test.npz and models/<heatmap model>.pt; rewrites plots/models/.
+"""
+from fhbiometry.params import load_params
+from fhbiometry.plots import run
+
+
+def main() -> None:
+    run(load_params())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Helpers for the reader/label/extract tests: write tiny DICOM, video and image files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fhbiometry.geometry import COORD_COLUMNS
+
+HC18 = Path(__file__).resolve().parents[2] / "shared/datasets/hc18-landmarks"
+
+
+def gradient(h: int = 24, w: int = 32, offset: int = 0) -> np.ndarray:
+    """A smooth uint8 test pattern (distinct per ``offset``)."""
+    y, x = np.mgrid[0:h, 0:w]
+    return ((x * 4 + y * 3 + offset * 20) % 200 + 20).astype(np.uint8)
+
+
+def write_dicom(path, frames, *, spacing=(0.2, 0.2), patient_id="", photometric="MONOCHROME2",
+                bits: int = 8, multi_frame=None, regions=None, imager_spacing=None,
+                pixel_data: bool = True) -> Path:
+    """Write an uncompressed DICOM. ``frames``: (N, H, W) or (N, H, W, 3); ``multi_frame``
+    defaults to N > 1 (NumberOfFrames is written then). ``regions`` = (dx_cm, dy_cm)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    frames = np.asarray(frames)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1"  # US multi-frame image
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4.5.6.7"
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "US"
+    if patient_id:
+        ds.PatientID = patient_id
+    if spacing is not None:
+        ds.PixelSpacing = [float(spacing[0]), float(spacing[1])]
+    if imager_spacing is not None:
+        ds.ImagerPixelSpacing = [float(imager_spacing[0]), float(imager_spacing[1])]
+    if regions is not None:
+        region = Dataset()
+        region.PhysicalUnitsXDirection = 3
+        region.PhysicalUnitsYDirection = 3
+        region.PhysicalDeltaX = float(regions[0])
+        region.PhysicalDeltaY = float(regions[1])
+        ds.SequenceOfUltrasoundRegions = [region]
+    colour = frames.ndim == 4
+    ds.Rows, ds.Columns = int(frames.shape[1]), int(frames.shape[2])
+    ds.SamplesPerPixel = 3 if colour else 1
+    ds.PhotometricInterpretation = photometric
+    if colour:
+        ds.PlanarConfiguration = 0
+    ds.BitsAllocated = bits
+    ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = 0
+    if multi_frame if multi_frame is not None else len(frames) > 1:
+        ds.NumberOfFrames = len(frames)
+        data = frames
+    else:
+        data = frames[0]
+    if pixel_data:
+        dtype = np.uint16 if bits == 16 else np.uint8
+        ds.PixelData = np.ascontiguousarray(data.astype(dtype)).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def write_video(path, frames, codec: str = "libx264", options=None) -> Path:
+    """Write (N, H, W) uint8 gray frames as a video (lossless x264 by default)."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = np.asarray(frames)
+    options = {"crf": "0"} if options is None and codec == "libx264" else (options or {})
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=10, options=options)
+        stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])
+        stream.pix_fmt = "yuv444p" if codec == "libx264" else (
+            "yuvj420p" if codec == "mjpeg" else "yuv420p")
+        for f in frames:
+            vf = av.VideoFrame.from_ndarray(np.stack([f] * 3, axis=-1), format="rgb24")
+            for packet in stream.encode(vf):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def write_image(path, arr) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(arr)).save(path)
+    return path
+
+
+def write_json(path, obj) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+    return path
+
+
+def draw_ellipse_outline(h, w, cx, cy, a, b, angle_rad) -> np.ndarray:
+    """uint8 image (0/255) with the 1-px outline of an ellipse (semi-axis ``a`` along ``angle_rad``)."""
+    t = np.linspace(0, 2 * np.pi, 8000, endpoint=False)
+    u = np.array([np.cos(angle_rad), np.sin(angle_rad)])
+    v = np.array([-u[1], u[0]])
+    pts = (np.array([cx, cy])[:, None] + a * np.cos(t) * u[:, None] + b * np.sin(t) * v[:, None])
+    xs, ys = np.rint(pts).astype(int)
+    keep = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
+    img = np.zeros((h, w), dtype=np.uint8)
+    img[ys[keep], xs[keep]] = 255
+    return img
+
+
+def data_params(raw_dir, **overrides) -> dict:
+    """A params ``data`` section for tests (defaults as in params.yaml)."""
+    data = {
+        "raw_dir": str(raw_dir),
+        "label_source": "csv",
+        "landmarks_csv": "landmarks.csv",
+        "columns": {"image": "image_name", "frame": "frame", **{c: c for c in COORD_COLUMNS}},
+        "annotation_pattern": "annotations/{stem}_Annotation.png",
+        "pixel_size_csv": "",
+        "pixel_size_columns": {"image": "filename", "spacing": "pixel size(mm)"},
+        "default_spacing_mm": 0,
+        "subject_pattern": r"^(?P<subject>[A-Za-z]*\d+)",
+        "on_bad_input": "fail",
+    }
+    data.update(overrides)
+    return data
+
+
+def write_table(path, rows, header=("image_name", "frame") + COORD_COLUMNS) -> Path:
+    """Write a landmark CSV from a list of row tuples (values written as given)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(header)] + [",".join(str(v) for v in r) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path

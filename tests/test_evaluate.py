@@ -1,0 +1,284 @@
+import json
+import sys
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fhbiometry import evaluate as ev
+from fhbiometry.codec import Codec
+from fhbiometry.geometry import COORD_COLUMNS, ellipse_landmarks
+from fhbiometry.store import save_npz
+
+POINTS = np.array([[10.0, 20.0], [50.0, 20.0], [30.0, 5.0], [30.0, 35.0]])  # OFD 40 px, BPD 30 px
+THRESHOLDS = [0.5, 1.0, 2.0]
+
+
+def fake_split(n=6, size=64, seed=0):
+    """A small contract-5 test split made with the Codec (ellipse rings on noise)."""
+    rng = np.random.default_rng(seed)
+    codec = Codec(input_size=size, stride=4, sigma=1.5)
+    out = {k: [] for k in ("image", "points", "heatmaps", "transform", "points_orig", "points_ref",
+                           "spacing_mm", "width", "height", "frame_id", "subject_id")}
+    for i in range(n):
+        w, h = int(rng.integers(80, 121)), int(rng.integers(60, 101))
+        a, b = rng.uniform(0.3, 0.4) * w, rng.uniform(0.2, 0.3) * h
+        pts = ellipse_landmarks(w / 2 + rng.uniform(-3, 3), h / 2 + rng.uniform(-3, 3), a, b,
+                                rng.uniform(-0.3, 0.3))
+        yy, xx = np.mgrid[:h, :w]
+        r = ((xx - w / 2) / a) ** 2 + ((yy - h / 2) / b) ** 2
+        frame = (rng.uniform(0, 40, (h, w)) + 200 * (np.abs(r - 1) < 0.15)).astype(np.uint8)
+        image, t = codec.image_to_input(frame)
+        p_in = codec.to_input(pts, t)
+        out["image"].append(image)
+        out["points"].append(p_in.astype(np.float32))
+        out["heatmaps"].append(codec.encode_heatmaps(p_in).astype(np.float16))
+        out["transform"].append(t)
+        out["points_orig"].append(pts)
+        out["points_ref"].append(pts + 0.5 if i < 2 else np.full((4, 2), np.nan))
+        out["spacing_mm"].append(rng.uniform(0.1, 0.3))
+        out["width"].append(w)
+        out["height"].append(h)
+        out["frame_id"].append(f"s{i // 2:02d}_f{i:02d}")
+        out["subject_id"].append(f"s{i // 2:02d}")
+    data = {k: np.asarray(v) for k, v in out.items()}
+    data["frame_id"] = data["frame_id"].astype("U")
+    data["subject_id"] = data["subject_id"].astype("U")
+    data["label_ok"] = np.arange(n) != n - 1  # the last frame failed QC
+    data["use_for_training"] = data["label_ok"].copy()
+    return data, codec
+
+
+# ---- pure metric functions ------------------------------------------------------------------
+def test_constant_offset_of_one_mm():
+    spacing = np.array([0.5, 0.25])
+    true = np.stack([POINTS, POINTS])
+    pred = true.copy()
+    pred[0, :, 0] += 2.0  # 2 px * 0.5 mm = 1 mm
+    pred[1, :, 1] -= 4.0  # 4 px * 0.25 mm = 1 mm
+    m = ev.compute_metrics(pred, true, spacing, THRESHOLDS)
+    assert m["n"] == 2
+    assert m["mre_mm"] == pytest.approx(1.0) and m["mre_mm_median"] == pytest.approx(1.0)
+    assert m["mre_mm_max"] == pytest.approx(1.0)
+    assert m["mre_px"] == pytest.approx(3.0) and m["mre_px_max"] == pytest.approx(4.0)
+    assert all(v == pytest.approx(1.0) for v in m["landmark_mre_mm"].values())
+    assert m["success_rate"] == {"within_0p5mm": 0.0, "within_1mm": 1.0, "within_2mm": 1.0}
+    # a pure translation leaves both diameters exact
+    for d in ("bpd", "ofd"):
+        assert m[d]["mae_mm"] == pytest.approx(0.0) and m[d]["bias_mm"] == pytest.approx(0.0)
+
+
+def test_swapped_pair_ends_give_zero_error():
+    swapped = POINTS[[1, 0, 3, 2]]
+    err = ev.radial_errors(swapped[None], POINTS[None])
+    assert np.allclose(err, 0.0)
+    m = ev.compute_metrics(swapped[None], POINTS[None], [0.2], THRESHOLDS)
+    assert m["mre_mm"] == pytest.approx(0.0) and m["success_rate"]["within_0p5mm"] == 1.0
+
+
+def test_diameter_error_sign_and_scale():
+    pred = POINTS.copy()
+    pred[3, 1] += 2.0  # BPD 2 px longer; OFD unchanged
+    m = ev.compute_metrics(pred[None], POINTS[None], [0.5], THRESHOLDS)
+    assert m["bpd"]["mae_mm"] == pytest.approx(1.0) and m["bpd"]["bias_mm"] == pytest.approx(1.0)
+    assert m["ofd"]["mae_mm"] == pytest.approx(0.0)
+    # one landmark 1 mm off, three exact
+    assert m["mre_mm"] == pytest.approx(0.25) and m["landmark_mre_mm"]["bpd_2"] == pytest.approx(1.0)
+    assert m["success_rate"]["within_0p5mm"] == pytest.approx(0.75)
+
+
+def test_bland_altman_known_sample():
+    true = np.array([10.0, 20.0, 30.0, 40.0, 50.0])
+    pred = true + np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    ba = ev.bland_altman(pred, true)
+    sd = np.sqrt(2.5)
+    assert ba["bias"] == pytest.approx(3.0) and ba["sd"] == pytest.approx(sd)
+    assert ba["loa_low"] == pytest.approx(3.0 - 1.96 * sd)
+    assert ba["loa_high"] == pytest.approx(3.0 + 1.96 * sd)
+    assert np.isnan(ev.bland_altman([1.0], [0.0])["sd"])  # one value: no spread
+
+
+def test_summary_stats_known_values_and_nan():
+    s = ev.summary_stats([1.0, 2.0, 3.0, 4.0, 100.0, np.nan])
+    assert s["mean"] == pytest.approx(22.0) and s["median"] == pytest.approx(3.0)
+    assert s["p95"] == pytest.approx(80.8) and s["max"] == pytest.approx(100.0)
+    assert s["std"] == pytest.approx(np.std([1, 2, 3, 4, 100], ddof=1))
+    assert all(np.isnan(v) for v in ev.summary_stats([]).values())
+
+
+def test_diameter_metrics_stats():
+    d = ev.diameter_metrics([11.0, 18.0, 33.0, 40.0], [10.0, 20.0, 30.0, 40.0])
+    assert d["mae_mm"] == pytest.approx(1.5) and d["max_mm"] == pytest.approx(3.0)
+    assert d["bias_mm"] == pytest.approx(0.5) and d["median_mm"] == pytest.approx(1.5)
+
+
+def test_threshold_keys():
+    assert ev.threshold_key(2.0) == "within_2mm"
+    assert ev.threshold_key(2.5) == "within_2p5mm"
+
+
+def test_mean_shape_floor_maps_through_each_transform():
+    codec = Codec(input_size=64)
+    t = np.stack([codec.transform(120, 80), codec.transform(80, 120)])
+    mean_in = codec.to_input(POINTS, t[0])
+    floor = ev.mean_shape_points(mean_in, t)
+    assert floor.shape == (2, 4, 2)
+    assert np.allclose(floor[0], POINTS)  # frame 0 is exactly at the mean
+    assert np.allclose(codec.to_input(floor[1], t[1]), mean_in)  # same input position in frame 1
+    with pytest.raises(ValueError):
+        ev.mean_shape_points(np.zeros((4, 3)), t)
+
+
+def test_predictions_table_and_mask():
+    data, _ = fake_split(n=4)
+    data["points_orig"][1, 0, 0] = np.nan
+    pred = data["points_orig"].copy()
+    pred[..., 0] += 1.0 / data["spacing_mm"][:, None]  # 1 mm to the right
+    df = ev.predictions_table(data, pred)
+    assert list(df.columns[:4]) == ["frame_id", "subject_id", "spacing_mm", "label_ok"]
+    assert [c for c in df.columns if c.startswith("true_") and c.count("_") == 3][:8] == \
+        [f"true_{c}" for c in COORD_COLUMNS]
+    assert "pred_bpd_2_y" in df.columns and "err_ofd_1_mm" in df.columns
+    ok = [0, 2]  # 1 has a NaN point, 3 failed QC
+    assert np.allclose(df.loc[ok, "mre_mm"], 1.0) and np.allclose(df.loc[ok, "err_bpd_mm"], 0.0)
+    assert np.isnan(df.loc[1, "mre_mm"])
+    assert ev.evaluable_mask(data).tolist() == [True, False, True, False]
+
+
+# ---- evaluate_model with a stand-in inference module (an oracle) -----------------------------
+class Oracle:
+    """Returns the true input points of whichever test image it is given."""
+
+    def __init__(self, data, codec, offset=0.0):
+        self.data, self.codec, self.offset = data, codec, offset
+
+    def lookup(self, images):
+        idx = [int(np.flatnonzero((self.data["image"] == im).all(axis=(1, 2)))[0]) for im in images]
+        return np.asarray(self.data["points"][idx], np.float64) + self.offset, idx
+
+
+@pytest.fixture
+def oracle_modules(monkeypatch):
+    def predict(model, ckpt, images, batch_size=32, decode=None, return_heatmaps=False):
+        pts, idx = model.lookup(images)
+        hm = None
+        if ckpt["kind"] == "heatmap":
+            hm = np.stack([model.codec.encode_heatmaps(p) for p in pts])
+            pts = model.codec.decode_heatmaps(hm, decode)[0]
+        return {"points": pts, "heatmaps": hm if return_heatmaps else None, "peak": None}
+
+    inference = types.SimpleNamespace(predict=predict)
+    models = types.SimpleNamespace(count_parameters=lambda m: 123)
+    monkeypatch.setitem(sys.modules, "fhbiometry.inference", inference)
+    monkeypatch.setitem(sys.modules, "fhbiometry.models", models)
+
+
+@pytest.mark.parametrize("kind", ["regression", "heatmap"])
+def test_evaluate_model_oracle(oracle_modules, kind):
+    data, codec = fake_split(n=6)
+    ckpt = {"kind": kind, "arch": "x", "codec": codec.to_dict(), "best_epoch": 3,
+            "train_mean_points": data["points"][:5].astype(np.float64).mean(0)}
+    metrics, table = ev.evaluate_model(Oracle(data, codec), ckpt, data, THRESHOLDS, "quadratic",
+                                       timing_frames=4)
+    assert metrics["n_test"] == 6 and metrics["n_evaluated"] == 5 and metrics["n_excluded"] == 1
+    assert metrics["n_params"] == 123 and len(table) == 6
+    tol = 0.05 if kind == "heatmap" else 1e-6  # quadratic decoding of a float32 Gaussian
+    assert metrics["mre_mm"] < tol and metrics["bpd"]["mae_mm"] < 2 * tol
+    assert metrics["floor"]["mre_mm"] > 0.5  # the mean shape is far from every frame
+    assert metrics["floor"]["n"] == 5
+    # points_ref = truth + 0.5 px on frames 0 and 1
+    assert metrics["vs_reference"]["n"] == 2
+    assert metrics["vs_reference"]["mre_px"] == pytest.approx(np.sqrt(0.5), abs=tol / 0.1)
+    assert metrics["timing"]["frames"] == 4 and metrics["timing"]["cpu_ms_per_frame"] >= 0
+    if kind == "heatmap":
+        assert set(metrics["decode"]) == {"argmax", "quadratic", "soft_argmax"}
+        assert metrics["decode"]["quadratic"]["mre_mm"] == pytest.approx(metrics["mre_mm"])
+        assert metrics["decode"]["argmax"]["mre_mm"] > metrics["decode"]["quadratic"]["mre_mm"]
+    else:
+        assert "decode" not in metrics
+
+
+def test_evaluate_model_offset_in_input_pixels(oracle_modules):
+    data, codec = fake_split(n=5)
+    ckpt = {"kind": "regression", "arch": "x", "codec": codec.to_dict(),
+            "train_mean_points": data["points"][0].astype(np.float64)}
+    metrics, table = ev.evaluate_model(Oracle(data, codec, offset=np.array([1.0, 0.0])), ckpt, data,
+                                       THRESHOLDS, "quadratic")
+    # 1 input px to the right = 1/sx original px = spacing/sx mm
+    expected = data["spacing_mm"] / data["transform"][:, 0]
+    assert np.allclose(table["mre_mm"], expected)
+    assert metrics["mre_mm"] == pytest.approx(expected[:4].mean())
+    assert "timing" not in metrics
+
+
+def test_check_checkpoint_messages():
+    data, codec = fake_split(n=2)
+    ckpt = {"arch": "resnet18", "kind": "heatmap", "input_size": 64, "train_mean_points": np.zeros((4, 2))}
+    ev.check_checkpoint(ckpt, {"arch": "resnet18", "kind": "heatmap"}, data, "heatmap", "models/heatmap.pt")
+    with pytest.raises(ValueError, match=r"models/heatmap.pt.*dvc repro train@heatmap"):
+        ev.check_checkpoint(ckpt, {"arch": "resnet34", "kind": "heatmap"}, data, "heatmap",
+                            "models/heatmap.pt")
+    with pytest.raises(ValueError, match="input_size"):
+        ev.check_checkpoint({**ckpt, "input_size": 128}, {}, data, "heatmap", "models/heatmap.pt")
+
+
+# ---- end to end with the real model code ----------------------------------------------------
+def tiny_params(name, arch, kind, timing_frames=2):
+    return {"seed": 0, "threads": 1,
+            "codec": {"input_size": 64, "stride": 4, "sigma": 1.5, "decode": "quadratic"},
+            "models": {name: {"arch": arch, "kind": kind}},
+            "evaluate": {"thresholds_mm": [2.0, 4.0], "timing_frames": timing_frames}}
+
+
+def make_checkpoint(path, arch, kind, data, codec):
+    """A tiny untrained checkpoint with the contract-6 keys."""
+    torch = pytest.importorskip("torch")
+    models = pytest.importorskip("fhbiometry.models")
+    torch.manual_seed(0)
+    model = models.build_model(arch, kind, num_landmarks=4, head_channels=16, stride=codec.stride)
+    ckpt = {"arch": arch, "kind": kind, "state_dict": model.state_dict(), "codec": codec.to_dict(),
+            "landmarks": ["ofd_1", "ofd_2", "bpd_1", "bpd_2"], "input_size": codec.input_size,
+            "head_channels": 16, "stride": codec.stride, "data_hash": "test",
+            "model_params": models.count_parameters(model), "best_epoch": 0, "best_val_mre_mm": 1.0,
+            "train_mean_points": data["points"].astype(np.float64).mean(0)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, path)
+
+
+@pytest.mark.parametrize("arch,kind", [("resnet18", "regression"), ("resnet18", "heatmap")])
+def test_run_end_to_end_real_model(tmp_path, arch, kind):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("fhbiometry.inference", reason="fhbiometry.inference not written yet")
+    torch.set_num_threads(1)
+    data, codec = fake_split(n=5)
+    save_npz(tmp_path / "data/prepared/test.npz", data)
+    make_checkpoint(tmp_path / "models/m.pt", arch, kind, data, codec)
+    params = tiny_params("m", arch, kind)
+    metrics = ev.run(params, "m", root=tmp_path)
+    written = json.loads((tmp_path / "metrics/eval/m.json").read_text())
+    assert written["n_test"] == 5 and written["n_excluded"] == 1 and written["model"] == "m"
+    assert written["mre_mm"] > 0 and written["floor"]["mre_mm"] > 0
+    assert written["timing"]["frames"] == 2 and metrics["n_params"] > 0
+    assert ("decode" in written) == (kind == "heatmap")
+    csv1 = (tmp_path / "results/m/predictions.csv").read_bytes()
+    df = pd.read_csv(tmp_path / "results/m/predictions.csv")
+    assert len(df) == 5 and "pred_bpd_2_y" in df.columns
+    # deterministic apart from the timing block
+    ev.run(params, "m", root=tmp_path)
+    again = json.loads((tmp_path / "metrics/eval/m.json").read_text())
+    written.pop("timing"), again.pop("timing")
+    assert again == written
+    assert (tmp_path / "results/m/predictions.csv").read_bytes() == csv1
+
+
+def test_run_missing_checkpoint_names_file(tmp_path):
+    data, _ = fake_split(n=2)
+    save_npz(tmp_path / "data/prepared/test.npz", data)
+    with pytest.raises(FileNotFoundError, match=r"models/m.pt.*dvc repro train@m"):
+        ev.run(tiny_params("m", "resnet18", "regression"), "m", root=tmp_path)
+
+
+def test_run_unknown_model_is_a_param_error(tmp_path):
+    with pytest.raises(ev.ParamError, match="no entry 'nope'"):
+        ev.run(tiny_params("m", "resnet18", "regression"), "nope", root=tmp_path)

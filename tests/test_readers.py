@@ -1,0 +1,250 @@
+"""Tests for fhbiometry.readers: frames from DICOM / video / stills, spacing, subject ids."""
+import logging
+
+import numpy as np
+import pytest
+
+from fhbiometry import readers as rd
+from fhbiometry.params import ParamError
+from fixtures_io import gradient, write_dicom, write_image, write_json, write_video
+
+PATTERN = r"^(?P<subject>[A-Za-z]*\d+)"
+
+
+def frames(n=3, h=24, w=32):
+    return np.stack([gradient(h, w, offset=i) for i in range(n)])
+
+
+# ----------------------------------------------------------------------------- DICOM
+
+def test_multi_frame_dicom(tmp_path):
+    data = frames(4)
+    path = write_dicom(tmp_path / "sub001_cine.dcm", data, spacing=(0.25, 0.25), patient_id="P001")
+    out = rd.read_file(path)
+    assert out.multi_frame and out.frames.dtype == np.uint8
+    np.testing.assert_array_equal(out.frames, data)
+    assert out.spacing_mm == pytest.approx(0.25)
+    assert out.spacing_source == "dicom:PixelSpacing"
+    assert out.patient_id == "P001"
+    assert rd.frame_ids("sub001_cine", 4, out.multi_frame) == [
+        "sub001_cine_f000", "sub001_cine_f001", "sub001_cine_f002", "sub001_cine_f003"]
+
+
+def test_single_frame_dicom(tmp_path):
+    data = frames(1)
+    path = write_dicom(tmp_path / "one.dicom", data)
+    out = rd.read_file(path)
+    assert not out.multi_frame and out.frames.shape == (1, 24, 32)
+    np.testing.assert_array_equal(out.frames[0], data[0])
+    assert rd.frame_ids("one", 1, out.multi_frame) == ["one"]
+
+
+def test_16bit_dicom_rescaled_with_note(tmp_path, caplog):
+    data = (frames(2).astype(np.uint16) * 16)  # 12-bit-like values
+    path = write_dicom(tmp_path / "deep.dcm", data, bits=16)
+    with caplog.at_level(logging.INFO, logger="fhbiometry.readers"):
+        out = rd.read_dicom(path)
+    assert out.frames.dtype == np.uint8
+    assert out.frames.min() == 0 and out.frames.max() == 255
+    assert "rescaled" in caplog.text
+    # one mapping for the whole file: order of values is kept across frames
+    lo, hi = data.min(), data.max()
+    expected = np.rint((data - lo) * 255.0 / (hi - lo)).astype(np.uint8)
+    np.testing.assert_array_equal(out.frames, expected)
+
+
+@pytest.mark.parametrize("photometric", ["RGB", "YBR_FULL"])
+def test_colour_dicom_to_gray(tmp_path, photometric):
+    rgb = np.zeros((1, 8, 10, 3), dtype=np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 50
+    if photometric == "YBR_FULL":  # store the same colour as YCbCr (full range)
+        y = 0.299 * 200 + 0.587 * 100 + 0.114 * 50
+        stored = np.empty_like(rgb)
+        stored[..., 0] = round(y)
+        stored[..., 1] = round(128 + (-0.168736 * 200 - 0.331264 * 100 + 0.5 * 50))
+        stored[..., 2] = round(128 + (0.5 * 200 - 0.418688 * 100 - 0.081312 * 50))
+    else:
+        stored = rgb
+    path = write_dicom(tmp_path / "colour.dcm", stored, photometric=photometric)
+    out = rd.read_dicom(path)
+    assert out.frames.shape == (1, 8, 10)
+    assert np.all(np.abs(out.frames.astype(int) - 124) <= 1)  # 0.299*200+0.587*100+0.114*50
+
+
+def test_dicom_spacing_sources(tmp_path):
+    p = write_dicom(tmp_path / "a.dcm", frames(1), spacing=None, regions=(0.015, 0.015))
+    assert rd.read_dicom(p).spacing_mm == pytest.approx(0.15)
+    assert rd.read_dicom(p).spacing_source == "dicom:PhysicalDeltaX"
+    p = write_dicom(tmp_path / "b.dcm", frames(1), spacing=None, imager_spacing=(0.3, 0.3))
+    assert (rd.read_dicom(p).spacing_mm, rd.read_dicom(p).spacing_source) == (
+        pytest.approx(0.3), "dicom:ImagerPixelSpacing")
+    p = write_dicom(tmp_path / "c.dcm", frames(1), spacing=(0.2, 0.2), regions=(0.05, 0.05))
+    assert rd.read_dicom(p).spacing_mm == pytest.approx(0.2)  # PixelSpacing wins
+    p = write_dicom(tmp_path / "d.dcm", frames(1), spacing=None)
+    assert rd.read_dicom(p).spacing_mm is None
+
+
+def test_non_square_dicom_spacing_uses_column_and_warns(tmp_path, caplog):
+    p = write_dicom(tmp_path / "ns.dcm", frames(1), spacing=(0.3, 0.2))  # (row, column)
+    with caplog.at_level(logging.WARNING):
+        out = rd.read_dicom(p)
+    assert out.spacing_mm == pytest.approx(0.2)
+    assert "non-square" in caplog.text
+
+
+def test_dicom_without_pixel_data(tmp_path):
+    p = write_dicom(tmp_path / "report.dcm", frames(1), pixel_data=False)
+    with pytest.raises(rd.InputError, match=r"report\.dcm.*no pixel data.*Fix"):
+        rd.read_file(p)
+
+
+def test_unreadable_dicom(tmp_path):
+    p = tmp_path / "junk.dcm"
+    p.write_bytes(b"not a dicom file at all" * 10)
+    with pytest.raises(rd.InputError, match=r"junk\.dcm"):
+        rd.read_file(p)
+
+
+# ----------------------------------------------------------------------------- video
+
+@pytest.mark.parametrize("name,codec", [("clip.mp4", "libx264"), ("clip.avi", "ffv1"),
+                                        ("clip.mov", "libx264")])
+def test_video_frames(tmp_path, name, codec):
+    data = frames(5)
+    p = write_video(tmp_path / name, data, codec=codec)
+    out = rd.read_file(p)
+    assert out.multi_frame and out.frames.shape == (5, 24, 32) and out.frames.dtype == np.uint8
+    assert np.abs(out.frames.astype(int) - data).max() <= 2
+    assert out.spacing_mm is None
+
+
+def test_undecodable_video(tmp_path):
+    p = tmp_path / "broken.mp4"
+    p.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    with pytest.raises(rd.InputError, match=r"broken\.mp4.*cannot be decoded|broken\.mp4.*no "):
+        rd.read_file(p)
+
+
+# ----------------------------------------------------------------------------- stills
+
+def test_png_gray_and_rgb(tmp_path):
+    g = gradient()
+    out = rd.read_file(write_image(tmp_path / "g.png", g))
+    assert not out.multi_frame
+    np.testing.assert_array_equal(out.frames[0], g)
+    rgb = np.zeros((6, 7, 3), dtype=np.uint8)
+    rgb[..., 1] = 255
+    out = rd.read_file(write_image(tmp_path / "c.png", rgb))
+    assert out.frames.shape == (1, 6, 7)
+    assert np.all(out.frames == 150)  # 0.587 * 255 = 149.7
+
+
+def test_16bit_png_rescaled(tmp_path):
+    from PIL import Image
+
+    arr = (gradient().astype(np.uint16) * 100)
+    p = tmp_path / "deep.png"
+    Image.fromarray(arr).save(p)
+    out = rd.read_file(p)
+    assert out.frames.dtype == np.uint8 and out.frames.max() == 255 and out.frames.min() == 0
+
+
+def test_jpeg_and_bmp(tmp_path):
+    g = gradient()
+    for name in ("a.jpg", "b.bmp", "c.tif"):
+        out = rd.read_file(write_image(tmp_path / name, g))
+        assert out.frames.shape == (1, 24, 32)
+        assert np.abs(out.frames[0].astype(int) - g).max() <= (10 if name.endswith("jpg") else 0)
+
+
+def test_unreadable_png(tmp_path):
+    p = tmp_path / "bad.png"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"broken")
+    with pytest.raises(rd.InputError, match=r"bad\.png.*cannot read image"):
+        rd.read_file(p)
+
+
+# ----------------------------------------------------------------------------- discovery
+
+def test_find_inputs_skips_and_sorts(tmp_path):
+    g = gradient()
+    write_image(tmp_path / "b" / "002_HC.png", g)
+    write_image(tmp_path / "a" / "001_HC.png", g)
+    write_image(tmp_path / "a" / "001_HC_Annotation.png", g)
+    write_image(tmp_path / "annotations" / "whatever.png", g)
+    write_json(tmp_path / "a" / "001_HC.json", {"pixel_spacing_mm": 0.1})
+    (tmp_path / "labels.csv").write_text("x\n")
+    (tmp_path / "notes.md").write_text("x\n")
+    write_dicom(tmp_path / "c" / "cine.dcm", frames(2))
+    found = rd.find_inputs(tmp_path, "annotations/{stem}_Annotation.png")
+    rels = [p.relative_to(tmp_path).as_posix() for p in found]
+    assert rels == ["a/001_HC.png", "b/002_HC.png", "c/cine.dcm"]
+
+
+def test_find_inputs_duplicate_names(tmp_path):
+    write_image(tmp_path / "x" / "001_HC.png", gradient())
+    write_image(tmp_path / "y" / "001_HC.png", gradient())
+    with pytest.raises(rd.InputError, match=r"001_HC.*same file name.*rename"):
+        rd.find_inputs(tmp_path)
+
+
+def test_find_inputs_missing_dir(tmp_path):
+    with pytest.raises(rd.InputError, match=r"nope.*does not exist.*data.raw_dir"):
+        rd.find_inputs(tmp_path / "nope")
+
+
+# ----------------------------------------------------------------------------- spacing tables
+
+def test_sidecar(tmp_path):
+    img = write_image(tmp_path / "v.png", gradient())
+    assert rd.read_sidecar(img) == {}
+    write_json(tmp_path / "v.json", {"pixel_spacing_mm": 0.3, "subject_id": "S9"})
+    assert rd.read_sidecar(img) == {"pixel_spacing_mm": 0.3, "subject_id": "S9"}
+    write_json(tmp_path / "v.json", {"pixel_spacing_mm": "abc"})
+    with pytest.raises(rd.InputError, match=r"v\.json.*pixel_spacing_mm"):
+        rd.read_sidecar(img)
+    (tmp_path / "v.json").write_text("{not json")
+    with pytest.raises(rd.InputError, match=r"v\.json.*not valid JSON"):
+        rd.read_sidecar(img)
+
+
+def test_pixel_size_table(tmp_path):
+    p = tmp_path / "ps.csv"
+    p.write_text("filename,pixel size(mm),head circumference (mm)\n000_HC.png,0.069,44\n"
+                 "001_HC.png,0.09,50\n")
+    table = rd.read_pixel_size_table(p, {"image": "filename", "spacing": "pixel size(mm)"})
+    assert table == {"000_HC.png": 0.069, "001_HC.png": 0.09}
+    assert rd.lookup_by_name(table, "images/001_HC.png") == 0.09
+    assert rd.lookup_by_name(table, "images/002_HC.png") is None
+    with pytest.raises(rd.InputError, match=r"ps\.csv.*missing column.*pixel_size_columns"):
+        rd.read_pixel_size_table(p, {"image": "name", "spacing": "pixel size(mm)"})
+    p.write_text("filename,pixel size(mm)\n000_HC.png,zero\n")
+    with pytest.raises(rd.InputError, match=r"ps\.csv, row 2: column 'pixel size\(mm\)'"):
+        rd.read_pixel_size_table(p, {"image": "filename", "spacing": "pixel size(mm)"})
+
+
+# ----------------------------------------------------------------------------- subjects
+
+@pytest.mark.parametrize("stem,subject", [("014_HC", "014"), ("014_2HC", "014"), ("014_3HC", "014"),
+                                          ("sub014_2HC", "sub014"), ("sub007_cine", "sub007")])
+def test_subject_from_stem(stem, subject):
+    assert rd.subject_id(stem, PATTERN) == subject
+
+
+def test_subject_precedence(caplog):
+    assert rd.subject_id("sub014_2HC", PATTERN, patient_id="PAT-9") == "PAT-9"
+    assert rd.subject_id("sub014_2HC", PATTERN, patient_id=" ", sidecar_id="S3") == "S3"
+    with caplog.at_level(logging.WARNING):
+        assert rd.subject_id("scan_a", PATTERN) == "scan_a"
+    assert "does not match" in caplog.text
+
+
+def test_subject_pattern_needs_group():
+    with pytest.raises(ParamError, match="subject_pattern.*named group"):
+        rd.compile_subject_pattern(r"^\d+")
+
+
+def test_dicom_patient_id_used_as_subject(tmp_path):
+    p = write_dicom(tmp_path / "sub001_x.dcm", frames(2), patient_id="HOSP-42")
+    out = rd.read_dicom(p)
+    assert rd.subject_id(p.stem, PATTERN, out.patient_id) == "HOSP-42"

@@ -1,0 +1,338 @@
+import copy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fhbiometry import train
+from fhbiometry.codec import Codec
+from fhbiometry.geometry import LANDMARKS, ellipse_landmarks
+from fhbiometry.inference import load_checkpoint, predict
+from fhbiometry.params import ParamError
+from fhbiometry.store import save_npz
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 64
+AUGMENT = {"enabled": True, "rotation_deg": 10, "scale": [0.9, 1.1], "shift": 0.05, "hflip": 0.5,
+           "vflip": 0.0, "contrast": 0.2, "blur": 0.2, "speckle": 0.2}
+
+
+@pytest.fixture(autouse=True)
+def one_thread_outside_any_repo(tmp_path, monkeypatch):
+    """One torch thread; run from a temporary folder so DVCLive does not inspect the working repo."""
+    torch.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)
+
+
+def tiny_params(**model):
+    """Params for tiny runs: 64 px inputs, 2 epochs of batch 4; ``model`` overrides models.m."""
+    return {
+        "seed": 7, "threads": 1,
+        "codec": {"input_size": SIZE, "resize": "letterbox", "stride": 4, "sigma": 1.5, "peak": 1.0,
+                  "decode": "quadratic", "canonical_order": True},
+        "train": {"epochs": 2, "batch_size": 4, "lr": 0.001, "schedule": "cosine", "warmup_epochs": 1,
+                  "weight_decay": 0.0001, "optimizer": "adamw", "loss": "smooth_l1",
+                  "pair_invariant_loss": True, "heatmap_loss_weight": 1.0, "foreground_weight": 10.0,
+                  "pretrained": "", "augment": dict(AUGMENT)},
+        "models": {"m": {"arch": "resnet18", "kind": "regression", **model}},
+    }
+
+
+def fake_prepared(n, seed=0, width=80, height=64, codec=None):
+    """Contract-5 arrays: a bright elliptical ring on noise at a random position and angle."""
+    codec = codec or Codec(input_size=SIZE, stride=4, sigma=1.5)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width]
+    rows = []
+    for i in range(n):
+        a = rng.uniform(0.28, 0.36) * height
+        b = a * rng.uniform(0.7, 0.9)
+        cx, cy = rng.uniform(0.4, 0.6) * width, rng.uniform(0.42, 0.58) * height
+        angle = rng.uniform(-0.5, 0.5)
+        pts = ellipse_landmarks(cx, cy, a, b, angle)
+        u, v = xx - cx, yy - cy
+        r = np.hypot((u * np.cos(angle) + v * np.sin(angle)) / a, (-u * np.sin(angle) + v * np.cos(angle)) / b)
+        frame = np.clip(rng.uniform(0, 50, (height, width)) + 190 * (np.abs(r - 1) < 0.08), 0, 255)
+        image, t = codec.image_to_input(frame.astype(np.uint8))
+        p_in = codec.to_input(pts, t)
+        rows.append(dict(image=image, points=p_in.astype(np.float32),
+                         heatmaps=codec.encode_heatmaps(p_in).astype(np.float16), transform=t,
+                         points_orig=pts, points_ref=np.full((4, 2), np.nan), spacing_mm=rng.uniform(0.1, 0.3),
+                         width=width, height=height, frame_id=f"f{seed}_{i:03d}", subject_id=f"s{i // 3}"))
+    data = {k: np.asarray([r[k] for r in rows]) for k in rows[0]}
+    data["frame_id"] = data["frame_id"].astype("U")
+    data["subject_id"] = data["subject_id"].astype("U")
+    data["label_ok"] = np.ones(n, bool)
+    data["use_for_training"] = np.ones(n, bool)
+    return data
+
+
+def write_prepared(root, n_train=12, n_val=4):
+    train_data = fake_prepared(n_train, seed=1)
+    train_data["use_for_training"][-1] = False  # a QC-excluded frame
+    val = fake_prepared(n_val, seed=2)
+    val["label_ok"][-1] = False
+    save_npz(Path(root) / "data/prepared/train.npz", train_data)
+    save_npz(Path(root) / "data/prepared/val.npz", val)
+    return train_data, val
+
+
+# ---- params ---------------------------------------------------------------------------------
+def test_model_config_merges_defaults_and_augment_key_by_key():
+    params = tiny_params(epochs=5, lr=0.01, augment={"hflip": 0.0}, head_channels=32)
+    cfg = train.model_config(params, "m")
+    assert cfg["epochs"] == 5 and cfg["lr"] == 0.01 and cfg["batch_size"] == 4
+    assert cfg["augment"]["hflip"] == 0.0 and cfg["augment"]["rotation_deg"] == 10.0
+    assert cfg["head_channels"] == 32 and cfg["arch"] == "resnet18"
+    assert params["train"]["augment"]["hflip"] == 0.5  # the input is not modified
+
+
+@pytest.mark.parametrize("model,match", [
+    ({"arch": "vgg"}, r"models\.m\.arch = 'vgg'; choose one of \['alexnet', 'resnet18', 'resnet34'\]"),
+    ({"kind": "points"}, r"models\.m\.kind = 'points'; choose one of \['regression', 'heatmap'\]"),
+    ({"arch": "resnet34", "kind": "heatmap", "loss": "mse"}, r"only implemented with arch \['resnet18'\]"),
+    ({"kind": "heatmap"}, r"for kind heatmap choose one of \['mse'\]"),
+    ({"loss": "huber"}, r"models\.m\.loss = 'huber'.*\['mse', 'l1', 'smooth_l1'\]"),
+    ({"schedule": "linear"}, r"schedule = 'linear'; choose one of \['cosine', 'step', 'constant'\]"),
+    ({"optimizer": "adam"}, r"optimizer = 'adam'; choose one of \['adamw', 'sgd'\]"),
+    ({"epochs": 0}, r"models\.m\.epochs = 0; must be > 0"),
+    ({"batch_size": 2.5}, r"models\.m\.batch_size = 2\.5; give an integer"),
+    ({"lr": -1}, r"models\.m\.lr = -1; must be > 0"),
+    ({"foreground_weight": 0.5}, r"foreground_weight = 0\.5; must be >= 1"),
+    ({"pair_invariant_loss": "yes"}, r"pair_invariant_loss = 'yes'; choose true or false"),
+    ({"epoch": 3}, r"models\.m has unknown keys \['epoch'\]"),
+    ({"augment": {"hflip": 2}}, r"models\.m\.augment.*hflip"),
+])
+def test_model_config_errors_name_key_and_choices(model, match):
+    with pytest.raises(ParamError, match=match):
+        train.model_config(tiny_params(**model), "m")
+
+
+@pytest.mark.parametrize("codec,match", [({"input_size": 48}, r"input size 48 must be a positive multiple of 32"),
+                                         ({"decode": "centroid"}, r"codec.decode")])
+def test_codec_params_errors(tmp_path, codec, match):
+    write_prepared(tmp_path, n_train=2, n_val=1)
+    params = tiny_params()
+    params["codec"].update(codec)
+    with pytest.raises(ParamError, match=match):
+        train.run(params, "m", root=tmp_path, progress=False)
+
+
+def test_model_config_unknown_model_and_missing_arch():
+    with pytest.raises(ParamError, match=r"models has no entry 'x' \(choose one of \['m'\]\)"):
+        train.model_config(tiny_params(), "x")
+    params = tiny_params()
+    del params["models"]["m"]["arch"]
+    with pytest.raises(ParamError, match=r"models\.m\.arch is missing"):
+        train.model_config(params, "m")
+
+
+# ---- losses ---------------------------------------------------------------------------------
+def _targets():
+    pts = np.stack([ellipse_landmarks(30, 32, 20, 14, 0.2), ellipse_landmarks(28, 30, 18, 12, -0.3)])
+    return torch.tensor(Codec(input_size=SIZE).normalise(pts).reshape(2, 8), dtype=torch.float32)
+
+
+@pytest.mark.parametrize("loss", ["mse", "l1", "smooth_l1"])
+def test_pair_invariant_loss_ignores_swapped_ends_per_sample(loss):
+    target = _targets()
+    pred = target.reshape(2, 4, 2).clone()
+    pred[0] = pred[0, [1, 0, 2, 3]]  # sample 0: OFD ends swapped
+    pred[1] = pred[1, [0, 1, 3, 2]]  # sample 1: BPD ends swapped
+    pred = pred.reshape(2, 8)
+    assert train.regression_loss(pred, target, loss, pair_invariant=True).item() == pytest.approx(0.0, abs=1e-9)
+    assert train.regression_loss(pred, target, loss, pair_invariant=False).item() > 1e-3
+    # the midpoint of the two ends is not a zero-loss answer
+    mid = target.reshape(2, 4, 2).clone()
+    mid[:, :2] = mid[:, :2].mean(1, keepdim=True)
+    assert train.regression_loss(mid.reshape(2, 8), target, loss, pair_invariant=True).item() > 1e-3
+
+
+def test_regression_loss_values_without_swaps():
+    target = _targets()
+    pred = target + 0.1
+    assert train.regression_loss(pred, target, "mse", False).item() == pytest.approx(0.01, rel=1e-4)
+    assert train.regression_loss(pred, target, "l1", True).item() == pytest.approx(0.1, rel=1e-4)
+    beta = train.SMOOTH_L1_BETA
+    assert train.regression_loss(pred, target, "smooth_l1", True).item() == pytest.approx(0.1 - beta / 2, rel=1e-4)
+    small = target + 0.01  # below beta: quadratic
+    assert train.regression_loss(small, target, "smooth_l1", True).item() == pytest.approx(
+        0.5 * 0.01 ** 2 / beta, rel=1e-3)
+
+
+def test_heatmap_loss_weights_the_foreground():
+    codec = Codec(input_size=SIZE, stride=4, sigma=1.5)
+    target = torch.from_numpy(codec.encode_heatmaps(ellipse_landmarks(30, 32, 20, 14, 0.2))[None])
+    zeros = torch.zeros_like(target)
+    plain = train.heatmap_loss(zeros, target, peak=1.0, foreground_weight=1.0, weight=1.0)
+    assert plain.item() == pytest.approx(F.mse_loss(zeros, target).item(), rel=1e-6)
+    fg = target > 0.1
+    expected = ((10 * fg + ~fg) * target ** 2).mean().item() * 3.0
+    weighted = train.heatmap_loss(zeros, target, peak=1.0, foreground_weight=10.0, weight=3.0)
+    assert weighted.item() == pytest.approx(expected, rel=1e-6) and weighted.item() > 3 * plain.item()
+    assert train.heatmap_loss(target, target).item() == 0.0
+
+
+def test_lr_factor_warmup_cosine_step_constant():
+    f = [train.lr_factor(s, 10, 4, "cosine", 1) for s in range(40)]
+    assert f[:10] == pytest.approx([(s + 1) / 10 for s in range(10)])
+    assert f[10] == pytest.approx(1.0) and f[-1] < 0.01 and all(a >= b for a, b in zip(f[10:], f[11:]))
+    s = [train.lr_factor(k, 10, 4, "step", 0) for k in range(40)]
+    assert s[0] == 1.0 and s[19] == 1.0 and s[20] == pytest.approx(0.1) and s[30] == pytest.approx(0.01)
+    assert {train.lr_factor(k, 10, 4, "constant", 0) for k in range(40)} == {1.0}
+    assert train.lr_factor(0, 5, 1, "cosine", 3) == pytest.approx(0.2)  # warm-up longer than training
+
+
+def test_validation_metrics_in_px_and_mm():
+    val = fake_prepared(3, seed=4)
+    perfect = Codec.to_input(val["points_orig"], val["transform"])
+    m = train.validation_metrics(perfect, val)
+    assert m["mre_px"] == pytest.approx(0, abs=1e-9) and m["bpd_mae_mm"] == pytest.approx(0, abs=1e-9)
+    shifted = Codec.to_original(perfect, val["transform"]) + [2.0, 0.0]  # 2 original px to the right
+    m = train.validation_metrics(Codec.to_input(shifted, val["transform"]), val)
+    assert m["mre_px"] == pytest.approx(2.0) and m["mre_mm"] == pytest.approx(2.0 * val["spacing_mm"].mean())
+    assert m["ofd_mae_mm"] == pytest.approx(0, abs=1e-9)
+
+
+# ---- training runs --------------------------------------------------------------------------
+def test_run_writes_checkpoint_and_dvclive_files(tmp_path):
+    train_data, val = write_prepared(tmp_path)
+    ckpt = train.run(tiny_params(), "m", root=tmp_path, progress=False)
+    path = tmp_path / "models/m.pt"
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    for key in ("arch", "kind", "state_dict", "codec", "landmarks", "input_size", "head_channels", "stride",
+                "data_hash", "model_params", "best_epoch", "best_val_mre_mm", "train_mean_points"):
+        assert key in saved, key
+    assert saved["landmarks"] == list(LANDMARKS) and saved["input_size"] == SIZE
+    assert saved["data_hash"] == train.file_hash(tmp_path / "data/prepared/train.npz")
+    assert saved["best_epoch"] in (0, 1) and saved["best_val_mre_mm"] > 0
+    used = train_data["points"][train_data["use_for_training"]].astype(np.float64)
+    assert np.allclose(saved["train_mean_points"], used.mean(0))
+    assert saved["model_params"]["augment"]["hflip"] == 0.5 and saved["codec"]["input_size"] == SIZE
+    live = tmp_path / "metrics/train/m"
+    files = sorted(str(p.relative_to(live)) for p in live.rglob("*") if p.is_file())
+    assert files == ["metrics.json", "plots/metrics/train/loss.tsv", "plots/metrics/train/lr.tsv",
+                     "plots/metrics/val/bpd_mae_mm.tsv", "plots/metrics/val/mre_mm.tsv",
+                     "plots/metrics/val/mre_px.tsv", "plots/metrics/val/ofd_mae_mm.tsv"]
+    assert not (tmp_path / "dvc.yaml").exists() and not (live / "dvc.yaml").exists()
+    lines = (live / "plots/metrics/val/mre_mm.tsv").read_text().splitlines()
+    assert lines[0] == "step\tmre_mm" and len(lines) == 3
+    best = min(float(line.split("\t")[1]) for line in lines[1:])
+    assert best == pytest.approx(ckpt["best_val_mre_mm"], rel=1e-5)
+    # the checkpoint round-trips through inference
+    model, loaded = load_checkpoint(path, arch="resnet18", kind="regression")
+    out = predict(model, loaded, val["image"], batch_size=3)
+    assert out["points"].shape == (4, 4, 2) and out["points"].dtype == np.float64 and out["heatmaps"] is None
+    again = predict(model, loaded, val["image"], batch_size=1)
+    assert np.allclose(out["points"], again["points"], atol=1e-4)
+
+
+def test_two_runs_give_identical_weights(tmp_path):
+    states = []
+    for run in ("a", "b"):
+        write_prepared(tmp_path / run)
+        states.append(train.run(tiny_params(), "m", root=tmp_path / run, progress=False)["state_dict"])
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert (tmp_path / "a/models/m.pt").read_bytes() == (tmp_path / "b/models/m.pt").read_bytes()
+    for tsv in ("train/loss.tsv", "val/mre_mm.tsv"):
+        assert ((tmp_path / "a/metrics/train/m/plots/metrics" / tsv).read_bytes()
+                == (tmp_path / "b/metrics/train/m/plots/metrics" / tsv).read_bytes())
+    # and a different seed gives different weights
+    params = tiny_params()
+    params["seed"] = 8
+    other = train.run(params, "m", root=tmp_path / "a", progress=False)["state_dict"]
+    assert not all(torch.equal(states[0][k], other[k]) for k in states[0])
+
+
+def test_heatmap_model_trains_and_predicts_heatmaps(tmp_path):
+    _, val = write_prepared(tmp_path, n_train=8, n_val=3)
+    params = tiny_params(kind="heatmap", loss="mse", head_channels=16, epochs=1, optimizer="sgd",
+                         schedule="step")
+    train.run(params, "m", root=tmp_path, progress=False)
+    model, ckpt = load_checkpoint(tmp_path / "models/m.pt")
+    assert ckpt["kind"] == "heatmap" and ckpt["head_channels"] == 16 and ckpt["stride"] == 4
+    out = predict(model, ckpt, val["image"], return_heatmaps=True, decode="argmax")
+    assert out["heatmaps"].shape == (3, 4, 16, 16) and out["heatmaps"].dtype == np.float32
+    assert out["peak"].shape == (3, 4)
+    assert np.allclose((out["points"] - 1.5) % 4, 0)  # argmax decoding: heatmap cell centres
+    peak = (tmp_path / "metrics/train/m/plots/metrics/val/peak.tsv").read_text().splitlines()
+    assert peak[0] == "step\tpeak" and len(peak) == 2
+
+
+def test_best_epoch_is_the_lowest_val_mre_ties_to_the_earlier(tmp_path, monkeypatch):
+    train_data, val = fake_prepared(6, seed=1), fake_prepared(2, seed=2)
+    sequence = iter([3.0, 2.0, 2.0, 5.0])
+    real = train.validation_metrics
+
+    def scripted(pred, data):
+        return {**real(pred, data), "mre_mm": next(sequence)}
+
+    monkeypatch.setattr(train, "validation_metrics", scripted)
+    ckpt = train.train_model(tiny_params(epochs=4, augment={"enabled": False}), "m", train_data, val,
+                             progress=False)
+    assert ckpt["best_epoch"] == 1 and ckpt["best_val_mre_mm"] == 2.0
+
+
+def test_training_needs_validation_frames():
+    val = fake_prepared(2, seed=2)
+    val["label_ok"][:] = False
+    with pytest.raises(ValueError, match="val.npz has no frame with label_ok"):
+        train.train_model(tiny_params(), "m", fake_prepared(4), val, progress=False)
+
+
+def test_data_built_with_another_input_size_is_refused(tmp_path):
+    write_prepared(tmp_path)
+    params = tiny_params()
+    params["codec"]["input_size"] = 96
+    with pytest.raises(ValueError, match=r"train.npz: images are 64 px but codec.input_size is 96"):
+        train.run(params, "m", root=tmp_path, progress=False)
+
+
+# ---- inference errors -----------------------------------------------------------------------
+def test_load_checkpoint_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope.pt does not exist.*dvc repro train@nope"):
+        load_checkpoint(tmp_path / "nope.pt")
+    write_prepared(tmp_path, n_train=4, n_val=2)
+    train.run(tiny_params(epochs=1), "m", root=tmp_path, progress=False)
+    ckpt = torch.load(tmp_path / "models/m.pt", map_location="cpu", weights_only=False)
+    with pytest.raises(ValueError, match=r"m.pt: checkpoint arch is 'resnet18', expected 'alexnet'"):
+        load_checkpoint(tmp_path / "models/m.pt", arch="alexnet")
+    wrong = copy.copy(ckpt)
+    wrong["arch"] = "resnet34"
+    torch.save(wrong, tmp_path / "models/wrong.pt")
+    with pytest.raises(ValueError, match=r"wrong.pt: the weights do not fit a regression resnet34"):
+        load_checkpoint(tmp_path / "models/wrong.pt")
+    torch.save({"state_dict": {}}, tmp_path / "models/other.pt")
+    with pytest.raises(ValueError, match=r"other.pt is not a fhbiometry checkpoint"):
+        load_checkpoint(tmp_path / "models/other.pt")
+
+
+def test_git_repository_without_commits_gives_a_clear_error(tmp_path, monkeypatch):
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "fresh"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    write_prepared(repo, n_train=4, n_val=2)
+    monkeypatch.chdir(repo)
+    with pytest.raises(RuntimeError, match=r"git repository with at least one commit"):
+        train.run(tiny_params(epochs=1), "m", root=repo, progress=False)
+
+
+# ---- the stage ------------------------------------------------------------------------------
+def test_stage_entry_point(tmp_path):
+    import yaml
+
+    write_prepared(tmp_path, n_train=4, n_val=2)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(epochs=1)))
+    done = subprocess.run([sys.executable, str(REPO / "stages/train.py"), "--model", "m"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "train@m: best epoch 1" in done.stdout
+    assert (tmp_path / "models/m.pt").is_file() and (tmp_path / "metrics/train/m/metrics.json").is_file()
