@@ -91,7 +91,7 @@ def test_second_repro_does_nothing_and_param_change_reruns_only_its_model(pipeli
     status = run([sys.executable, "-m", "dvc", "status", "--json"], root, env)
     assert json.loads(status) == {}, status
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["models"]["alexnet"]["lr"] = 0.0001
+    params["models"]["alexnet"]["lr"] = params["models"]["alexnet"].get("lr", 0.001) * 2
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     changed = set(json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], root, env)))
     assert changed == {"train@alexnet", "evaluate@alexnet", "plots"}, changed
