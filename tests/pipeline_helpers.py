@@ -1,0 +1,58 @@
+"""Shared by the end-to-end tests: a temporary copy of the repo and a tiny params profile."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = ("alexnet", "resnet18", "resnet34", "heatmap")
+
+
+def tiny_params(params: dict) -> dict:
+    """Shrink the default profile so the whole pipeline runs in about a minute."""
+    p = json.loads(json.dumps(params))
+    p["synthesize"].update(subjects=8, frames_per_subject=[2, 3], width=160, height=128)
+    p["codec"].update(input_size=64, stride=4, sigma=1.5)
+    p["train"].update(epochs=1, batch_size=8)
+    for cfg in p["models"].values():
+        cfg["epochs"] = 1
+        cfg.pop("head_channels", None)
+    p["models"]["heatmap"]["head_channels"] = 16
+    p["evaluate"]["timing_frames"] = 2
+    p["qc"]["overlay_limit"] = 4
+    return p
+
+
+def copy_repo(dst: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                           cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = REPO / rel
+        if not src.is_file():
+            continue
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+    for lock in [dst / "dvc.lock"]:
+        lock.unlink(missing_ok=True)
+
+
+def run(cmd, cwd, env):
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
+    return res.stdout
+
+
+def dvc_env(root: Path) -> dict:
+    """Environment whose `python` is this interpreter; makes `root` a git repo with one commit."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["DVC_NO_ANALYTICS"] = "1"
+    run(["git", "init", "-q"], root, env)
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], root, env)
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "tiny"], root, env)
+    return env
