@@ -1,22 +1,48 @@
 """Reproduce the default pipeline from scratch and compare its metrics with the committed ones.
 
-    python scripts/check_reproduction.py            # dvc repro --force, then compare with HEAD
+    python scripts/check_reproduction.py             # dvc repro --force, then compare with HEAD
     python scripts/check_reproduction.py --no-repro  # only compare the working tree with HEAD
 
-Every metric is compared exactly (the pipeline is deterministic on CPU for a fixed seed and
-thread count, see README "Determinism"), except wall-clock timings (keys under `timing`), which
-are reported but never compared. Exit status 1 when any metric differs.
+What must hold (README, "Determinism, CI and timings"):
+
+* exactly: every metric of the data stages (metrics/qc.json, metrics/split.json) and, in
+  metrics/eval/*.json, every metric that does not depend on trained weights: frame counts,
+  parameter counts, names, and the mean-shape floor (``floor.*``, computed from the training
+  labels alone);
+* within ``TOLERANCE``: the metrics of the trained models. Training is deterministic on one
+  machine (same params, seed and thread count give the same bytes), but another CPU or BLAS
+  code path rounds differently, and a few hundred optimiser steps amplify the last bit into a
+  different, equally good model. The tolerances are set from the spread measured under such
+  perturbations (``--env`` runs, recorded in the README);
+* always: every model beats the mean-shape floor on BPD and OFD, and the heatmap model by a
+  wide margin (``HEATMAP_MARGIN``).
+
+Wall-clock timings (``timing``) are reported by the pipeline but never compared. Exit status 1
+when anything above fails. Bit-identical metrics are counted and reported.
 """
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 METRIC_GLOBS = ("metrics/qc.json", "metrics/split.json", "metrics/eval/*.json")
-IGNORED_SECTIONS = ("timing",)
+IGNORED = ("timing.*", "best_epoch")
+# metrics/eval keys that do not depend on trained weights: compared exactly
+EXACT_EVAL = ("model", "arch", "model_kind", "decode_mode", "n", "n_params", "n_test", "n_evaluated",
+              "n_excluded", "floor.*", "vs_*.n", "vs_*.floor.*")
+# trained-model metrics: |reproduced - committed| <= max(absolute, relative * |committed|)
+TOLERANCE = {
+    "success_rate.*": (0.15, 0.0),   # shares of landmarks
+    "*.success_rate.*": (0.15, 0.0),
+    "*_px*": (6.0, 0.35),            # pixels of the original image
+    "*": (3.0, 0.35),                # millimetres (errors, bias, limits of agreement)
+}
+HEATMAP_MARGIN = 3.0  # the heatmap model's BPD and OFD MAE must be under floor / this
 
 
 def flatten(obj, prefix=""):
@@ -33,11 +59,40 @@ def committed(path: str, rev: str):
     return json.loads(res.stdout) if res.returncode == 0 else None
 
 
-def compare(rev: str, tolerance: float) -> list[str]:
-    problems = []
+def matches(key: str, patterns) -> bool:
+    return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+
+
+def tolerance(key: str) -> tuple[float, float]:
+    for pattern, tol in TOLERANCE.items():
+        if fnmatch.fnmatchcase(key, pattern):
+            return tol
+    raise KeyError(key)  # unreachable: '*' matches everything
+
+
+def compare_value(path: str, key: str, old, new) -> tuple[str, str | None]:
+    """('identical' | 'close' | 'ignored', problem or None) for one metric."""
+    if matches(key, IGNORED):
+        return "ignored", None
+    if old == new:
+        return "identical", None
+    exact = not path.startswith("metrics/eval/") or matches(key, EXACT_EVAL)
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (old, new))
+    if exact or not numbers:
+        return "exact", f"{path}: {key}: committed {old!r}, reproduced {new!r} (must be identical)"
+    absolute, relative = tolerance(key)
+    allowed = max(absolute, relative * abs(old))
+    if abs(new - old) <= allowed:
+        return "close", None
+    return "close", (f"{path}: {key}: committed {old!r}, reproduced {new!r} (|difference| "
+                     f"{abs(new - old):.4g} > tolerance {allowed:.4g})")
+
+
+def compare(rev: str) -> tuple[list[str], dict]:
+    problems, counts = [], {"identical": 0, "close": 0, "exact": 0, "ignored": 0}
     files = sorted({str(p) for g in METRIC_GLOBS for p in Path().glob(g)})
     if not files:
-        return ["no metrics files found: did `dvc repro` run?"]
+        return ["no metrics files found: did `dvc repro` run?"], counts
     for path in files:
         old = committed(path, rev)
         if old is None:
@@ -46,13 +101,25 @@ def compare(rev: str, tolerance: float) -> list[str]:
         new = flatten(json.loads(Path(path).read_text()))
         old = flatten(old)
         for key in sorted(set(old) | set(new)):
-            if key.split(".")[0] in IGNORED_SECTIONS:
-                continue
-            a, b = old.get(key), new.get(key)
-            same = a == b or (isinstance(a, (int, float)) and isinstance(b, (int, float))
-                              and abs(a - b) <= tolerance)
-            if not same:
-                problems.append(f"{path}: {key}: committed {a!r}, reproduced {b!r}")
+            status, problem = compare_value(path, key, old.get(key), new.get(key))
+            counts[status] += 1
+            if problem:
+                problems.append(problem)
+    return problems, counts
+
+
+def invariants() -> list[str]:
+    """Every model beats the mean-shape floor on BPD and OFD; the heatmap model by a wide margin."""
+    problems = []
+    for path in sorted(Path("metrics/eval").glob("*.json")):
+        m = json.loads(path.read_text())
+        for d in ("bpd", "ofd"):
+            value, floor = m[d]["mae_mm"], m["floor"][d]["mae_mm"]
+            limit = floor / HEATMAP_MARGIN if m.get("model_kind") == "heatmap" else floor
+            if not value < limit:
+                problems.append(f"{path}: {d} MAE {value:.3f} mm is not under {limit:.3f} mm "
+                                f"(mean-shape floor {floor:.3f} mm"
+                                + (f" / {HEATMAP_MARGIN:g})" if limit != floor else ")"))
     return problems
 
 
@@ -60,19 +127,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rev", default="HEAD", help="git revision holding the reference metrics")
     parser.add_argument("--no-repro", action="store_true", help="compare only; do not run dvc repro")
-    parser.add_argument("--tolerance", type=float, default=0.0,
-                        help="absolute tolerance per metric (default 0: exact)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="run the pipeline with this environment variable (measures the spread "
+                             "under another CPU code path, e.g. ATEN_CPU_CAPABILITY=default)")
     args = parser.parse_args()
     if not args.no_repro:
-        print("check_reproduction: dvc repro --force (the whole default pipeline)", flush=True)
-        subprocess.run(["dvc", "repro", "--force"], check=True)
-    problems = compare(args.rev, args.tolerance)
+        env = dict(os.environ)
+        for item in args.env:
+            name, _, value = item.partition("=")
+            env[name] = value
+        print(f"check_reproduction: dvc repro --force (the whole default pipeline) {' '.join(args.env)}",
+              flush=True)
+        subprocess.run(["dvc", "repro", "--force"], check=True, env=env)
+    problems, counts = compare(args.rev)
+    problems += invariants()
+    print(f"check_reproduction: {counts['identical']} metrics identical to {args.rev}, "
+          f"{counts['close']} trained-model metrics compared within tolerance, "
+          f"{counts['ignored']} ignored (timings, best epoch)")
     if problems:
-        print(f"check_reproduction: {len(problems)} metric(s) differ from {args.rev}:")
+        print(f"check_reproduction: {len(problems)} problem(s):")
         for line in problems:
             print("  " + line)
         return 1
-    print(f"check_reproduction: every metric equals the committed one at {args.rev}")
+    print("check_reproduction: every metric reproduces the committed one")
     return 0
 
 

@@ -86,3 +86,15 @@ def test_pair_invariant_errors_and_anatomical_naming():
     swapped = pts[[2, 3, 0, 1]]
     named, was_swapped = anatomical_naming(swapped)
     assert was_swapped and np.allclose(named, pts)
+
+
+def test_regression_coordinates_round_trip_in_both_target_spaces():
+    pts = np.array([[[3.0, 5.0], [100.0, 60.0], [50.0, 10.0], [52.0, 110.0]]])
+    for mode, lo, hi in (("normalised", 0.0, 1.0), ("pixels", 0.0, 128.0)):
+        codec = Codec(input_size=128, coordinates=mode)
+        enc = codec.encode_coordinates(pts)
+        assert enc.shape == (1, 8) and lo <= enc.min() and enc.max() <= hi
+        assert np.allclose(codec.decode_coordinates(enc), pts)
+    assert np.allclose(Codec(input_size=128).encode_coordinates(pts)[0, :2], [(3.5) / 128, (5.5) / 128])
+    with pytest.raises(ValueError, match="codec.coordinates"):
+        Codec(coordinates="metres")

@@ -22,14 +22,56 @@ def test_regression_models_output_eight_values_from_one_channel(arch, size):
     assert out.shape == (2, 8)
 
 
+@pytest.mark.parametrize("skips", [True, False])
 @pytest.mark.parametrize("stride,cells", [(4, 16), (8, 8)])
-def test_heatmap_model_output_stride(stride, cells):
-    model = models.build_model("resnet18", "heatmap", head_channels=16, stride=stride).eval()
-    n_deconv = sum(isinstance(m, torch.nn.ConvTranspose2d) for m in model.head)
+def test_heatmap_model_output_stride(stride, cells, skips):
+    model = models.build_model("resnet18", "heatmap", head_channels=16, stride=stride, skips=skips).eval()
+    n_deconv = sum(isinstance(m, torch.nn.ConvTranspose2d) for m in model.deconvs.modules())
     assert n_deconv == {4: 3, 8: 2}[stride]
+    assert len(model.laterals) == (n_deconv if skips else 0)
     with torch.no_grad():
         out = model(models.to_tensor(np.zeros((1, 64, 64), np.uint8)))
     assert out.shape == (1, 4, cells, cells)
+
+
+def test_heatmap_skips_carry_fine_features_to_the_output():
+    """With skips, a change confined to one 4x4 input patch changes the output only near that
+    patch more strongly than without: the layer1 lateral reaches the head directly."""
+    torch.manual_seed(0)
+    model = models.build_model("resnet18", "heatmap", head_channels=8, skips=True).eval()
+    for lateral in model.laterals:
+        torch.nn.init.constant_(lateral[1].weight, 1.0)
+    for block in model.deconvs:
+        torch.nn.init.zeros_(block[0].weight)  # the deep path carries nothing
+    torch.nn.init.constant_(model.final.weight, 1.0)
+    x = np.zeros((1, 64, 64), np.uint8)
+    y = x.copy()
+    y[0, 40:44, 8:12] = 255
+    with torch.no_grad():
+        diff = (model(models.to_tensor(y)) - model(models.to_tensor(x))).abs()[0].sum(0)
+    iy, ix = np.unravel_index(int(diff.argmax()), diff.shape)
+    assert diff.max() > 0
+    assert abs(iy - 10) <= 2 and abs(ix - 2) <= 2  # the patch is at heatmap cell (10, 2)
+
+
+def test_regression_resnets_start_with_identity_residual_blocks():
+    net = models.build_model("resnet34", "regression")
+    assert all(float(block.bn2.weight.detach().abs().max()) == 0.0 for layer in (net.layer1, net.layer4) for block in layer)
+    hm = models.build_model("resnet18", "heatmap", head_channels=8)
+    assert float(hm.trunk.layer1[0].bn2.weight.detach().abs().max()) > 0  # the heatmap trunk keeps the default
+
+
+@pytest.mark.parametrize("arch", ["alexnet", "resnet18"])
+def test_mean_shape_head_init_predicts_the_mean_for_any_image(arch):
+    model = models.build_model(arch, "regression").eval()
+    mean = np.linspace(0.2, 0.8, 8)
+    models.init_head_at_mean_shape(model, arch, mean)
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        out = model(models.to_tensor(rng.integers(0, 255, (3, 64, 64), dtype=np.uint8)))
+    assert np.allclose(out.numpy(), mean[None], atol=1e-6)
+    with pytest.raises(ValueError, match="outputs"):
+        models.init_head_at_mean_shape(model, arch, np.zeros(6))
 
 
 def test_heatmap_model_rejects_input_not_multiple_of_32():

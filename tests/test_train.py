@@ -38,7 +38,7 @@ def tiny_params(**model):
         "train": {"epochs": 2, "batch_size": 4, "lr": 0.001, "schedule": "cosine", "warmup_epochs": 1,
                   "weight_decay": 0.0001, "optimizer": "adamw", "loss": "smooth_l1",
                   "pair_invariant_loss": True, "heatmap_loss_weight": 1.0, "foreground_weight": 10.0,
-                  "pretrained": "", "augment": dict(AUGMENT)},
+                  "pretrained": "", "head_init": "mean_shape", "augment": dict(AUGMENT)},
         "models": {"m": {"arch": "resnet18", "kind": "regression", **model}},
     }
 
@@ -105,6 +105,8 @@ def test_model_config_merges_defaults_and_augment_key_by_key():
     ({"lr": -1}, r"models\.m\.lr = -1; must be > 0"),
     ({"foreground_weight": 0.5}, r"foreground_weight = 0\.5; must be >= 1"),
     ({"pair_invariant_loss": "yes"}, r"pair_invariant_loss = 'yes'; choose true or false"),
+    ({"head_init": "zeros"}, r"models\.m\.head_init = 'zeros'; choose one of \['mean_shape', 'random'\]"),
+    ({"head_skips": "yes"}, r"models\.m\.head_skips = 'yes'; choose true or false"),
     ({"epoch": 3}, r"models\.m has unknown keys \['epoch'\]"),
     ({"augment": {"hflip": 2}}, r"models\.m\.augment.*hflip"),
 ])
@@ -257,12 +259,30 @@ def test_heatmap_model_trains_and_predicts_heatmaps(tmp_path):
     train.run(params, "m", root=tmp_path, progress=False)
     model, ckpt = load_checkpoint(tmp_path / "models/m.pt")
     assert ckpt["kind"] == "heatmap" and ckpt["head_channels"] == 16 and ckpt["stride"] == 4
+    assert ckpt["head_skips"] is True and len(model.laterals) == 3
     out = predict(model, ckpt, val["image"], return_heatmaps=True, decode="argmax")
     assert out["heatmaps"].shape == (3, 4, 16, 16) and out["heatmaps"].dtype == np.float32
     assert out["peak"].shape == (3, 4)
     assert np.allclose((out["points"] - 1.5) % 4, 0)  # argmax decoding: heatmap cell centres
     peak = (tmp_path / "metrics/train/m/plots/metrics/val/peak.tsv").read_text().splitlines()
     assert peak[0] == "step\tpeak" and len(peak) == 2
+
+
+@pytest.mark.parametrize("coordinates", ["normalised", "pixels"])
+def test_mean_shape_init_in_either_target_space_predicts_the_training_mean(tmp_path, coordinates):
+    """One step at a tiny learning rate from the mean-shape head: predictions stay at the mean
+    training landmarks, whether the targets are normalised or raw input pixels."""
+    train_data, _ = write_prepared(tmp_path, n_train=6, n_val=2)
+    params = tiny_params(epochs=1, lr=1e-9, warmup_epochs=0)
+    params["codec"]["coordinates"] = coordinates
+    params["train"]["augment"]["enabled"] = False
+    train.run(params, "m", root=tmp_path, progress=False)
+    model, ckpt = load_checkpoint(tmp_path / "models/m.pt")
+    assert ckpt["codec"]["coordinates"] == coordinates
+    out = predict(model, ckpt, train_data["image"][:3])
+    used = train_data["points"][train_data["use_for_training"]].astype(np.float64)
+    assert np.allclose(ckpt["train_mean_points"], used.mean(0))
+    assert np.allclose(out["points"], used.mean(0)[None], atol=0.05)
 
 
 def test_best_epoch_is_the_lowest_val_mre_ties_to_the_earlier(tmp_path, monkeypatch):

@@ -11,6 +11,9 @@ Conventions (see docs/landmarks.md):
   ``[sx, sy, tx, ty]``: ``x_in = x * sx + tx``, ``y_in = y * sy + ty``.
 * Heatmap cell ``k`` covers input pixels ``[k*stride, (k+1)*stride)``; its centre is
   input pixel ``k*stride + (stride-1)/2``.
+* Regression targets are the input coordinates either ``normalised`` to [0, 1] (pixel edges
+  of the square at 0 and 1; the default) or in raw input ``pixels`` (the seed's recipe, kept
+  for the ablation): ``encode_coordinates`` / ``decode_coordinates``.
 * A target heatmap is an unnormalised Gaussian with peak ``peak`` at the sub-pixel
   landmark position and standard deviation ``sigma`` heatmap cells.
 """
@@ -23,6 +26,7 @@ from PIL import Image
 
 RESIZE_MODES = ("letterbox", "stretch")
 DECODE_MODES = ("argmax", "quadratic", "soft_argmax")
+COORDINATE_MODES = ("normalised", "pixels")
 
 
 @dataclass(frozen=True)
@@ -34,10 +38,13 @@ class Codec:
     decode: str = "quadratic"
     peak: float = 1.0
     soft_argmax_radius: int = 2
+    coordinates: str = "normalised"
 
     def __post_init__(self):
         if self.resize not in RESIZE_MODES:
             raise ValueError(f"codec.resize must be one of {RESIZE_MODES}, got {self.resize!r}")
+        if self.coordinates not in COORDINATE_MODES:
+            raise ValueError(f"codec.coordinates must be one of {COORDINATE_MODES}, got {self.coordinates!r}")
         if self.decode not in DECODE_MODES:
             raise ValueError(f"codec.decode must be one of {DECODE_MODES}, got {self.decode!r}")
         if self.input_size <= 0 or self.stride <= 0 or self.input_size % self.stride:
@@ -109,6 +116,18 @@ class Codec:
 
     def denormalise(self, values) -> np.ndarray:
         return np.asarray(values, dtype=np.float64) * self.input_size - 0.5
+
+    def encode_coordinates(self, points_in) -> np.ndarray:
+        """(..., K, 2) input points -> (..., 2K) regression targets in ``self.coordinates``."""
+        p = np.asarray(points_in, dtype=np.float64)
+        values = self.normalise(p) if self.coordinates == "normalised" else p
+        return values.reshape(p.shape[:-2] + (-1,))
+
+    def decode_coordinates(self, values) -> np.ndarray:
+        """Inverse of ``encode_coordinates``: (..., 2K) outputs -> (..., K, 2) input points."""
+        v = np.asarray(values, dtype=np.float64)
+        v = v.reshape(v.shape[:-1] + (-1, 2))
+        return self.denormalise(v) if self.coordinates == "normalised" else v
 
     # ---- network input <-> heatmap cells --------------------------------------------
     def to_cells(self, points_in) -> np.ndarray:

@@ -37,6 +37,7 @@ def load_checkpoint(path, arch: str | None = None, kind: str | None = None):
     try:
         model = build_model(ckpt["arch"], ckpt["kind"], num_landmarks=num_landmarks,
                             head_channels=int(ckpt.get("head_channels", 128)),
+                            skips=bool(ckpt.get("head_skips", True)),
                             stride=int(ckpt.get("stride", codec.stride)))
         model.load_state_dict(ckpt["state_dict"])
     except (RuntimeError, ValueError) as err:
@@ -54,7 +55,7 @@ def predict(model, ckpt: dict, images, batch_size: int = 32, decode: str | None 
     Returns ``points`` (N, 4, 2) float64 input pixels, ``heatmaps`` (N, 4, h, h) float32 (heatmap
     models with ``return_heatmaps``, else None) and ``peak`` (N, 4) (heatmap models, else None).
     Heatmaps are decoded with ``decode`` or the checkpoint codec's mode; regression outputs
-    with ``Codec.denormalise``. Leaves the model in eval mode.
+    with ``Codec.decode_coordinates``. Leaves the model in eval mode.
     """
     images = np.asarray(images)
     codec = Codec(**ckpt["codec"])
@@ -78,5 +79,5 @@ def predict(model, ckpt: dict, images, batch_size: int = 32, decode: str | None 
         return {"points": points.astype(np.float64), "heatmaps": maps if return_heatmaps else None,
                 "peak": peak}
     flat = np.concatenate(outputs) if outputs else np.zeros((0, 8), np.float32)
-    points = codec.denormalise(flat.astype(np.float64).reshape(n, -1, 2))
+    points = codec.decode_coordinates(flat.astype(np.float64))
     return {"points": points, "heatmaps": None, "peak": None}

@@ -2,7 +2,7 @@
 DVCLive logging and the best checkpoint by validation mean radial error (mm).
 
 Params: ``seed``, ``threads``, ``codec`` (``Codec.from_params``), ``train`` (shared defaults)
-and ``models.<name>`` (any ``train`` key plus ``arch``, ``kind``, ``head_channels``), merged by
+and ``models.<name>`` (any ``train`` key plus ``arch``, ``kind``, ``head_channels``, ``head_skips``), merged by
 ``model_config``: the model's keys override the defaults, ``augment`` key by key.
 """
 from __future__ import annotations
@@ -22,19 +22,21 @@ from . import augment as aug
 from .codec import Codec
 from .geometry import BPD, LANDMARKS, OFD, diameters, pair_invariant_errors
 from .inference import predict
-from .models import ARCHS, HEATMAP_ARCHS, KINDS, build_model, check_input_size, count_parameters, to_tensor
+from .models import (ARCHS, HEATMAP_ARCHS, KINDS, build_model, check_input_size, count_parameters,
+                     init_head_at_mean_shape, to_tensor)
 from .params import ParamError, get, seed_everything
 from .store import load_npz
 
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "schedule", "warmup_epochs", "weight_decay", "optimizer",
               "loss", "pair_invariant_loss", "heatmap_loss_weight", "foreground_weight", "pretrained",
-              "augment")
-MODEL_KEYS = ("arch", "kind", "head_channels")
+              "head_init", "augment")
+MODEL_KEYS = ("arch", "kind", "head_channels", "head_skips")
 REGRESSION_LOSSES = ("mse", "l1", "smooth_l1")
 HEATMAP_LOSSES = ("mse",)
 SCHEDULES = ("cosine", "step", "constant")
 OPTIMIZERS = ("adamw", "sgd")
-SMOOTH_L1_BETA = 0.02     # normalised coordinates: quadratic below 2% of the input (2.6 px at 128)
+HEAD_INITS = ("mean_shape", "random")
+SMOOTH_L1_BETA = 0.02     # quadratic below 2% of the input (2.6 px at 128; x input_size for pixel targets)
 STEP_MILESTONES = (0.5, 0.75)  # 'step' schedule: lr x 0.1 at these fractions of the post-warm-up steps
 STEP_GAMMA = 0.1
 GRAD_CLIP = 5.0
@@ -100,6 +102,9 @@ def model_config(params: dict, name: str) -> dict:
     if cfg["optimizer"] not in OPTIMIZERS:
         raise ParamError(f"params.yaml: {where}.optimizer = {cfg['optimizer']!r}; choose one of "
                          f"{list(OPTIMIZERS)}")
+    if cfg["head_init"] not in HEAD_INITS:
+        raise ParamError(f"params.yaml: {where}.head_init = {cfg['head_init']!r}; choose one of "
+                         f"{list(HEAD_INITS)}")
     cfg["epochs"] = _number(cfg, "epochs", where, integer=True)
     cfg["batch_size"] = _number(cfg, "batch_size", where, integer=True)
     cfg["lr"] = _number(cfg, "lr", where)
@@ -112,6 +117,9 @@ def model_config(params: dict, name: str) -> dict:
                          "(1 = plain MSE)")
     cfg.setdefault("head_channels", DEFAULT_HEAD_CHANNELS)
     cfg["head_channels"] = _number(cfg, "head_channels", where, integer=True)
+    cfg.setdefault("head_skips", True)
+    if not isinstance(cfg["head_skips"], bool):
+        raise ParamError(f"params.yaml: {where}.head_skips = {cfg['head_skips']!r}; choose true or false")
     if not isinstance(cfg["pair_invariant_loss"], bool):
         raise ParamError(f"params.yaml: {where}.pair_invariant_loss = {cfg['pair_invariant_loss']!r}; "
                          "choose true or false")
@@ -136,27 +144,28 @@ def codec_from_params(params: dict) -> Codec:
 
 
 # ---- losses ---------------------------------------------------------------------------------
-def _elementwise(pred, target, loss):
+def _elementwise(pred, target, loss, beta=SMOOTH_L1_BETA):
     if loss == "mse":
         return (pred - target) ** 2
     if loss == "l1":
         return (pred - target).abs()
-    return F.smooth_l1_loss(pred, target, reduction="none", beta=SMOOTH_L1_BETA)
+    return F.smooth_l1_loss(pred, target, reduction="none", beta=beta)
 
 
-def regression_loss(pred, target, loss="smooth_l1", pair_invariant=True):
-    """Mean loss over (B, 8) normalised coordinates. With ``pair_invariant``, each pair (OFD,
-    BPD) of each sample takes the better of its two end assignments."""
+def regression_loss(pred, target, loss="smooth_l1", pair_invariant=True, beta=SMOOTH_L1_BETA):
+    """Mean loss over (B, 8) coordinates. With ``pair_invariant``, each pair (OFD, BPD) of each
+    sample takes the better of its two end assignments. ``beta``: smooth L1's quadratic zone, in
+    the units of the targets."""
     if loss not in REGRESSION_LOSSES:
         raise ValueError(f"loss {loss!r}: choose one of {list(REGRESSION_LOSSES)}")
     p = pred.reshape(len(pred), -1, 2)
     t = target.reshape(len(target), -1, 2)
     if not pair_invariant:
-        return _elementwise(p, t, loss).mean()
+        return _elementwise(p, t, loss, beta).mean()
     total = 0.0
     for i, j in (OFD, BPD):
-        same = _elementwise(p[:, [i, j]], t[:, [i, j]], loss).sum(dim=(1, 2))
-        swapped = _elementwise(p[:, [j, i]], t[:, [i, j]], loss).sum(dim=(1, 2))
+        same = _elementwise(p[:, [i, j]], t[:, [i, j]], loss, beta).sum(dim=(1, 2))
+        swapped = _elementwise(p[:, [j, i]], t[:, [i, j]], loss, beta).sum(dim=(1, 2))
         total = total + torch.minimum(same, swapped)
     return (total / (p.shape[1] * 2)).mean()
 
@@ -229,10 +238,10 @@ def check_data(data: dict, codec: Codec, path: str) -> None:
 
 
 def batch_targets(points, codec: Codec, kind: str) -> torch.Tensor:
-    """Regression: (B, 8) normalised coordinates; heatmap: (B, 4, h, h) Gaussian targets."""
+    """Regression: (B, 8) coordinates (``codec.coordinates``); heatmap: (B, 4, h, h) Gaussian targets."""
     if kind == "heatmap":
         return torch.from_numpy(np.stack([codec.encode_heatmaps(p) for p in points]).astype(np.float32))
-    return torch.from_numpy(codec.normalise(points).reshape(len(points), -1).astype(np.float32))
+    return torch.from_numpy(codec.encode_coordinates(points).astype(np.float32))
 
 
 # ---- validation -----------------------------------------------------------------------------
@@ -274,8 +283,11 @@ def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=
 
     torch.manual_seed(seed)
     model = build_model(cfg["arch"], kind, num_landmarks=len(LANDMARKS), head_channels=cfg["head_channels"],
-                        stride=codec.stride, pretrained=cfg["pretrained"])
+                        stride=codec.stride, pretrained=cfg["pretrained"], skips=cfg["head_skips"])
+    if kind == "regression" and cfg["head_init"] == "mean_shape":
+        init_head_at_mean_shape(model, cfg["arch"], codec.encode_coordinates(points.mean(axis=0)))
     optimizer = make_optimizer(model, cfg["optimizer"], cfg["lr"], cfg["weight_decay"])
+    beta = SMOOTH_L1_BETA * (codec.input_size if codec.coordinates == "pixels" else 1.0)
     batch_rng = np.random.default_rng([seed, 1])
     aug_rng = np.random.default_rng([seed, 2])
     info = {"kind": kind, "codec": codec.to_dict(), "input_size": codec.input_size}
@@ -302,7 +314,7 @@ def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=
             if kind == "heatmap":
                 loss = heatmap_loss(out, target, codec.peak, cfg["foreground_weight"], cfg["heatmap_loss_weight"])
             else:
-                loss = regression_loss(out, target, cfg["loss"], cfg["pair_invariant_loss"])
+                loss = regression_loss(out, target, cfg["loss"], cfg["pair_invariant_loss"], beta)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
@@ -336,7 +348,7 @@ def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=
 
     return {"arch": cfg["arch"], "kind": kind, "state_dict": best["state"], "codec": codec.to_dict(),
             "landmarks": list(LANDMARKS), "input_size": int(codec.input_size),
-            "head_channels": int(cfg["head_channels"]), "stride": int(codec.stride), "data_hash": data_hash,
+            "head_channels": int(cfg["head_channels"]), "head_skips": bool(cfg["head_skips"]), "stride": int(codec.stride), "data_hash": data_hash,
             "model_params": cfg, "best_epoch": int(best["epoch"]), "best_val_mre_mm": float(best["mre_mm"]),
             "train_mean_points": points.mean(axis=0)}
 
