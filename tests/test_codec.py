@@ -98,3 +98,32 @@ def test_regression_coordinates_round_trip_in_both_target_spaces():
     assert np.allclose(Codec(input_size=128).encode_coordinates(pts)[0, :2], [(3.5) / 128, (5.5) / 128])
     with pytest.raises(ValueError, match="codec.coordinates"):
         Codec(coordinates="metres")
+
+
+def test_joint_pair_decoding_recovers_both_ends_when_channels_collapse():
+    """Both OFD channels fire on the same end (the order rule flipped for a near-vertical OFD):
+    decoded per channel the OFD collapses; decoded jointly it has both ends."""
+    codec = Codec(input_size=64, stride=4, sigma=1.5)
+    pts = np.array([[30.0, 6.0], [33.0, 57.0], [10.0, 30.0], [52.0, 32.0]])  # near-vertical OFD
+    hm = codec.encode_heatmaps(pts)[None].astype(np.float64)
+    clean, _ = codec.decode_heatmaps(hm, "quadratic")
+    assert np.abs(clean[0] - pts).max() < 0.01
+    assert np.allclose(codec.decode_heatmaps(hm, "quadratic", pairs=())[0], clean, atol=1e-9)
+    collapsed = hm.copy()
+    collapsed[0, 0] = 0.6 * hm[0, 0] + 0.4 * hm[0, 1]  # both channels hotter at the upper end
+    collapsed[0, 1] = 0.55 * hm[0, 0] + 0.45 * hm[0, 1]
+    apart, _ = codec.decode_heatmaps(collapsed, "argmax", pairs=())
+    assert np.linalg.norm(apart[0, 0] - apart[0, 1]) < 1e-9  # independent: one point twice
+    joint, _ = codec.decode_heatmaps(collapsed, "argmax")
+    ends = sorted(map(tuple, np.round(joint[0, :2])))
+    assert np.allclose(ends, sorted(map(tuple, np.round(pts[:2] / 4) * 4 + 1.5)), atol=4)
+    assert np.linalg.norm(joint[0, 0] - joint[0, 1]) > 40
+
+
+def test_pair_decode_flag_and_radius():
+    codec = Codec(input_size=64, stride=4, sigma=2.0, pair_decode=False)
+    assert codec.pair_radius == 6.0
+    hm = np.zeros((1, 4, 16, 16))
+    hm[0, :, 3, 3] = 1.0  # every channel at one cell: independent decoding keeps it
+    pts, _ = codec.decode_heatmaps(hm, "argmax")
+    assert np.allclose(pts[0], pts[0, :1])

@@ -20,7 +20,7 @@ def fake_split(n=6, size=64, seed=0):
     rng = np.random.default_rng(seed)
     codec = Codec(input_size=size, stride=4, sigma=1.5)
     out = {k: [] for k in ("image", "points", "heatmaps", "transform", "points_orig", "points_ref",
-                           "spacing_mm", "width", "height", "frame_id", "subject_id")}
+                           "points_csv", "spacing_mm", "width", "height", "frame_id", "subject_id")}
     for i in range(n):
         w, h = int(rng.integers(80, 121)), int(rng.integers(60, 101))
         a, b = rng.uniform(0.3, 0.4) * w, rng.uniform(0.2, 0.3) * h
@@ -37,6 +37,7 @@ def fake_split(n=6, size=64, seed=0):
         out["transform"].append(t)
         out["points_orig"].append(pts)
         out["points_ref"].append(pts + 0.5 if i < 2 else np.full((4, 2), np.nan))
+        out["points_csv"].append(pts + np.array([1.0, 0.0]) if i < 4 else np.full((4, 2), np.nan))
         out["spacing_mm"].append(rng.uniform(0.1, 0.3))
         out["width"].append(w)
         out["height"].append(h)
@@ -47,6 +48,8 @@ def fake_split(n=6, size=64, seed=0):
     data["subject_id"] = data["subject_id"].astype("U")
     data["label_ok"] = np.arange(n) != n - 1  # the last frame failed QC
     data["use_for_training"] = data["label_ok"].copy()
+    data["csv_ok"] = np.arange(n) < 3  # rows 0-2 of the table pass QC, row 3 does not
+    data["ref_ok"] = np.isfinite(data["points_ref"]).all(axis=(1, 2))
     return data, codec
 
 
@@ -160,12 +163,12 @@ class Oracle:
 
 @pytest.fixture
 def oracle_modules(monkeypatch):
-    def predict(model, ckpt, images, batch_size=32, decode=None, return_heatmaps=False):
+    def predict(model, ckpt, images, batch_size=32, decode=None, return_heatmaps=False, pair_decode=None):
         pts, idx = model.lookup(images)
         hm = None
         if ckpt["kind"] == "heatmap":
             hm = np.stack([model.codec.encode_heatmaps(p) for p in pts])
-            pts = model.codec.decode_heatmaps(hm, decode)[0]
+            pts = model.codec.decode_heatmaps(hm, decode, None if pair_decode else ())[0]
         return {"points": pts, "heatmaps": hm if return_heatmaps else None, "peak": None}
 
     inference = types.SimpleNamespace(predict=predict)
@@ -187,16 +190,34 @@ def test_evaluate_model_oracle(oracle_modules, kind):
     assert metrics["mre_mm"] < tol and metrics["bpd"]["mae_mm"] < 2 * tol
     assert metrics["floor"]["mre_mm"] > 0.5  # the mean shape is far from every frame
     assert metrics["floor"]["n"] == 5
-    # points_ref = truth + 0.5 px on frames 0 and 1
-    assert metrics["vs_reference"]["n"] == 2
-    assert metrics["vs_reference"]["mre_px"] == pytest.approx(np.sqrt(0.5), abs=tol / 0.1)
+    # points_ref = truth + 0.5 px on frames 0 and 1 (the model learned the csv labels)
+    assert metrics["vs_ellipse"]["n"] == 2
+    assert metrics["vs_ellipse"]["mre_px"] == pytest.approx(np.sqrt(0.5), abs=tol / 0.1)
+    assert metrics["vs_ellipse"]["floor"]["n"] == 2
+    assert "vs_csv" not in metrics and "vs_csv_clean" not in metrics
     assert metrics["timing"]["frames"] == 4 and metrics["timing"]["cpu_ms_per_frame"] >= 0
     if kind == "heatmap":
         assert set(metrics["decode"]) == {"argmax", "quadratic", "soft_argmax"}
         assert metrics["decode"]["quadratic"]["mre_mm"] == pytest.approx(metrics["mre_mm"])
         assert metrics["decode"]["argmax"]["mre_mm"] > metrics["decode"]["quadratic"]["mre_mm"]
+        assert metrics["pairs"]["joint"]["mre_mm"] == pytest.approx(metrics["mre_mm"])
+        assert metrics["pair_decode"] is True
     else:
-        assert "decode" not in metrics
+        assert "decode" not in metrics and "pairs" not in metrics
+
+
+def test_ellipse_trained_model_is_also_reported_against_the_csv(oracle_modules):
+    """label_source ellipse: vs_csv on every table row, vs_csv_clean on the rows QC passed."""
+    data, codec = fake_split(n=6)
+    ckpt = {"kind": "regression", "arch": "x", "codec": codec.to_dict(),
+            "train_mean_points": data["points"][:5].astype(np.float64).mean(0)}
+    metrics, _ = ev.evaluate_model(Oracle(data, codec), ckpt, data, THRESHOLDS, "quadratic",
+                                   label_source="ellipse")
+    assert "vs_ellipse" not in metrics
+    assert metrics["vs_csv"]["n"] == 4 and metrics["vs_csv_clean"]["n"] == 3
+    # the table is the truth + 1 px in x: every radial error is 1 original pixel
+    assert metrics["vs_csv"]["mre_px"] == pytest.approx(1.0)
+    assert metrics["vs_csv_clean"]["floor"]["n"] == 3
 
 
 def test_evaluate_model_offset_in_input_pixels(oracle_modules):
@@ -226,7 +247,8 @@ def test_check_checkpoint_messages():
 # ---- end to end with the real model code ----------------------------------------------------
 def tiny_params(name, arch, kind, timing_frames=2):
     return {"seed": 0, "threads": 1,
-            "codec": {"input_size": 64, "stride": 4, "sigma": 1.5, "decode": "quadratic"},
+            "codec": {"input_size": 64, "stride": 4, "sigma": 1.5, "decode": "quadratic", "pair_decode": True},
+            "data": {"label_source": "csv"},
             "models": {name: {"arch": arch, "kind": kind}},
             "evaluate": {"thresholds_mm": [2.0, 4.0], "timing_frames": timing_frames}}
 

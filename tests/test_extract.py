@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from fhbiometry import extract as ex
-from fhbiometry.geometry import COORD_COLUMNS, diameters, ellipse_landmarks
+from fhbiometry.geometry import COORD_COLUMNS, CSV_COLUMNS, diameters, ellipse_landmarks
 from fhbiometry.readers import InputError
 from fhbiometry.store import load_npz
 from fixtures_io import (HC18, data_params, draw_ellipse_outline, gradient, write_dicom,
@@ -107,6 +107,24 @@ def test_ellipse_label_source(raw):
                                   m.loc["sub004_HC", REF].to_numpy(float))
     assert (m.drop(index="sub004_HC")["label_status"] == "missing").all()
     assert list(m["dup_count"]) == [0] * 7 + [1]
+    # the landmark table is still read, as a reference (csv_*), for every frame it names
+    np.testing.assert_array_equal(m.loc["sub004_HC", list(CSV_COLUMNS)].to_numpy(float), label(5))
+    np.testing.assert_array_equal(m.loc["sub001_cine_f001", list(CSV_COLUMNS)].to_numpy(float), label(1))
+
+
+def test_ellipse_source_table_problems_are_recorded_never_fatal(raw):
+    table = (raw / "landmarks.csv").read_text().splitlines()
+    table.append("missing_file.png,0,1,2,3,4,5,6,7,8")
+    table.append("sub001_cine.dcm,2,1,2,x,4,5,6,7,8")
+    (raw / "landmarks.csv").write_text("\n".join(table) + "\n")
+    res = ex.extract(params(raw, label_source="ellipse"), progress=False)  # on_bad_input: fail
+    assert (res.issues["action"] == "reference row skipped").sum() == 1
+    assert "missing_file.png" in res.issues["problem"].iloc[0]
+    m = res.manifest.set_index("frame_id")
+    assert np.isnan(m.loc["sub001_cine_f002", "csv_ofd_2_x"])  # the non-numeric value, not guessed
+    assert m.loc["sub001_cine_f002", "csv_ofd_1_x"] == 1.0
+    with pytest.raises(InputError, match=r"row 10: column .ofd_2_x.: .x. is not a number"):
+        ex.extract(params(raw), progress=False)  # the same table as the label source: fatal
 
 
 def test_no_spacing(raw):

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fhbiometry.geometry import COORD_COLUMNS, ellipse_landmarks
+from fhbiometry.geometry import COORD_COLUMNS, CSV_COLUMNS, ellipse_landmarks
 from fhbiometry.params import ParamError
 from fhbiometry.qc import FLAGS, QCError, compute_flags, enforce_policy, summarise
 from fhbiometry.split import make_split
@@ -163,3 +163,16 @@ def test_qc_finds_the_known_faults_of_the_hc18_csv():
     assert 240 <= s["flags"]["ref_disagree"] <= 290
     order = table.sort_values("frame_id")["flag_ref_disagree"].to_numpy()
     assert order[:100].sum() > 70 and order[-122:].sum() < 40
+    # the table's own verdict is the label's verdict when the table is the label source
+    assert (table["csv_ok"] == table["label_ok"]).all()
+
+    # with the ellipse labels the same table rows keep their verdict as a reference (csv_ok)
+    ellipse = compute_flags(extract({**data, "label_source": "ellipse"}, progress=False).manifest,
+                            {**CFG, "reference": "ellipse"})
+    # two ellipses fail QC themselves: 346_HC has an axis end outside the image, 117_HC a
+    # BPD/OFD ratio outside qc.ratio_range; the ellipse verdict is the same in both modes
+    assert sorted(ellipse.loc[~ellipse["label_ok"], "frame_id"]) == ["117_HC", "346_HC"]
+    assert (ellipse["ref_ok"] == ellipse["label_ok"]).all() and (table["ref_ok"] == ellipse["label_ok"]).all()
+    assert (ellipse["csv_ok"] == table["label_ok"]).all()
+    np.testing.assert_allclose(ellipse[list(CSV_COLUMNS)].to_numpy(float),
+                               table[list(COORD_COLUMNS)].to_numpy(float))

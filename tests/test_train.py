@@ -38,7 +38,8 @@ def tiny_params(**model):
         "train": {"epochs": 2, "batch_size": 4, "lr": 0.001, "schedule": "cosine", "warmup_epochs": 1,
                   "weight_decay": 0.0001, "optimizer": "adamw", "loss": "smooth_l1",
                   "pair_invariant_loss": True, "heatmap_loss_weight": 1.0, "foreground_weight": 10.0,
-                  "pretrained": "", "head_init": "mean_shape", "augment": dict(AUGMENT)},
+                  "pretrained": "", "head_init": "mean_shape", "coordinates": "normalised",
+                  "augment": dict(AUGMENT)},
         "models": {"m": {"arch": "resnet18", "kind": "regression", **model}},
     }
 
@@ -274,7 +275,7 @@ def test_mean_shape_init_in_either_target_space_predicts_the_training_mean(tmp_p
     training landmarks, whether the targets are normalised or raw input pixels."""
     train_data, _ = write_prepared(tmp_path, n_train=6, n_val=2)
     params = tiny_params(epochs=1, lr=1e-9, warmup_epochs=0)
-    params["codec"]["coordinates"] = coordinates
+    params["train"]["coordinates"] = coordinates
     params["train"]["augment"]["enabled"] = False
     train.run(params, "m", root=tmp_path, progress=False)
     model, ckpt = load_checkpoint(tmp_path / "models/m.pt")

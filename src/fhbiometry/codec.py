@@ -24,6 +24,8 @@ from dataclasses import dataclass, asdict
 import numpy as np
 from PIL import Image
 
+from .geometry import BPD, OFD
+
 RESIZE_MODES = ("letterbox", "stretch")
 DECODE_MODES = ("argmax", "quadratic", "soft_argmax")
 COORDINATE_MODES = ("normalised", "pixels")
@@ -39,6 +41,7 @@ class Codec:
     peak: float = 1.0
     soft_argmax_radius: int = 2
     coordinates: str = "normalised"
+    pair_decode: bool = True
 
     def __post_init__(self):
         if self.resize not in RESIZE_MODES:
@@ -150,15 +153,25 @@ class Codec:
             out[k] = (self.peak * gy[:, None] * gx[None, :]).astype(np.float32)
         return out
 
-    def decode_heatmaps(self, heatmaps, mode: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(N, K, H, W) heatmaps -> ((N, K, 2) input points, (N, K) peak values)."""
+    def decode_heatmaps(self, heatmaps, mode: str | None = None, pairs=None) -> tuple[np.ndarray, np.ndarray]:
+        """(N, K, H, W) heatmaps -> ((N, K, 2) input points, (N, K) peak values).
+
+        ``mode``: the peak refinement (``argmax``, ``quadratic``, ``soft_argmax``; default
+        ``self.decode``). ``pairs``: channel index pairs decoded jointly (default
+        ``geometry``'s OFD and BPD pairs when ``self.pair_decode``; ``()`` decodes every channel
+        on its own): see ``joint_pair_peaks``.
+        """
         mode = mode or self.decode
         if mode not in DECODE_MODES:
             raise ValueError(f"decode mode must be one of {DECODE_MODES}, got {mode!r}")
         hm = np.asarray(heatmaps, dtype=np.float64)
         n, k, h, w = hm.shape
+        if pairs is None:
+            pairs = (OFD, BPD) if self.pair_decode and k == 4 else ()
         flat = hm.reshape(n, k, -1)
         idx = flat.argmax(-1)
+        for i, j in pairs:
+            idx[:, i], idx[:, j] = joint_pair_peaks(hm[:, i], hm[:, j], self.pair_radius)
         peak = np.take_along_axis(flat, idx[..., None], -1)[..., 0]
         iy, ix = np.divmod(idx, w)
         cx, cy = ix.astype(np.float64), iy.astype(np.float64)
@@ -169,6 +182,11 @@ class Codec:
             cx, cy = _soft_argmax(hm, ix, iy, self.soft_argmax_radius)
         return self.from_cells(np.stack([cx, cy], -1)), peak
 
+    @property
+    def pair_radius(self) -> float:
+        """Joint pair decoding: the second end is sought beyond this many cells from the first."""
+        return 3.0 * self.sigma
+
     # ---- millimetres ----------------------------------------------------------------
     @staticmethod
     def to_mm(values_px, spacing_mm) -> np.ndarray:
@@ -176,6 +194,30 @@ class Codec:
         s = np.asarray(spacing_mm, dtype=np.float64)
         v = np.asarray(values_px, dtype=np.float64)
         return v * s.reshape(s.shape + (1,) * (v.ndim - s.ndim))
+
+
+def joint_pair_peaks(a, b, radius: float):
+    """The two ends of one diameter from its two heatmaps ``a``, ``b`` (N, H, W), order-free.
+
+    A model that cannot tell which end is which (an order rule always flips somewhere, e.g. the
+    left end of a near-vertical OFD) may put both channels' peaks on one end; the diameter then
+    collapses. Here the two channels are summed, the first end is the hottest cell of the sum
+    and the second the hottest cell farther than ``radius`` cells from it. The first end goes to
+    the channel that is hotter there, the second to the other. Returns the flat cell index of the
+    end given to ``a`` and of the end given to ``b``; the sub-pixel refinement then runs on each
+    channel at its cell (refining on the sum would be biased by the other end's tail).
+    """
+    summed = np.asarray(a, np.float64) + np.asarray(b, np.float64)
+    n, h, w = summed.shape
+    flat = summed.reshape(n, -1)
+    first = flat.argmax(-1)
+    fy, fx = np.divmod(first, w)
+    yy, xx = np.divmod(np.arange(h * w), w)
+    far = (yy[None] - fy[:, None]) ** 2 + (xx[None] - fx[:, None]) ** 2 > radius ** 2
+    second = np.where(far, flat, -np.inf).argmax(-1)
+    rows = np.arange(n)
+    a_first = np.asarray(a).reshape(n, -1)[rows, first] >= np.asarray(b).reshape(n, -1)[rows, first]
+    return np.where(a_first, first, second), np.where(a_first, second, first)
 
 
 def _quadratic_offsets(hm, ix, iy):

@@ -210,11 +210,28 @@ def check_checkpoint(ckpt: dict, model_params: dict, data: dict, name: str, path
                        f"rerun `dvc repro train@{name}`")
 
 
+REFERENCES = {  # section -> (prepared array, mask array or None)
+    "ellipse": ("points_ref", "ref_ok"),  # the HC18 ellipse annotations that pass QC (OFD/BPD = major/minor axis)
+    "csv": ("points_csv", None),       # every row of the landmark table
+    "csv_clean": ("points_csv", "csv_ok"),  # the table rows that pass every QC check
+}
+
+
+def reference_sections(label_source: str) -> tuple[str, ...]:
+    """The reference label sets reported beside the headline (which is against the labels the
+    model learned): the ellipses for a csv-trained model, the table for an ellipse-trained one."""
+    return tuple(name for name in REFERENCES if not name.startswith(label_source))
+
+
 def evaluate_model(model, ckpt: dict, data: dict, thresholds_mm, decode: str,
-                   batch_size: int = 32, timing_frames: int = 0) -> tuple[dict, pd.DataFrame]:
+                   batch_size: int = 32, timing_frames: int = 0, pair_decode: bool = True,
+                   label_source: str = "csv") -> tuple[dict, pd.DataFrame]:
     """Predict the test arrays ``data`` (contract 5) and compute every metric.
 
-    ``decode`` is the headline decoding mode for heatmap models (ignored for regression).
+    ``decode`` and ``pair_decode`` are the headline heatmap decoding (ignored for regression).
+    Besides the headline (against the training labels, on frames whose label passed QC), each
+    reference of ``reference_sections(label_source)`` present in ``data`` gets a section
+    ``vs_<name>`` with the same metrics and its own mean-shape floor.
     Returns (metrics dict for metrics/eval/<model>.json, predictions table).
     """
     from .inference import predict
@@ -225,7 +242,7 @@ def evaluate_model(model, ckpt: dict, data: dict, thresholds_mm, decode: str,
     transform = np.asarray(data["transform"], np.float64)
     spacing = np.asarray(data["spacing_mm"], np.float64)
     out = predict(model, ckpt, images, batch_size=batch_size, decode=decode if heatmap else None,
-                  return_heatmaps=heatmap)
+                  return_heatmaps=heatmap, pair_decode=pair_decode if heatmap else None)
     pred_orig = Codec.to_original(out["points"], transform)
     table = predictions_table(data, pred_orig)
 
@@ -242,25 +259,36 @@ def evaluate_model(model, ckpt: dict, data: dict, thresholds_mm, decode: str,
     }
     if heatmap:
         metrics["decode_mode"] = decode
+        metrics["pair_decode"] = bool(pair_decode)
     metrics.update(compute_metrics(pred_orig[mask], true[mask], spacing[mask], thresholds_mm))
 
     floor = mean_shape_points(ckpt["train_mean_points"], transform)
     metrics["floor"] = compute_metrics(floor[mask], true[mask], spacing[mask], thresholds_mm)
 
     if heatmap and out.get("heatmaps") is not None:
-        codec = Codec(**{**ckpt["codec"], "decode": decode})
-        metrics["decode"] = {}
-        for mode in DECODE_MODES:
-            pts_in, _ = codec.decode_heatmaps(out["heatmaps"], mode)
-            m = compute_metrics(Codec.to_original(pts_in, transform)[mask], true[mask], spacing[mask],
-                                thresholds_mm)
-            metrics["decode"][mode] = short_metrics(m)
+        codec = Codec(**{**ckpt["codec"], "decode": decode, "pair_decode": bool(pair_decode)})
 
-    ref = np.asarray(data.get("points_ref", np.full_like(true, np.nan)), np.float64)
-    has_ref = np.isfinite(ref).all(axis=(1, 2))
-    if has_ref.any():
-        metrics["vs_reference"] = compute_metrics(pred_orig[has_ref], ref[has_ref], spacing[has_ref],
-                                                  thresholds_mm)
+        def decoded(mode, pairs=None):
+            pts_in, _ = codec.decode_heatmaps(out["heatmaps"], mode, pairs)
+            return short_metrics(compute_metrics(Codec.to_original(pts_in, transform)[mask], true[mask],
+                                                 spacing[mask], thresholds_mm))
+
+        metrics["decode"] = {mode: decoded(mode) for mode in DECODE_MODES}
+        metrics["pairs"] = {"joint": decoded(decode, None if pair_decode else ((0, 1), (2, 3))),
+                            "independent": decoded(decode, ())}
+
+    for name in reference_sections(label_source):
+        key, mask_key = REFERENCES[name]
+        if key not in data:
+            continue
+        ref = np.asarray(data[key], np.float64)
+        use = np.isfinite(ref).all(axis=(1, 2))
+        if mask_key is not None:
+            use &= np.asarray(data.get(mask_key, np.zeros(len(ref), bool)), bool)
+        if use.any():
+            section = compute_metrics(pred_orig[use], ref[use], spacing[use], thresholds_mm)
+            section["floor"] = compute_metrics(floor[use], ref[use], spacing[use], thresholds_mm)
+            metrics[f"vs_{name}"] = section
 
     if timing_frames > 0:
         metrics["timing"] = time_inference(model, ckpt, images, timing_frames,
@@ -284,6 +312,10 @@ def run(params: dict, name: str, root=".") -> dict:
     decode = str(get(params, "codec.decode"))
     if decode not in DECODE_MODES:
         raise ParamError(f"params.yaml: codec.decode = {decode!r}; choose one of {list(DECODE_MODES)}")
+    pair_decode = get(params, "codec.pair_decode")
+    if not isinstance(pair_decode, bool):
+        raise ParamError(f"params.yaml: codec.pair_decode = {pair_decode!r}; choose true or false")
+    label_source = str(get(params, "data.label_source"))
     threads = int(get(params, "threads"))
     torch.set_num_threads(threads)
 
@@ -298,7 +330,8 @@ def run(params: dict, name: str, root=".") -> dict:
     print(f"evaluate@{name}: {len(data['frame_id'])} test frames, {ckpt.get('kind')} {ckpt.get('arch')}")
     with torch.no_grad():
         metrics, table = evaluate_model(model, ckpt, data, thresholds, decode,
-                                        timing_frames=timing_frames)
+                                        timing_frames=timing_frames, pair_decode=pair_decode,
+                                        label_source=label_source)
     metrics = {"model": name, **metrics}
     write_csv(table, root / "results" / name / "predictions.csv")
     write_json(root / "metrics" / "eval" / f"{name}.json", metrics)

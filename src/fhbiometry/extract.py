@@ -22,17 +22,16 @@ from tqdm import tqdm
 
 from . import labels as lab
 from . import readers as rd
-from .geometry import COORD_COLUMNS
+from .geometry import COORD_COLUMNS, CSV_COLUMNS, REF_COLUMNS
 from .params import ParamError, check_choice
 from .readers import InputError
 from .store import save_npz, write_csv
 
 log = logging.getLogger(__name__)
 
-REF_COLUMNS = tuple(f"ref_{c}" for c in COORD_COLUMNS)
 MANIFEST_COLUMNS = ("frame_id", "subject_id", "source_file", "frame_index", "width", "height",
                     "spacing_mm", "spacing_source", "label_status", "dup_count",
-                    *COORD_COLUMNS, *REF_COLUMNS)
+                    *COORD_COLUMNS, *REF_COLUMNS, *CSV_COLUMNS)
 ISSUE_COLUMNS = ("file", "row", "problem", "action")
 LABEL_SOURCES = ("csv", "ellipse")
 BAD_INPUT_MODES = ("fail", "exclude")
@@ -165,19 +164,25 @@ def extract(data: dict, progress: bool = True) -> Extraction:
 
     table, table_path = None, None
     rows_by_file: dict[Path, list[int]] = {}
-    if cfg.label_source == "csv":
+    # With the ellipse source, a landmark table that exists is read too, as a reference only
+    # (csv_* columns; its problems are recorded, never fatal).
+    table_issues = issues
+    if cfg.label_source == "ellipse" and cfg.landmarks_csv and cfg.resolve(cfg.landmarks_csv).is_file():
+        table_issues = IssueLog(raw, "exclude")
+    if cfg.label_source == "csv" or table_issues is not issues:
         table_path = cfg.resolve(cfg.landmarks_csv)
-        table = lab.read_landmark_table(table_path, cfg.columns, strict=cfg.on_bad_input == "fail")
+        table = lab.read_landmark_table(table_path, cfg.columns,
+                                        strict=table_issues.mode == "fail")
         for i, (row, image, frame, status) in enumerate(
                 zip(table["row"], table["image"], table["frame"], table["status"])):
             path = index.get(image)
             if path is None:
-                issues.report(InputError(table_path, f"image {image!r} not found under {raw}",
-                                         "correct the image name, add the file, or set "
-                                         "data.on_bad_input: exclude to skip the row", row=int(row)),
-                              "row skipped")
+                table_issues.report(InputError(table_path, f"image {image!r} not found under {raw}",
+                                               "correct the image name, add the file, or set "
+                                               "data.on_bad_input: exclude to skip the row", row=int(row)),
+                                    "row skipped")
             elif frame < 0:
-                issues.report(InputError(table_path, status, row=int(row)), "row skipped")
+                table_issues.report(InputError(table_path, status, row=int(row)), "row skipped")
             else:
                 rows_by_file.setdefault(path, []).append(i)
 
@@ -211,9 +216,9 @@ def extract(data: dict, progress: bool = True) -> Extraction:
         except InputError as err:
             issues.report(err, "file skipped")
             for i in rows_by_file.get(path, []):
-                issues.report(InputError(table_path, f"image {table['image'].iat[i]!r} was "
-                                         f"excluded ({err.problem})", row=int(table["row"].iat[i])),
-                              "row skipped")
+                table_issues.report(InputError(table_path, f"image {table['image'].iat[i]!r} was "
+                                               f"excluded ({err.problem})", row=int(table["row"].iat[i])),
+                                    "row skipped")
             continue
         subject = rd.subject_id(path.stem, subject_rx, content.patient_id, sidecar.get("subject_id"))
         n = content.frames.shape[0]
@@ -223,9 +228,9 @@ def extract(data: dict, progress: bool = True) -> Extraction:
         for i in rows_by_file.get(path, []):
             f = int(table["frame"].iat[i])
             if f >= n:
-                issues.report(InputError(table_path, f"frame {f} is not in {rel} ({n} frame(s), "
-                                         "counted from 0)", "correct the frame index",
-                                         row=int(table["row"].iat[i])), "row skipped")
+                table_issues.report(InputError(table_path, f"frame {f} is not in {rel} ({n} frame(s), "
+                                               "counted from 0)", "correct the frame index",
+                                               row=int(table["row"].iat[i])), "row skipped")
                 continue
             by_frame.setdefault(f, []).append(i)
 
@@ -240,13 +245,16 @@ def extract(data: dict, progress: bool = True) -> Extraction:
                    "spacing_mm": spacing, "spacing_source": spacing_source,
                    "label_status": lab.MISSING, "dup_count": 0}
             label = np.full((4, 2), np.nan)
+            csv_label = np.full(8, np.nan)
             ref = ellipse(frame_id)
+            rows = by_frame.get(k, [])
+            if rows:
+                csv_label = table.loc[rows[0], list(COORD_COLUMNS)].to_numpy(dtype=np.float64)
             if cfg.label_source == "csv":
-                rows = by_frame.get(k, [])
                 rec["dup_count"] = len(rows)
                 if rows:
                     first = rows[0]
-                    label = table.loc[first, list(COORD_COLUMNS)].to_numpy(dtype=np.float64)
+                    label = csv_label
                     status = table["status"].iat[first]
                     rec["label_status"] = (lab.OK if status == lab.OK else
                                            f"row {int(table['row'].iat[first])}: {status}")
@@ -268,11 +276,16 @@ def extract(data: dict, progress: bool = True) -> Extraction:
             rec.update(zip(COORD_COLUMNS, np.asarray(label, dtype=np.float64).reshape(8)))
             ref_values = np.full(8, np.nan) if ref is None else np.asarray(ref).reshape(8)
             rec.update(zip(REF_COLUMNS, ref_values))
+            rec.update(zip(CSV_COLUMNS, csv_label))
             frames[frame_id] = img
             records.append(rec)
 
     manifest = pd.DataFrame(records, columns=list(MANIFEST_COLUMNS))
     manifest = manifest.sort_values("frame_id", kind="stable").reset_index(drop=True)
+    if table_issues is not issues:
+        for r in table_issues.rows:
+            r["action"] = f"reference {r['action']}"
+        issues.rows += table_issues.rows
     result = Extraction(frames, manifest, issues.frame())
     log_summary(result, len(files))
     return result

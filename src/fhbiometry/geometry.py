@@ -22,6 +22,10 @@ import numpy as np
 
 LANDMARKS = ("ofd_1", "ofd_2", "bpd_1", "bpd_2")
 COORD_COLUMNS = tuple(f"{name}_{axis}" for name in LANDMARKS for axis in ("x", "y"))
+# Reference landmarks kept beside the labels: ``ref_*`` from the ellipse annotations, ``csv_*``
+# from the landmark table (both in every table from the manifest on; empty where absent).
+REF_COLUMNS = tuple(f"ref_{c}" for c in COORD_COLUMNS)
+CSV_COLUMNS = tuple(f"csv_{c}" for c in COORD_COLUMNS)
 OFD = (0, 1)
 BPD = (2, 3)
 

@@ -1,6 +1,7 @@
 """Loading a checkpoint (contract 6) and predicting landmarks in network-input pixels."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -49,16 +50,18 @@ def load_checkpoint(path, arch: str | None = None, kind: str | None = None):
 
 
 def predict(model, ckpt: dict, images, batch_size: int = 32, decode: str | None = None,
-            return_heatmaps: bool = False) -> dict:
+            return_heatmaps: bool = False, pair_decode: bool | None = None) -> dict:
     """Predict (N, S, S) uint8 letterboxed images.
 
     Returns ``points`` (N, 4, 2) float64 input pixels, ``heatmaps`` (N, 4, h, h) float32 (heatmap
     models with ``return_heatmaps``, else None) and ``peak`` (N, 4) (heatmap models, else None).
-    Heatmaps are decoded with ``decode`` or the checkpoint codec's mode; regression outputs
+    Heatmaps are decoded with ``decode`` / ``pair_decode`` or the checkpoint codec's settings; regression outputs
     with ``Codec.decode_coordinates``. Leaves the model in eval mode.
     """
     images = np.asarray(images)
     codec = Codec(**ckpt["codec"])
+    if pair_decode is not None:
+        codec = dataclasses.replace(codec, pair_decode=bool(pair_decode))
     if images.ndim != 3 or images.shape[1] != images.shape[2]:
         raise ValueError(f"expected (N, S, S) images, got shape {images.shape}")
     size = int(ckpt.get("input_size", codec.input_size))

@@ -334,7 +334,8 @@ def heatmap_entries(results: dict, test: dict, root, k: int) -> list:
         import torch
 
         with torch.no_grad():
-            out = predict(model, ckpt, np.asarray(test["image"])[pos], return_heatmaps=True)
+            out = predict(model, ckpt, np.asarray(test["image"])[pos], return_heatmaps=True,
+                          decode=res["metrics"].get("decode_mode"), pair_decode=res["metrics"].get("pair_decode"))
         if out.get("heatmaps") is None:
             continue
         entries.append((name, rows["frame_id"].tolist(), out["heatmaps"], out["points"]))

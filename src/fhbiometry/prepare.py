@@ -6,10 +6,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from .codec import Codec
-from .geometry import COORD_COLUMNS, canonical_order
+from .geometry import COORD_COLUMNS, CSV_COLUMNS, REF_COLUMNS, canonical_order
 
 SPLITS = ("train", "val", "test")
-REF_COLUMNS = tuple(f"ref_{c}" for c in COORD_COLUMNS)
 
 
 def _points(df: pd.DataFrame, columns) -> np.ndarray:
@@ -36,6 +35,7 @@ def prepare_split(frames: dict, table: pd.DataFrame, codec: Codec, canonical: bo
         "transform": np.zeros((n, 4), np.float64),
         "points_orig": _points(table, COORD_COLUMNS),
         "points_ref": _points(table, REF_COLUMNS),
+        "points_csv": _points(table, CSV_COLUMNS),
         "spacing_mm": table["spacing_mm"].to_numpy(np.float64),
         "width": table["width"].to_numpy(np.int64),
         "height": table["height"].to_numpy(np.int64),
@@ -43,9 +43,13 @@ def prepare_split(frames: dict, table: pd.DataFrame, codec: Codec, canonical: bo
         "subject_id": table["subject_id"].astype(str).to_numpy().astype("U"),
         "label_ok": table["label_ok"].astype(bool).to_numpy(),
         "use_for_training": table["use_for_training"].astype(bool).to_numpy(),
+        "csv_ok": (table["csv_ok"].astype(bool).to_numpy() if "csv_ok" in table
+                   else np.zeros(n, bool)),
+        "ref_ok": (table["ref_ok"].astype(bool).to_numpy() if "ref_ok" in table
+                   else np.zeros(n, bool)),
     }
     if canonical:
-        for key in ("points_orig", "points_ref"):
+        for key in ("points_orig", "points_ref", "points_csv"):
             finite = np.isfinite(out[key]).all(axis=(1, 2))
             out[key][finite] = canonical_order(out[key][finite])
     for i, frame_id in enumerate(tqdm(out["frame_id"], desc=desc or "frames", leave=False)):

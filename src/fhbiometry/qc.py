@@ -20,7 +20,10 @@ Naming: with ``naming: anatomical`` a frame whose ``ofd`` pair is the shorter on
 the two pairs exchanged (``swapped_naming`` column, counted in the metrics), so the OFD is always
 the anatomical longest diameter; ``ofd_shorter`` is then reported but is not a fault. With
 ``as_labelled`` the names are kept and ``ofd_shorter`` is a fault. The order of the two ends
-within a pair is left as labelled here; the `heatmaps` stage applies the canonical order
+within a pair is left as labelled here;
+the landmark table's own points (``csv_*``, also read as a reference when the labels come from
+the ellipses) get the same naming and their own verdict ``csv_ok``, and the ellipse reference
+its verdict ``ref_ok`` (an axis end outside the image, an implausible ratio); the `heatmaps` stage applies the canonical order
 (``codec.canonical_order``). Nothing else about a label is ever changed: a flagged frame keeps its points, and the policy only
 decides whether it is used for training.
 """
@@ -31,13 +34,12 @@ import textwrap
 import numpy as np
 import pandas as pd
 
-from .geometry import (COORD_COLUMNS, anatomical_naming, as_points, diameters,
+from .geometry import (COORD_COLUMNS, CSV_COLUMNS, REF_COLUMNS, anatomical_naming, as_points, diameters,
                        midpoint_distance, perpendicularity_deg)
 from .params import ParamError, check_choice
 
 POLICIES = ("keep", "exclude", "fail")
 NAMINGS = ("anatomical", "as_labelled")
-REF_COLUMNS = tuple(f"ref_{c}" for c in COORD_COLUMNS)
 # Flags that describe a missing or unusable label rather than a geometric fault.
 FLAGS = ("outside", "missing_values", "no_label", "bad_input", "duplicate", "midpoint_offset",
          "not_perpendicular", "ratio", "ofd_shorter", "ref_disagree", "no_reference")
@@ -62,21 +64,11 @@ def check_config(cfg: dict) -> None:
         raise ParamError(f"params.yaml: qc.ratio_range = {cfg['ratio_range']}; need 0 < low < high <= 1")
 
 
-def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
-    """One row per manifest frame: ids, points after naming and canonical order, flags, policy."""
-    check_config(cfg)
-    pts = _points(manifest, COORD_COLUMNS)
-    ref = _points(manifest, REF_COLUMNS)
-    status = manifest["label_status"].fillna("").astype(str).to_numpy()
-    dup = pd.to_numeric(manifest.get("dup_count", 1), errors="coerce")
-    dup = np.broadcast_to(np.nan_to_num(np.asarray(dup, dtype=float), nan=1.0), (len(manifest),))
-    width = manifest["width"].to_numpy(np.float64)
-    height = manifest["height"].to_numpy(np.float64)
-
+def _flag_points(pts, ref, status, dup, width, height, spacing, cfg) -> dict:
+    """The checks of the module docstring on (N, 4, 2) label points ``pts`` against ``ref``."""
     finite = np.isfinite(pts).all(axis=(1, 2))
-    any_value = np.isfinite(pts).any(axis=(1, 2))
     no_label = status == "missing"
-    flags = {name: np.zeros(len(manifest), bool) for name in FLAGS}
+    flags = {name: np.zeros(len(pts), bool) for name in FLAGS}
     flags["no_label"] = no_label
     flags["bad_input"] = ~np.isin(status, ["ok", "missing"])
     flags["missing_values"] = ~no_label & ~flags["bad_input"] & ~finite
@@ -95,9 +87,8 @@ def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
         lo, hi = cfg["ratio_range"]
         flags["ratio"] = finite & ((ratio < lo) | (ratio > hi))
 
-    spacing = pd.to_numeric(manifest["spacing_mm"], errors="coerce").to_numpy(np.float64)
     ref_finite = np.isfinite(ref).all(axis=(1, 2))
-    disagreement = np.full(len(manifest), np.nan)
+    disagreement = np.full(len(pts), np.nan)
     if cfg["reference"] == "ellipse":
         ref_named, _ = anatomical_naming(np.where(ref_finite[:, None, None], ref, 0.0))
         diff = np.abs(diameters(named) - diameters(ref_named)) * spacing[:, None]
@@ -108,19 +99,46 @@ def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
 
     use_named = cfg["naming"] == "anatomical"
     final = np.where((use_named & swapped)[:, None, None], named, pts)
+    fault = np.zeros(len(pts), bool)
+    for name in FLAGS:
+        if not (name == "ofd_shorter" and use_named):
+            fault |= flags[name]
+    return {"flags": flags, "points": final, "swapped": finite & swapped & use_named,
+            "disagreement": disagreement, "finite": finite, "label_ok": finite & ~fault}
+
+
+def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+    """One row per manifest frame: ids, points after naming, flags, policy; plus the ellipse
+    reference (``ref_*``, anatomical naming) with ``ref_ok`` and the landmark table's points
+    (``csv_*``, the same naming as the labels) with ``csv_ok``: those points pass every check
+    (``csv_*`` is the label itself when ``data.label_source`` is csv, ``ref_*`` when it is ellipse)."""
+    check_config(cfg)
+    pts = _points(manifest, COORD_COLUMNS)
+    ref = _points(manifest, REF_COLUMNS)
+    csv = _points(manifest, CSV_COLUMNS)
+    status = manifest["label_status"].fillna("").astype(str).to_numpy()
+    dup = pd.to_numeric(manifest.get("dup_count", 1), errors="coerce")
+    dup = np.broadcast_to(np.nan_to_num(np.asarray(dup, dtype=float), nan=1.0), (len(manifest),))
+    width = manifest["width"].to_numpy(np.float64)
+    height = manifest["height"].to_numpy(np.float64)
+    spacing = pd.to_numeric(manifest["spacing_mm"], errors="coerce").to_numpy(np.float64)
+
+    label = _flag_points(pts, ref, status, dup, width, height, spacing, cfg)
+    flags = label["flags"]
+    csv_status = np.where(np.isfinite(csv).all(axis=(1, 2)), "ok", "missing")
+    table = _flag_points(csv, ref, csv_status, np.ones(len(manifest)), width, height, spacing, cfg)
+    ref_status = np.where(np.isfinite(ref).all(axis=(1, 2)), "ok", "missing")
+    ellipse = _flag_points(ref, ref, ref_status, np.ones(len(manifest)), width, height, spacing, cfg)
+
     ref_out = ref.copy()
+    ref_finite = np.isfinite(ref).all(axis=(1, 2))
     if ref_finite.any():
         ref_out[ref_finite] = anatomical_naming(ref[ref_finite])[0]
 
-    faults = [f for f in FLAGS if not (f == "ofd_shorter" and use_named)]
-    fault = np.zeros(len(manifest), bool)
-    for name in faults:
-        fault |= flags[name]
-    label_ok = finite & ~fault
     if cfg["policy"] == "keep":
-        use = finite & ~flags["no_label"] & ~flags["bad_input"]
+        use = label["finite"] & ~flags["no_label"] & ~flags["bad_input"]
     else:
-        use = label_ok
+        use = label["label_ok"]
 
     out = pd.DataFrame({
         "frame_id": manifest["frame_id"].astype(str).to_numpy(),
@@ -129,17 +147,19 @@ def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
         "width": manifest["width"].to_numpy(),
         "height": manifest["height"].to_numpy(),
     })
-    for j, col in enumerate(COORD_COLUMNS):
-        out[col] = final.reshape(-1, 8)[:, j]
-    for j, col in enumerate(REF_COLUMNS):
-        out[col] = ref_out.reshape(-1, 8)[:, j]
+    for columns, values in ((COORD_COLUMNS, label["points"]), (REF_COLUMNS, ref_out),
+                            (CSV_COLUMNS, table["points"])):
+        for j, col in enumerate(columns):
+            out[col] = values.reshape(-1, 8)[:, j]
     for name in FLAGS:
         out[f"flag_{name}"] = flags[name]
     out["flags"] = [";".join(n for n in FLAGS if flags[n][i]) for i in range(len(manifest))]
-    out["swapped_naming"] = finite & swapped & use_named
-    out["ref_disagreement_mm"] = disagreement
-    out["label_ok"] = label_ok
+    out["swapped_naming"] = label["swapped"]
+    out["ref_disagreement_mm"] = label["disagreement"]
+    out["label_ok"] = label["label_ok"]
     out["use_for_training"] = use
+    out["csv_ok"] = table["label_ok"]
+    out["ref_ok"] = ellipse["label_ok"]
     return out.sort_values("frame_id").reset_index(drop=True)
 
 

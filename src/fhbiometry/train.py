@@ -1,13 +1,15 @@
 """Training one model (stage `train@<model>`): data selection, losses, schedule, validation,
 DVCLive logging and the best checkpoint by validation mean radial error (mm).
 
-Params: ``seed``, ``threads``, ``codec`` (``Codec.from_params``), ``train`` (shared defaults)
+Params: ``seed``, ``threads``, ``codec`` (``Codec.from_params``; not ``decode`` and
+``pair_decode``, which only the evaluation reads), ``train`` (shared defaults)
 and ``models.<name>`` (any ``train`` key plus ``arch``, ``kind``, ``head_channels``, ``head_skips``), merged by
 ``model_config``: the model's keys override the defaults, ``augment`` key by key.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import math
 import time
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import augment as aug
-from .codec import Codec
+from .codec import COORDINATE_MODES, Codec
 from .geometry import BPD, LANDMARKS, OFD, diameters, pair_invariant_errors
 from .inference import predict
 from .models import (ARCHS, HEATMAP_ARCHS, KINDS, build_model, check_input_size, count_parameters,
@@ -29,13 +31,17 @@ from .store import load_npz
 
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "schedule", "warmup_epochs", "weight_decay", "optimizer",
               "loss", "pair_invariant_loss", "heatmap_loss_weight", "foreground_weight", "pretrained",
-              "head_init", "augment")
+              "head_init", "coordinates", "augment")
 MODEL_KEYS = ("arch", "kind", "head_channels", "head_skips")
 REGRESSION_LOSSES = ("mse", "l1", "smooth_l1")
 HEATMAP_LOSSES = ("mse",)
 SCHEDULES = ("cosine", "step", "constant")
 OPTIMIZERS = ("adamw", "sgd")
 HEAD_INITS = ("mean_shape", "random")
+# The best epoch is chosen with the best decoding (sub-pixel, pairs decoded jointly), whatever
+# codec.decode / codec.pair_decode say: those only set how `evaluate` reports, so changing them
+# never retrains a model.
+VALIDATION_DECODE = {"decode": "quadratic", "pair_decode": True}
 SMOOTH_L1_BETA = 0.02     # quadratic below 2% of the input (2.6 px at 128; x input_size for pixel targets)
 STEP_MILESTONES = (0.5, 0.75)  # 'step' schedule: lr x 0.1 at these fractions of the post-warm-up steps
 STEP_GAMMA = 0.1
@@ -102,6 +108,9 @@ def model_config(params: dict, name: str) -> dict:
     if cfg["optimizer"] not in OPTIMIZERS:
         raise ParamError(f"params.yaml: {where}.optimizer = {cfg['optimizer']!r}; choose one of "
                          f"{list(OPTIMIZERS)}")
+    if cfg["coordinates"] not in COORDINATE_MODES:
+        raise ParamError(f"params.yaml: {where}.coordinates = {cfg['coordinates']!r}; choose one of "
+                         f"{list(COORDINATE_MODES)}")
     if cfg["head_init"] not in HEAD_INITS:
         raise ParamError(f"params.yaml: {where}.head_init = {cfg['head_init']!r}; choose one of "
                          f"{list(HEAD_INITS)}")
@@ -264,7 +273,7 @@ def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=
     """Train ``models.<name>`` on the contract-5 arrays; returns the checkpoint dict (contract 6)
     holding the weights of the epoch with the lowest validation MRE in mm (ties: earlier)."""
     cfg = model_config(params, name)
-    codec = codec_from_params(params)
+    codec = dataclasses.replace(codec_from_params(params), coordinates=cfg["coordinates"], **VALIDATION_DECODE)
     canonical = bool(params["codec"].get("canonical_order", True))
     seed = int(get(params, "seed"))
     train = select(train_data, training_rows(train_data))
@@ -348,7 +357,8 @@ def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=
 
     return {"arch": cfg["arch"], "kind": kind, "state_dict": best["state"], "codec": codec.to_dict(),
             "landmarks": list(LANDMARKS), "input_size": int(codec.input_size),
-            "head_channels": int(cfg["head_channels"]), "head_skips": bool(cfg["head_skips"]), "stride": int(codec.stride), "data_hash": data_hash,
+            "head_channels": int(cfg["head_channels"]), "head_skips": bool(cfg["head_skips"]),
+            "stride": int(codec.stride), "data_hash": data_hash,
             "model_params": cfg, "best_epoch": int(best["epoch"]), "best_val_mre_mm": float(best["mre_mm"]),
             "train_mean_points": points.mean(axis=0)}
 
