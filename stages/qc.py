@@ -23,6 +23,11 @@ def main() -> None:
           f"{summary['use_for_training']} used for training (policy {cfg['policy']}), "
           f"{summary['swapped_naming']} read with ofd/bpd exchanged; flags: "
           + ", ".join(f"{k} {v}" for k, v in summary["flags"].items() if v))
+    if "csv_reference" in summary:
+        t = summary["csv_reference"]
+        print(f"qc: landmark table (reference): {t['rows']} rows, {t['ok']} pass every check, "
+              f"{t['swapped_naming']} name the shorter diameter ofd; flags: "
+              + ", ".join(f"{k} {v}" for k, v in t["flags"].items() if v))
     enforce_policy(labels, cfg)
     shutil.rmtree("plots/qc", ignore_errors=True)
     frames = load_npz("data/frames/frames.npz")

@@ -176,3 +176,36 @@ def test_qc_finds_the_known_faults_of_the_hc18_csv():
     assert (ellipse["csv_ok"] == table["label_ok"]).all()
     np.testing.assert_allclose(ellipse[list(CSV_COLUMNS)].to_numpy(float),
                                table[list(COORD_COLUMNS)].to_numpy(float))
+    # ...and the table's faults are still reported, never hidden behind the ellipse labels
+    ref = summarise(ellipse, None, {**CFG, "reference": "ellipse"})["csv_reference"]
+    assert ref["rows"] == 622 and ref["ok"] == s["label_ok"]
+    assert ref["swapped_naming"] == s["swapped_naming"]
+    assert ref["flags"]["ref_disagree"] == s["flags"]["ref_disagree"]
+    assert "csv_reference" not in s  # the table is the label source there
+
+
+def test_reference_table_faults_are_reported_and_drawn(tmp_path):
+    """Ellipse labels with the crafted rows as the landmark table: the labels are clean, the
+    table's faults appear in csv_reference and in table_flagged_*.png."""
+    from fhbiometry.qc import plot_report
+
+    manifest = crafted()
+    for c in COORD_COLUMNS:
+        manifest[f"csv_{c}"] = manifest[c]
+        manifest[c] = manifest[f"ref_{c}"]
+    manifest["label_status"] = "ok"
+    manifest["dup_count"] = 1
+    cfg = {**CFG, "reference": "ellipse"}
+    table = compute_flags(manifest, cfg)
+    assert table["label_ok"].all()
+    s = summarise(table, None, cfg)
+    ref = s["csv_reference"]
+    assert ref["rows"] == 9 and ref["ok"] == 3  # rows with a value; a_clean, f_dup, j_swapped pass
+    assert ref["flags"]["missing_values"] == 1
+    assert ref["flags"]["outside"] == 1 and ref["flags"]["ref_disagree"] >= 1
+    assert ref["swapped_naming"] == 1
+    assert set(table.loc[table["frame_id"] == "j_swapped", "csv_flags"]) == {"ofd_shorter"}
+    frames = {f: np.zeros((160, 200), np.uint8) for f in manifest["frame_id"]}
+    written = plot_report(table, manifest, frames, tmp_path, limit=4)
+    names = sorted(p.name for p in written)
+    assert names == ["flag_counts.png", "flagged_01.png", "table_flagged_01.png"]

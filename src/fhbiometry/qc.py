@@ -125,9 +125,9 @@ def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
 
     label = _flag_points(pts, ref, status, dup, width, height, spacing, cfg)
     flags = label["flags"]
-    csv_status = np.where(np.isfinite(csv).all(axis=(1, 2)), "ok", "missing")
+    csv_status = np.where(np.isfinite(csv).any(axis=(1, 2)), "ok", "missing")
     table = _flag_points(csv, ref, csv_status, np.ones(len(manifest)), width, height, spacing, cfg)
-    ref_status = np.where(np.isfinite(ref).all(axis=(1, 2)), "ok", "missing")
+    ref_status = np.where(np.isfinite(ref).any(axis=(1, 2)), "ok", "missing")
     ellipse = _flag_points(ref, ref, ref_status, np.ones(len(manifest)), width, height, spacing, cfg)
 
     ref_out = ref.copy()
@@ -160,6 +160,12 @@ def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     out["use_for_training"] = use
     out["csv_ok"] = table["label_ok"]
     out["ref_ok"] = ellipse["label_ok"]
+    # the table's own flags, reported as a reference when it is not the label source
+    csv_rows = np.isfinite(csv).any(axis=(1, 2))
+    out["csv_flags"] = [";".join(n for n in FLAGS if table["flags"][n][i] and n != "no_label")
+                        if csv_rows[i] else "" for i in range(len(manifest))]
+    out["csv_swapped_naming"] = table["swapped"]
+    out["csv_disagreement_mm"] = table["disagreement"]
     return out.sort_values("frame_id").reset_index(drop=True)
 
 
@@ -180,6 +186,21 @@ def summarise(labels: pd.DataFrame, issues: pd.DataFrame | None, cfg: dict) -> d
                                    .str.split(":").str[0].value_counts().sort_index().items()}
     else:
         summary["input_issues"] = {}
+    if is_reference_table(labels):
+        rows = labels[[c for c in CSV_COLUMNS]].notna().any(axis=1)
+        flagged = labels.loc[rows, "csv_flags"].fillna("")
+        table = {
+            "rows": int(rows.sum()),
+            "ok": int(labels.loc[rows, "csv_ok"].sum()),
+            "swapped_naming": int(labels.loc[rows, "csv_swapped_naming"].sum()),
+            "flags": {name: int(flagged.str.split(";").apply(lambda f, n=name: n in f).sum())
+                      for name in FLAGS if name != "no_label"},
+        }
+        d = labels.loc[rows, "csv_disagreement_mm"].dropna()
+        if len(d):
+            table["disagree_share"] = float((d > cfg["reference_tolerance_mm"]).mean())
+            table["disagreement_median_mm"] = float(d.median())
+        summary["csv_reference"] = table
     if cfg["reference"] == "ellipse":
         d = labels["ref_disagreement_mm"].dropna()
         summary["reference"] = {
@@ -190,6 +211,18 @@ def summarise(labels: pd.DataFrame, issues: pd.DataFrame | None, cfg: dict) -> d
             "tolerance_mm": float(cfg["reference_tolerance_mm"]),
         }
     return summary
+
+
+def is_reference_table(labels: pd.DataFrame) -> bool:
+    """True when the landmark table (``csv_*``) was read beside other labels (the ellipses):
+    its faults are then reported as a reference (``csv_reference`` in metrics/qc.json, overlays
+    ``plots/qc/table_flagged_*.png``), since they no longer show as label flags."""
+    if not set(CSV_COLUMNS) <= set(labels.columns):
+        return False
+    csv = labels[list(CSV_COLUMNS)].to_numpy(np.float64)
+    own = labels[list(COORD_COLUMNS)].to_numpy(np.float64)
+    present = np.isfinite(csv).any(axis=1)
+    return bool(present.any()) and not np.allclose(csv[present], own[present], equal_nan=True)
 
 
 def enforce_policy(labels: pd.DataFrame, cfg: dict) -> None:
@@ -206,42 +239,70 @@ def enforce_policy(labels: pd.DataFrame, cfg: dict) -> None:
                   "out of training) or 'keep' in params.yaml.")
 
 
-def overlay_order(labels: pd.DataFrame) -> pd.DataFrame:
-    """Flagged frames, most flags first, then by frame id (deterministic)."""
-    flagged = labels[labels["flags"] != ""].copy()
-    flagged["n_flags"] = flagged["flags"].str.count(";") + 1
+def overlay_order(labels: pd.DataFrame, column: str = "flags") -> pd.DataFrame:
+    """Frames flagged in ``column``, most flags first, then by frame id (deterministic)."""
+    flagged = labels[labels[column].fillna("") != ""].copy()
+    flagged["n_flags"] = flagged[column].str.count(";") + 1
     return flagged.sort_values(["n_flags", "frame_id"], ascending=[False, True])
 
 
 def plot_report(labels: pd.DataFrame, manifest: pd.DataFrame, frames: dict, out_dir, limit: int) -> list:
-    """flag_counts.png and grids of overlays of flagged frames (as labelled, plus the reference)."""
+    """flag_counts.png and grids of overlays of flagged frames (as labelled, plus the ellipse
+    reference): ``flagged_NN.png`` for the labels and, when the landmark table is a reference
+    (``is_reference_table``), ``table_flagged_NN.png`` for its flagged rows."""
     from pathlib import Path
 
     import matplotlib.pyplot as plt
 
-    from .viz import draw_landmarks, save_figure, show_image
+    from .viz import save_figure
 
     out_dir = Path(out_dir)
     written = []
     counts = {n: int(labels[f"flag_{n}"].sum()) for n in FLAGS}
+    reference = is_reference_table(labels)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     names = list(counts)[::-1]
-    ax.barh(names, [counts[n] for n in names], color="#5c6bc0")
+    height = 0.4 if reference else 0.8
+    ax.barh(np.arange(len(names)), [counts[n] for n in names], height=height, color="#5c6bc0", label="labels")
     for i, n in enumerate(names):
         ax.text(counts[n], i, f" {counts[n]}", va="center", fontsize=8)
+    if reference:
+        rows = labels["csv_flags"].fillna("").str.split(";")
+        table = [int(rows.apply(lambda f, n=n: n in f).sum()) for n in names]
+        ax.barh(np.arange(len(names)) - height, table, height=height, color="#ff9100",
+                label="landmark table (reference)")
+        for i, v in enumerate(table):
+            ax.text(v, i - height, f" {v}", va="center", fontsize=7)
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_yticks(np.arange(len(names)), names)
     ax.set_xlabel(f"frames flagged (of {len(labels)})")
     ax.set_title("Label quality checks")
     save_figure(fig, out_dir / "flag_counts.png")
     written.append(out_dir / "flag_counts.png")
 
-    chosen = overlay_order(labels).head(max(0, int(limit)))
     raw = manifest.set_index("frame_id")
+    written += _overlay_pages(overlay_order(labels).head(max(0, int(limit))), "flags", COORD_COLUMNS,
+                              raw, frames, out_dir, "flagged", "as labelled")
+    if reference:
+        written += _overlay_pages(overlay_order(labels, "csv_flags").head(max(0, int(limit))), "csv_flags",
+                                  CSV_COLUMNS, raw, frames, out_dir, "table_flagged", "landmark table")
+    return written
+
+
+def _overlay_pages(chosen: pd.DataFrame, column: str, point_columns, raw: pd.DataFrame, frames: dict,
+                   out_dir, prefix: str, name: str) -> list:
+    """Pages of 12 overlays: the points of ``point_columns`` (as read) and the ellipse reference."""
+    import matplotlib.pyplot as plt
+
+    from .viz import draw_landmarks, save_figure, show_image
+
     if len(chosen) == 0:
         fig, ax = plt.subplots(figsize=(4, 1.5))
         ax.axis("off")
         ax.text(0.5, 0.5, "no frame was flagged", ha="center", va="center")
-        save_figure(fig, out_dir / "flagged_01.png")
-        return written + [out_dir / "flagged_01.png"]
+        save_figure(fig, out_dir / f"{prefix}_01.png")
+        return [out_dir / f"{prefix}_01.png"]
+    written = []
     per_page = 12
     for page, start in enumerate(range(0, len(chosen), per_page), 1):
         rows = chosen.iloc[start:start + per_page]
@@ -254,11 +315,11 @@ def plot_report(labels: pd.DataFrame, manifest: pd.DataFrame, frames: dict, out_
             image = frames.get(row.frame_id)
             if image is not None:
                 show_image(ax, image)
-            labelled = _points(raw.loc[[row.frame_id]].reset_index(), COORD_COLUMNS)[0]
-            draw_landmarks(ax, labelled, color="#ff9100", marker="o", label="as labelled")
-            ref = _points(raw.loc[[row.frame_id]].reset_index(), REF_COLUMNS)[0]
-            draw_landmarks(ax, ref, color="#00e5ff", marker="+", label="ellipse reference")
-            wrapped = textwrap.fill(row.flags.replace(";", ", "), 38)
+            one = raw.loc[[row.frame_id]].reset_index()
+            draw_landmarks(ax, _points(one, point_columns)[0], color="#ff9100", marker="o", label=name)
+            draw_landmarks(ax, _points(one, REF_COLUMNS)[0], color="#00e5ff", marker="+",
+                           label="ellipse reference")
+            wrapped = textwrap.fill(getattr(row, column).replace(";", ", "), 38)
             ax.set_title(f"{row.frame_id}\n{wrapped}", fontsize=7)
         handles, names = [], []
         for ax in axes.ravel():
@@ -269,7 +330,7 @@ def plot_report(labels: pd.DataFrame, manifest: pd.DataFrame, frames: dict, out_
                     names.append(nn)
         if handles:
             fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8)
-        path = out_dir / f"flagged_{page:02d}.png"
+        path = out_dir / f"{prefix}_{page:02d}.png"
         save_figure(fig, path)
         written.append(path)
     return written
