@@ -11,8 +11,9 @@ pipeline with the first k changes. All rows run in one working copy (``--workdir
 one ``dvc repro`` per row: DVC reruns exactly the stages a row's change touches (a change of
 heatmap decoding reruns only the evaluations; a heatmap-only change retrains only the heatmap
 model). After each row its metrics (metrics/eval/*.json, metrics/qc.json, metrics/split.json)
-are copied to ``<out>/<row>/`` (default docs/ablation/), and the table ``<out>/README.md`` is
-rewritten from every row found there.
+are copied to ``<out>/<row>/`` (default docs/ablation/), and the table ``<out>/table.md`` is
+rewritten from every row found there. The last row's figures (plots/models, plots/qc) are
+copied to ``<out>/plots/``.
 """
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def prepare_workdir(workdir: Path) -> None:
     subprocess.run(git + ["commit", "-qm", "ablation workdir", "--allow-empty"], cwd=workdir, check=True)
 
 
-def run_row(workdir: Path, params: dict, out_dir: Path, row: dict, env: dict) -> None:
+def run_row(workdir: Path, params: dict, out_dir: Path, row: dict, env: dict, last: bool = False) -> None:
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     start = time.perf_counter()
     print(f"ablation: row {row['name']}: {row['label']}", flush=True)
@@ -95,11 +96,17 @@ def run_row(workdir: Path, params: dict, out_dir: Path, row: dict, env: dict) ->
     dst = out_dir / row["name"]
     shutil.rmtree(dst, ignore_errors=True)
     (dst / "eval").mkdir(parents=True)
+    (dst / "train").mkdir()
     for model in MODELS:
         shutil.copy2(workdir / "metrics/eval" / f"{model}.json", dst / "eval" / f"{model}.json")
+        shutil.copy2(workdir / "metrics/train" / model / "metrics.json", dst / "train" / f"{model}.json")
     for name in ("qc.json", "split.json"):
         shutil.copy2(workdir / "metrics" / name, dst / name)
     changed = {k: v for k, v in flatten(row["set"]).items()}
+    if last:
+        for folder in ("models", "qc"):
+            shutil.rmtree(out_dir / "plots" / folder, ignore_errors=True)
+            shutil.copytree(workdir / "plots" / folder, out_dir / "plots" / folder)
     (dst / "row.json").write_text(json.dumps({"name": row["name"], "label": row["label"], "set": changed,
                                               "repro_seconds": round(seconds)}, indent=2, sort_keys=True)
                                   + "\n")
@@ -171,7 +178,8 @@ def main() -> int:
         for i, row in enumerate(ladder["rows"]):
             if wanted and row["name"] not in wanted:
                 continue
-            run_row(workdir, row_params(base, ladder, i), out_dir, row, env)
+            run_row(workdir, row_params(base, ladder, i), out_dir, row, env,
+                    last=i == len(ladder["rows"]) - 1)
     out_dir.mkdir(parents=True, exist_ok=True)
     text = table(ladder, out_dir)
     (out_dir / "table.md").write_text(text)

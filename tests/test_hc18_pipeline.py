@@ -54,10 +54,23 @@ def test_hc18_configuration_runs_end_to_end(tmp_path):
 
     qc = json.loads((root / "metrics/qc.json").read_text())
     assert qc["frames"] == n_frames and qc["reference"]["compared"] == n_frames
-    assert qc["swapped_naming"] > 0  # the CSV's reversed naming is found and repaired
+    # trained on the ellipses, the CSV's faults are still found and reported as a reference
+    table = qc["csv_reference"]
+    assert table["rows"] == n_frames and table["swapped_naming"] > 0
+    assert (root / "plots/qc/table_flagged_01.png").exists()
     split = json.loads((root / "metrics/split.json").read_text())
     assert split["subject_overlap"] == 0
     for model in MODELS:
         metrics = json.loads((root / "metrics/eval" / f"{model}.json").read_text())
         assert metrics["n_test"] >= 1
-        assert "vs_reference" in metrics  # errors against the ellipse-derived landmarks too
+        # headline against the ellipse labels, also against every CSV row and the clean rows
+        assert metrics["vs_csv"]["n"] == metrics["n_test"]
+        assert "vs_ellipse" not in metrics
+    # the other label source runs through the same configuration: one param (one model here)
+    params["data"]["label_source"] = "csv"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run([sys.executable, "-m", "dvc", "repro", "evaluate@heatmap"], root, env)
+    qc = json.loads((root / "metrics/qc.json").read_text())
+    assert qc["swapped_naming"] > 0 and "csv_reference" not in qc
+    metrics = json.loads((root / "metrics/eval/heatmap.json").read_text())
+    assert metrics["vs_ellipse"]["n"] >= 1 and "vs_csv" not in metrics

@@ -391,10 +391,13 @@ def run(params: dict, name: str, root=".", progress: bool = True) -> dict:
     check_data(val_data, codec, "data/prepared/val.npz")
     live = open_live(root / "metrics" / "train" / name)
     try:
+        started = time.perf_counter()
         ckpt = train_model(params, name, train_data, val_data, live=live, data_hash=file_hash(train_path),
                            progress=progress)
         live.summary["best_epoch"] = ckpt["best_epoch"]
         live.summary["best_val_mre_mm"] = ckpt["best_val_mre_mm"]
+        # wall clock of the whole training (not in the checkpoint, which stays byte-identical)
+        live.summary["train_seconds"] = round(time.perf_counter() - started, 1)
     finally:
         live.end()
     out = root / "models" / f"{name}.pt"

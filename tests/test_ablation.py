@@ -1,0 +1,61 @@
+"""The ablation ladder (configs/hc18_ablation.yaml) and its runner's table (scripts/ablation.py)."""
+from __future__ import annotations
+
+import json
+import sys
+
+import yaml
+
+from pipeline_helpers import REPO
+
+sys.path.insert(0, str(REPO / "scripts"))
+import ablation  # noqa: E402
+from exp_config import apply  # noqa: E402
+
+LADDER = REPO / "configs" / "hc18_ablation.yaml"
+
+
+def base_params():
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_ladder_ends_at_the_committed_configuration_and_changes_one_thing_per_row():
+    ladder = ablation.load_ladder(LADDER)
+    rows = ladder["rows"]
+    final = ablation.row_params(base_params(), ladder, len(rows) - 1)
+    config = apply(base_params(), yaml.safe_load((REPO / ladder["base"]).read_text()))
+    config["data"]["raw_dir"] = final["data"]["raw_dir"]  # made absolute for the working copy
+    assert final == config
+    seed = ablation.row_params(base_params(), ladder, 0)
+    assert seed["split"]["grouped"] is False and seed["codec"]["resize"] == "stretch"
+    assert seed["codec"]["decode"] == "argmax" and seed["train"]["coordinates"] == "pixels"
+    for i in range(1, len(rows)):  # every row changes something
+        assert ablation.row_params(base_params(), ladder, i) != ablation.row_params(base_params(), ladder, i - 1)
+
+
+def fake_metrics(bpd, with_ellipse=True):
+    section = {"bpd": {"mae_mm": bpd}, "ofd": {"mae_mm": 2 * bpd}, "mre_mm": 3 * bpd, "n": 95,
+               "success_rate": {"within_2mm": 0.5, "within_4mm": 0.9}}
+    floor = {"bpd": {"mae_mm": 9.0}, "ofd": {"mae_mm": 12.0}, "mre_mm": 15.0}
+    out = {**section, "floor": floor}
+    if with_ellipse:
+        out["vs_ellipse"] = {**section, "bpd": {"mae_mm": bpd + 1}, "floor": floor}
+    return out
+
+
+def test_table_reads_the_errors_against_the_ellipses_whatever_the_labels(tmp_path):
+    ladder = {"base": "configs/hc18.yaml", "rows": [
+        {"name": "a", "label": "csv labels", "set": {"data.label_source": "csv"}},
+        {"name": "b", "label": "ellipse labels", "set": {"data.label_source": "ellipse"}},
+        {"name": "c", "label": "not run", "set": {"codec.decode": "argmax"}}]}
+    for name, source_bpd in (("a", 1.0), ("b", 2.0)):
+        folder = tmp_path / name
+        (folder / "eval").mkdir(parents=True)
+        for model in ablation.MODELS:
+            (folder / "eval" / f"{model}.json").write_text(json.dumps(fake_metrics(source_bpd)))
+        (folder / "row.json").write_text("{}")
+    text = ablation.table(ladder, tmp_path)
+    lines = [line for line in text.splitlines() if line.startswith("| 1") or line.startswith("| 2")]
+    assert "| 1 | csv labels | alexnet | 2.00 | 2.00 | 3.00 | 50 | 90 | 9.00 / 12.00 / 15.00 | 95 |" in lines
+    assert "| 2 | ellipse labels | alexnet | 2.00 | 4.00 | 6.00 |" in lines[1]
+    assert "not run" not in text and len(text.splitlines()) == 2 + 2 * len(ablation.MODELS)
