@@ -172,7 +172,8 @@ def main() -> int:
     if not args.table_only:
         workdir = Path(args.workdir).resolve()
         prepare_workdir(workdir)
-        env = dict(os.environ, DVC_NO_ANALYTICS="1")
+        # the working copy's own code, not the editable install of this repository
+        env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONPATH=str(workdir / "src"))
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
         base = yaml.safe_load((REPO / "params.yaml").read_text())
         for i, row in enumerate(ladder["rows"]):

@@ -35,12 +35,18 @@ IGNORED = ("timing.*", "best_epoch")
 # metrics/eval keys that do not depend on trained weights: compared exactly
 EXACT_EVAL = ("model", "arch", "model_kind", "decode_mode", "n", "n_params", "n_test", "n_evaluated",
               "n_excluded", "floor.*", "vs_*.n", "vs_*.floor.*")
-# trained-model metrics: |reproduced - committed| <= max(absolute, relative * |committed|)
+# trained-model metrics: |reproduced - committed| <= max(absolute, relative * |committed|), first
+# matching pattern wins. Measured spread (README, "Determinism, CI and timings"): the default
+# pipeline rerun with every CPU kernel on another code path (ATEN_CPU_CAPABILITY=default,
+# ONEDNN_MAX_CPU_ISA=AVX) moved the mean errors by up to 1.5 mm or 28 %, the tails (max, p95,
+# limits of agreement, sd, bias) by up to 8.6 mm, pixel metrics by up to 10.6 px or 26 %, and
+# success rates by up to 0.042. The tolerances are about 1.5 to 3 times that.
 TOLERANCE = {
-    "success_rate.*": (0.15, 0.0),   # shares of landmarks
-    "*.success_rate.*": (0.15, 0.0),
-    "*_px*": (6.0, 0.35),            # pixels of the original image
-    "*": (3.0, 0.35),                # millimetres (errors, bias, limits of agreement)
+    "*success_rate.*": (0.12, 0.0),                  # shares of landmarks
+    "*_px*": (16.0, 0.6),                            # pixels of the original image
+    "*max*": (12.0, 0.6), "*p95*": (12.0, 0.6),      # tails, in mm
+    "*loa_*": (12.0, 0.6), "*std*": (8.0, 0.6), "*bias*": (8.0, 0.6),
+    "*": (2.5, 0.5),                                 # mean and median errors, in mm
 }
 HEATMAP_MARGIN = 3.0  # the heatmap model's BPD and OFD MAE must be under floor / this
 

@@ -102,7 +102,7 @@ def summary_table(results: dict) -> pd.DataFrame:
             row[key] = m.get("success_rate", {}).get(key)
         for d in ("bpd", "ofd"):
             dm = m.get(d, {})
-            for stat in ("mae_mm", "p95_mm", "bias_mm"):
+            for stat in ("mae_mm", "median_mm", "p95_mm", "max_mm", "bias_mm"):
                 row[f"{d}_{stat}"] = dm.get(stat)
         floor = m.get("floor", {})
         row["floor_mre_mm"] = floor.get("mre_mm")
