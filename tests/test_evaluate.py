@@ -304,3 +304,14 @@ def test_run_missing_checkpoint_names_file(tmp_path):
 def test_run_unknown_model_is_a_param_error(tmp_path):
     with pytest.raises(ev.ParamError, match="no entry 'nope'"):
         ev.run(tiny_params("m", "resnet18", "regression"), "nope", root=tmp_path)
+
+
+def test_frames_kept_by_the_qc_policy_count_in_the_metrics(oracle_modules):
+    """qc.policy keep: a flagged label the model was trained on is also evaluated on."""
+    data, codec = fake_split(n=6)
+    data["use_for_training"][-1] = True  # flagged (label_ok False) but kept by the policy
+    ckpt = {"kind": "regression", "arch": "x", "codec": codec.to_dict(),
+            "train_mean_points": data["points"][:5].astype(np.float64).mean(0)}
+    metrics, table = ev.evaluate_model(Oracle(data, codec), ckpt, data, THRESHOLDS, "quadratic")
+    assert metrics["n_evaluated"] == 6 and metrics["n_excluded"] == 0
+    assert table["evaluated"].all() and not table["label_ok"].iloc[-1]

@@ -33,6 +33,7 @@ def fake_test_split(n=7, size=64, seed=1):
     data = {k: np.asarray(v) for k, v in out.items()}
     data["points_ref"] = np.full_like(data["points_orig"], np.nan)
     data["label_ok"] = np.arange(n) != 0  # frame 0 failed QC
+    data["use_for_training"] = data["label_ok"].copy()
     return data
 
 

@@ -77,7 +77,7 @@ def write_prepared(root, n_train=12, n_val=4):
     train_data = fake_prepared(n_train, seed=1)
     train_data["use_for_training"][-1] = False  # a QC-excluded frame
     val = fake_prepared(n_val, seed=2)
-    val["label_ok"][-1] = False
+    val["label_ok"][-1] = val["use_for_training"][-1] = False  # excluded by QC
     save_npz(Path(root) / "data/prepared/train.npz", train_data)
     save_npz(Path(root) / "data/prepared/val.npz", val)
     return train_data, val
@@ -302,9 +302,18 @@ def test_best_epoch_is_the_lowest_val_mre_ties_to_the_earlier(tmp_path, monkeypa
 
 def test_training_needs_validation_frames():
     val = fake_prepared(2, seed=2)
-    val["label_ok"][:] = False
-    with pytest.raises(ValueError, match="val.npz has no frame with label_ok"):
+    val["label_ok"][:] = val["use_for_training"][:] = False
+    with pytest.raises(ValueError, match="val.npz has no frame the QC policy accepts"):
         train.train_model(tiny_params(), "m", fake_prepared(4), val, progress=False)
+
+
+def test_validation_frames_follow_the_qc_policy():
+    """qc.policy keep: labels that failed a check are still validated on (they are trained on)."""
+    val = fake_prepared(4, seed=2)
+    val["label_ok"][:] = False                       # every label flagged ...
+    val["use_for_training"][:] = [True, True, True, False]  # ... but kept by the policy
+    val["points_orig"][2] = np.nan                   # a frame without a usable label
+    assert list(train.validation_rows(val)) == [True, True, False, False]
 
 
 def test_data_built_with_another_input_size_is_refused(tmp_path):

@@ -2,8 +2,10 @@
 
 Everything is measured in the original image: predictions (network input pixels) are mapped
 back with ``Codec.to_original`` and the frame's letterbox ``transform``, and scaled to mm with
-the frame's ``spacing_mm``.  Metrics are computed on the test frames whose label passed QC
-(``label_ok``); every test frame still gets a row in the predictions table.
+the frame's ``spacing_mm``.  Metrics are computed on the test frames whose label the QC policy
+accepts (``use_for_training``: the labels that passed every check under ``qc.policy: exclude``,
+every finite label under ``keep``); every test frame still gets a row in the predictions table,
+with ``evaluated`` saying whether it counts.
 
 Conventions used by the metric functions:
 
@@ -153,6 +155,7 @@ def predictions_table(data: dict, pred_orig) -> pd.DataFrame:
         "subject_id": np.asarray(data["subject_id"]).astype(str),
         "spacing_mm": spacing,
         "label_ok": np.asarray(data["label_ok"]).astype(bool),
+        "evaluated": evaluable_mask(data),
     }
     for j, c in enumerate(COORD_COLUMNS):
         cols[f"true_{c}"] = true.reshape(-1, 8)[:, j]
@@ -169,9 +172,10 @@ def predictions_table(data: dict, pred_orig) -> pd.DataFrame:
 
 
 def evaluable_mask(data: dict) -> np.ndarray:
-    """Frames that count in the metrics: label passed QC and all four points are finite."""
+    """Frames that count in the metrics: the QC policy accepts the label and all four points are
+    finite (the same rule as the validation frames in ``train``)."""
     finite = np.isfinite(np.asarray(data["points_orig"], np.float64)).all(axis=(1, 2))
-    return np.asarray(data["label_ok"]).astype(bool) & finite
+    return np.asarray(data["use_for_training"]).astype(bool) & finite
 
 
 # ---- model-dependent parts --------------------------------------------------------------

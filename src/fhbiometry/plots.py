@@ -43,17 +43,17 @@ def load_results(root, names) -> dict:
             if not path.exists():
                 raise FileNotFoundError(f"{path} does not exist: run `dvc repro evaluate@{name}`")
         preds = pd.read_csv(ppath, dtype={"frame_id": str, "subject_id": str})
-        missing = {"frame_id", "label_ok", "mre_mm", "err_bpd_mm", "err_ofd_mm"} - set(preds.columns)
+        missing = {"frame_id", "evaluated", "mre_mm", "err_bpd_mm", "err_ofd_mm"} - set(preds.columns)
         if missing:
             raise ValueError(f"{ppath}: missing columns {sorted(missing)}: rerun `dvc repro evaluate@{name}`")
-        preds["label_ok"] = preds["label_ok"].astype(str).str.lower().isin(["true", "1"])
+        preds["evaluated"] = preds["evaluated"].astype(str).str.lower().isin(["true", "1"])
         out[name] = {"metrics": read_json(mpath), "predictions": preds}
     return out
 
 
 def evaluated_rows(preds: pd.DataFrame) -> pd.DataFrame:
-    """The rows that count in the metrics: label_ok with a finite MRE."""
-    keep = preds["label_ok"].to_numpy(bool) & np.isfinite(preds["mre_mm"].to_numpy(np.float64))
+    """The rows that count in the metrics (``evaluated``) with a finite MRE."""
+    keep = preds["evaluated"].to_numpy(bool) & np.isfinite(preds["mre_mm"].to_numpy(np.float64))
     return preds[keep]
 
 

@@ -230,8 +230,10 @@ def training_rows(data: dict) -> np.ndarray:
 
 
 def validation_rows(data: dict) -> np.ndarray:
+    """Validation frames: those the QC policy accepts (``use_for_training``: every label that
+    passed QC under ``exclude``, every finite label under ``keep``), as in ``evaluate``."""
     finite = np.isfinite(np.asarray(data["points_orig"], np.float64)).all(axis=(1, 2))
-    return np.asarray(data["label_ok"], bool) & finite
+    return np.asarray(data["use_for_training"], bool) & finite
 
 
 def check_data(data: dict, codec: Codec, path: str) -> None:
@@ -282,7 +284,7 @@ def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=
         raise ValueError("data/prepared/train.npz has no frame with use_for_training and finite points: "
                          "check qc.policy and split.fractions")
     if len(val["image"]) == 0:
-        raise ValueError("data/prepared/val.npz has no frame with label_ok: the best epoch cannot be "
+        raise ValueError("data/prepared/val.npz has no frame the QC policy accepts: the best epoch cannot be "
                          "chosen; give the val split a share in split.fractions")
     kind = cfg["kind"]
     images = np.asarray(train["image"])

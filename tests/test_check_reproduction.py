@@ -1,0 +1,60 @@
+"""scripts/check_reproduction.py: what CI compares exactly, within tolerance, or not at all."""
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from pipeline_helpers import REPO
+
+sys.path.insert(0, str(REPO / "scripts"))
+import check_reproduction as cr  # noqa: E402
+
+EVAL = "metrics/eval/heatmap.json"
+
+
+@pytest.mark.parametrize("path,key,old,new,status,problem", [
+    ("metrics/qc.json", "flags.outside", 4, 5, "exact", True),            # data stages: exact
+    ("metrics/split.json", "test.frames", 57, 57, "identical", False),
+    (EVAL, "floor.bpd.mae_mm", 16.8, 16.800001, "exact", True),          # no trained weights: exact
+    (EVAL, "n_evaluated", 54, 53, "exact", True),
+    (EVAL, "vs_ellipse.n", 95, 94, "exact", True),
+    (EVAL, "pair_decode", True, False, "exact", True),
+    (EVAL, "bpd.mae_mm", 1.40, 1.69, "close", False),                    # the measured spread
+    (EVAL, "bpd.mae_mm", 1.40, 4.50, "close", True),                     # beyond the tolerance
+    (EVAL, "mre_mm", 23.8, 35.0, "close", False),                        # 50 % of a large value
+    (EVAL, "mre_mm", 23.8, 36.0, "close", True),
+    (EVAL, "ofd.loa_high_mm", 17.1, 25.6, "close", False),               # tails are wider
+    (EVAL, "success_rate.within_2mm", 0.63, 0.70, "close", False),
+    (EVAL, "success_rate.within_2mm", 0.63, 0.80, "close", True),
+    (EVAL, "timing.cpu_ms_per_frame", 20.0, 90.0, "ignored", False),
+    (EVAL, "best_epoch", 13, 15, "ignored", False),
+    (EVAL, "decode.argmax.mre_mm", 2.0, None, "exact", True),            # a section that vanished
+])
+def test_compare_value(path, key, old, new, status, problem):
+    got, message = cr.compare_value(path, key, old, new)
+    assert got == status
+    assert (message is not None) == problem
+    if message:
+        assert key in message and path in message
+
+
+def write_eval(root, name, kind, bpd, ofd, floor_bpd=10.0, floor_ofd=12.0):
+    path = root / "metrics" / "eval" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"model_kind": kind, "bpd": {"mae_mm": bpd}, "ofd": {"mae_mm": ofd},
+                                "floor": {"bpd": {"mae_mm": floor_bpd}, "ofd": {"mae_mm": floor_ofd}}}))
+
+
+def test_invariants_every_model_beats_the_floor_and_the_heatmap_model_widely(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_eval(tmp_path, "resnet18", "regression", 9.0, 11.0)
+    write_eval(tmp_path, "heatmap", "heatmap", 3.0, 3.9)
+    assert cr.invariants() == []
+    write_eval(tmp_path, "resnet18", "regression", 9.0, 12.5)     # OFD no better than the floor
+    write_eval(tmp_path, "heatmap", "heatmap", 3.4, 3.9)          # BPD not under floor / 3
+    problems = cr.invariants()
+    assert len(problems) == 2
+    assert any("resnet18.json: ofd" in p for p in problems)
+    assert any("heatmap.json: bpd" in p and "/ 3" in p for p in problems)
