@@ -14,6 +14,11 @@ model). After each row its metrics (metrics/eval/*.json, metrics/qc.json, metric
 are copied to ``<out>/<row>/`` (default docs/ablation/), and the table ``<out>/table.md`` is
 rewritten from every row found there. The last row's figures (plots/models, plots/qc) are
 copied to ``<out>/plots/``.
+
+A ladder may set a ``budget`` (dotted keys, e.g. epochs) applied to every row, so that the whole
+ladder fits the machine; ``--full-budget`` ignores it, which makes the last row exactly the base
+configuration (``--rows <last> --full-budget --out docs/hc18`` is the full run of that
+configuration).
 """
 from __future__ import annotations
 
@@ -47,11 +52,14 @@ def load_ladder(path) -> dict:
     return ladder
 
 
-def row_params(base_params: dict, ladder: dict, upto: int, repo: Path = REPO) -> dict:
-    """params.yaml + the base configuration + the ``set`` of rows 0..upto (dotted keys)."""
+def row_params(base_params: dict, ladder: dict, upto: int, repo: Path = REPO, budget: bool = True) -> dict:
+    """params.yaml + the base configuration + the ``set`` of rows 0..upto (dotted keys), then the
+    ladder's ``budget`` (the same for every row) unless ``budget`` is False."""
     params = apply(base_params, yaml.safe_load((repo / ladder["base"]).read_text()) or {})
     for row in ladder["rows"][:upto + 1]:
         params = apply(params, unflatten(row["set"]))
+    if budget and ladder.get("budget"):
+        params = apply(params, unflatten(ladder["budget"]))
     raw = Path(params["data"]["raw_dir"])
     if not raw.is_absolute():
         params["data"]["raw_dir"] = str((repo / raw).resolve())
@@ -162,6 +170,8 @@ def main() -> int:
     parser.add_argument("--workdir", default=str(REPO.parent / f"{REPO.name}-ablation"))
     parser.add_argument("--out", default="docs/ablation")
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--full-budget", action="store_true",
+                        help="ignore the ladder's budget: the rows run at the base configuration's budget")
     args = parser.parse_args()
     ladder = load_ladder(args.ladder)
     out_dir = REPO / args.out
@@ -179,7 +189,7 @@ def main() -> int:
         for i, row in enumerate(ladder["rows"]):
             if wanted and row["name"] not in wanted:
                 continue
-            run_row(workdir, row_params(base, ladder, i), out_dir, row, env,
+            run_row(workdir, row_params(base, ladder, i, budget=not args.full_budget), out_dir, row, env,
                     last=i == len(ladder["rows"]) - 1)
     out_dir.mkdir(parents=True, exist_ok=True)
     text = table(ladder, out_dir)

@@ -22,13 +22,17 @@ def base_params():
 def test_ladder_ends_at_the_committed_configuration_and_changes_one_thing_per_row():
     ladder = ablation.load_ladder(LADDER)
     rows = ladder["rows"]
-    final = ablation.row_params(base_params(), ladder, len(rows) - 1)
+    final = ablation.row_params(base_params(), ladder, len(rows) - 1, budget=False)
     config = apply(base_params(), yaml.safe_load((REPO / ladder["base"]).read_text()))
     config["data"]["raw_dir"] = final["data"]["raw_dir"]  # made absolute for the working copy
     assert final == config
     seed = ablation.row_params(base_params(), ladder, 0)
     assert seed["split"]["grouped"] is False and seed["codec"]["resize"] == "stretch"
     assert seed["codec"]["decode"] == "argmax" and seed["train"]["coordinates"] == "pixels"
+    budgeted = [ablation.row_params(base_params(), ladder, i) for i in range(len(rows))]
+    for model in ablation.MODELS:  # one budget for every row
+        assert len({p["models"][model]["epochs"] for p in budgeted}) == 1
+    assert budgeted[-1]["models"]["heatmap"]["epochs"] < final["models"]["heatmap"]["epochs"]
     for i in range(1, len(rows)):  # every row changes something
         assert ablation.row_params(base_params(), ladder, i) != ablation.row_params(base_params(), ladder, i - 1)
 
