@@ -11,7 +11,8 @@ pipeline with the first k changes. All rows run in one working copy (``--workdir
 one ``dvc repro`` per row: DVC reruns exactly the stages a row's change touches (a change of
 heatmap decoding reruns only the evaluations; a heatmap-only change retrains only the heatmap
 model). After each row its metrics (metrics/eval/*.json, metrics/qc.json, metrics/split.json)
-are copied to ``<out>/<row>/`` (default docs/ablation/), and the table ``<out>/table.md`` is
+and the per-frame test predictions (results/<model>/predictions.csv) are copied to
+``<out>/<row>/`` (default docs/ablation/), and the table ``<out>/table.md`` is
 rewritten from every row found there. The last row's figures (plots/models, plots/qc) are
 copied to ``<out>/plots/``.
 
@@ -105,7 +106,9 @@ def run_row(workdir: Path, params: dict, out_dir: Path, row: dict, env: dict, la
     shutil.rmtree(dst, ignore_errors=True)
     (dst / "eval").mkdir(parents=True)
     (dst / "train").mkdir()
+    (dst / "predictions").mkdir()
     for model in MODELS:
+        shutil.copy2(workdir / "results" / model / "predictions.csv", dst / "predictions" / f"{model}.csv")
         shutil.copy2(workdir / "metrics/eval" / f"{model}.json", dst / "eval" / f"{model}.json")
         shutil.copy2(workdir / "metrics/train" / model / "metrics.json", dst / "train" / f"{model}.json")
     for name in ("qc.json", "split.json"):
@@ -160,6 +163,11 @@ def table(ladder: dict, out_dir: Path, repo: Path = REPO) -> str:
                          f"{cell(vs, 'bpd')} | {cell(vs, 'ofd')} | {cell(vs, 'mre')} | "
                          f"{cell(vs, 'within_2mm')} | {cell(vs, 'within_4mm')} | {floor_text} | "
                          f"{'n/a' if vs is None else vs['n']} |")
+    if ladder.get("budget"):
+        budget = ", ".join(f"{k.split('.')[1] if k.startswith('models.') else k} "
+                           f"{v}{' epochs' if k.endswith('.epochs') else ''}"
+                           for k, v in ladder["budget"].items())
+        lines.insert(0, f"Every row trains with the same budget: {budget}.\n")
     return "\n".join(lines) + "\n"
 
 
