@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fhbiometry.params import load_params
+from fhbiometry.tools.common import model_names
+
 REPO = Path(__file__).resolve().parents[1]
-MODELS = ("alexnet", "resnet18", "resnet34", "heatmap")
+MODELS = tuple(model_names(load_params(REPO / "params.yaml")))
 
 
 def tiny_params(params: dict) -> dict:

@@ -1,16 +1,14 @@
-"""The ablation ladder (configs/hc18_ablation.yaml) and its runner's table (scripts/ablation.py)."""
+"""The ablation ladder (configs/hc18_ablation.yaml) and its runner's table (`fhbiometry ablation`)."""
 from __future__ import annotations
 
 import json
-import sys
 
 import yaml
 
+from fhbiometry.tools import ablation
+from fhbiometry.tools.common import model_names
+from fhbiometry.tools.exp_config import apply
 from pipeline_helpers import REPO
-
-sys.path.insert(0, str(REPO / "scripts"))
-import ablation  # noqa: E402
-from exp_config import apply  # noqa: E402
 
 LADDER = REPO / "configs" / "hc18_ablation.yaml"
 
@@ -22,19 +20,19 @@ def base_params():
 def test_ladder_ends_at_the_committed_configuration_and_changes_one_thing_per_row():
     ladder = ablation.load_ladder(LADDER)
     rows = ladder["rows"]
-    final = ablation.row_params(base_params(), ladder, len(rows) - 1, budget=False)
+    final = ablation.row_params(base_params(), ladder, len(rows) - 1, REPO, budget=False)
     config = apply(base_params(), yaml.safe_load((REPO / ladder["base"]).read_text()))
     config["data"]["raw_dir"] = final["data"]["raw_dir"]  # made absolute for the working copy
     assert final == config
-    seed = ablation.row_params(base_params(), ladder, 0)
+    seed = ablation.row_params(base_params(), ladder, 0, REPO)
     assert seed["split"]["grouped"] is False and seed["codec"]["resize"] == "stretch"
     assert seed["codec"]["decode"] == "argmax" and seed["train"]["coordinates"] == "pixels"
-    budgeted = [ablation.row_params(base_params(), ladder, i) for i in range(len(rows))]
-    for model in ablation.MODELS:  # one budget for every row
+    budgeted = [ablation.row_params(base_params(), ladder, i, REPO) for i in range(len(rows))]
+    for model in model_names(base_params()):  # one budget for every row
         assert len({p["models"][model]["epochs"] for p in budgeted}) == 1
     assert budgeted[-1]["models"]["heatmap"]["epochs"] < final["models"]["heatmap"]["epochs"]
     for i in range(1, len(rows)):  # every row changes something
-        assert ablation.row_params(base_params(), ladder, i) != ablation.row_params(base_params(), ladder, i - 1)
+        assert budgeted[i] != budgeted[i - 1]
 
 
 def fake_metrics(bpd, with_ellipse=True):
@@ -55,11 +53,11 @@ def test_table_reads_the_errors_against_the_ellipses_whatever_the_labels(tmp_pat
     for name, source_bpd in (("a", 1.0), ("b", 2.0)):
         folder = tmp_path / name
         (folder / "eval").mkdir(parents=True)
-        for model in ablation.MODELS:
+        for model in model_names(base_params()):
             (folder / "eval" / f"{model}.json").write_text(json.dumps(fake_metrics(source_bpd)))
         (folder / "row.json").write_text("{}")
-    text = ablation.table(ladder, tmp_path)
+    text = ablation.table(ladder, tmp_path, REPO)
     lines = [line for line in text.splitlines() if line.startswith("| 1") or line.startswith("| 2")]
     assert "| 1 | csv labels | alexnet | 2.00 | 2.00 | 3.00 | 50 | 90 | 9.00 / 12.00 / 15.00 | 95 |" in lines
     assert "| 2 | ellipse labels | alexnet | 2.00 | 4.00 | 6.00 |" in lines[1]
-    assert "not run" not in text and len(text.splitlines()) == 2 + 2 * len(ablation.MODELS)
+    assert "not run" not in text and len(text.splitlines()) == 2 + 2 * len(model_names(base_params()))

@@ -1,15 +1,12 @@
-"""scripts/check_reproduction.py: what CI compares exactly, within tolerance, or not at all."""
+"""`fhbiometry check-reproduction` (fhbiometry.tools.check_reproduction): what CI compares exactly,
+within tolerance, or not at all."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
-from pipeline_helpers import REPO
-
-sys.path.insert(0, str(REPO / "scripts"))
-import check_reproduction as cr  # noqa: E402
+from fhbiometry.tools import check_reproduction as cr
 
 EVAL = "metrics/eval/heatmap.json"
 

@@ -11,13 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from fhbiometry.tools.exp_config import apply
 from pipeline_helpers import MODELS, REPO, copy_repo, dvc_env, run, tiny_params
 
 HC18 = REPO.parent / "shared" / "datasets" / "hc18-landmarks"
 N_SUBJECTS = 12  # the last subjects of the CSV, whose rows mostly agree with the ellipses
-
-sys.path.insert(0, str(REPO / "scripts"))
-from exp_config import apply  # noqa: E402
 
 
 def mini_hc18(dst: Path) -> int:

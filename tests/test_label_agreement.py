@@ -1,15 +1,11 @@
-"""scripts/label_agreement.py: CSV diameters against the ellipse axes, pairs taken by length."""
+"""`fhbiometry label-agreement` (fhbiometry.tools.label_agreement): CSV diameters against the
+ellipse axes, pairs taken by length."""
 from __future__ import annotations
-
-import sys
 
 import pandas as pd
 import pytest
 
-from pipeline_helpers import REPO
-
-sys.path.insert(0, str(REPO / "scripts"))
-import label_agreement as la  # noqa: E402
+from fhbiometry.tools import label_agreement as la
 
 
 def row(frame, csv_ofd, csv_bpd, ref_ofd, ref_bpd, spacing=0.5):

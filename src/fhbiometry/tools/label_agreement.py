@@ -1,8 +1,5 @@
 """How the landmark table's diameters compare with the ellipse annotation's axes, frame by frame.
 
-    python scripts/label_agreement.py                          # data/qc/labels.csv of this workspace
-    python scripts/label_agreement.py path/to/labels.csv --tolerance 3
-
 Reads the QC table (stage ``qc`` with ``qc.reference: ellipse``, so it has the ``csv_*`` and
 ``ref_*`` columns) and prints, in mm, the CSV's shorter pair minus the ellipse's minor axis (BPD)
 and the CSV's longer pair minus the major axis (OFD): on every row, and on the rows where both
@@ -13,10 +10,16 @@ is a difference of measurement convention, not noise.
 from __future__ import annotations
 
 import argparse
-import sys
 
 import numpy as np
 import pandas as pd
+
+SUMMARY = "compare CSV diameters with the ellipse axes"  # one line in `fhbiometry --help`
+EXAMPLES = """\
+Examples:
+  fhbiometry label-agreement                          # data/qc/labels.csv of this workspace
+  fhbiometry label-agreement path/to/labels.csv --tolerance 3
+"""
 
 
 def diameters(table: pd.DataFrame, prefix: str, pair: str) -> np.ndarray:
@@ -48,17 +51,14 @@ def summary(diff: pd.DataFrame, tolerance_mm: float) -> dict:
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("labels", nargs="?", default="data/qc/labels.csv")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("labels", nargs="?", default="data/qc/labels.csv", help="the QC table (stage qc)")
     parser.add_argument("--tolerance", type=float, default=3.0, help="mm, on both diameters")
-    args = parser.parse_args()
+
+
+def run(args: argparse.Namespace) -> int:
     table = pd.read_csv(args.labels, dtype={"frame_id": str, "subject_id": str})
     for name, s in summary(differences(table), args.tolerance).items():
         print(f"{name:>20}: n={s['n']:4d}  CSV minus ellipse: BPD median {s['bpd_median_mm']:+.2f} mm "
               f"(mean {s['bpd_mean_mm']:+.2f}), OFD median {s['ofd_median_mm']:+.2f} mm (mean {s['ofd_mean_mm']:+.2f})")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,20 +1,26 @@
-"""Print the results table of the README and docs/hc18.md from metrics/eval/*.json.
+"""Print the results table of the README and docs/hc18.md from a folder of eval metrics.
 
-    python scripts/results_table.py                              # this workspace: metrics/eval
-    python scripts/results_table.py docs/ablation/skips/eval     # any folder of eval metrics
-    python scripts/results_table.py docs/ablation/skips/eval --section vs_csv_clean
-
-``--section`` picks the reference the errors are measured against: the headline (the labels
-the model learned, default) or a ``vs_<name>`` section of the evaluate stage.
+Reads <folder>/<model>.json for every model of params.yaml (section ``models``, in order;
+missing files are skipped). ``--section`` picks the reference the errors are measured against:
+the headline (the labels the model learned, default) or a ``vs_<name>`` section of the
+evaluate stage.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-MODELS = ("alexnet", "resnet18", "resnet34", "heatmap")
+from fhbiometry.params import load_params
+from fhbiometry.tools.common import model_names
+
+SUMMARY = "print the results table from eval metrics"  # one line in `fhbiometry --help`
+EXAMPLES = """\
+Examples:
+  fhbiometry results-table                              # this workspace: metrics/eval
+  fhbiometry results-table docs/ablation/skips/eval     # any folder of eval metrics
+  fhbiometry results-table docs/ablation/skips/eval --section vs_csv_clean
+"""
 
 
 def row(name: str, m: dict, section: str) -> str:
@@ -31,26 +37,24 @@ def row(name: str, m: dict, section: str) -> str:
             f"{'' if ms is None else f'{ms:.0f}'} |")
 
 
-def table(folder, section: str = "headline") -> str:
+def table(folder, models, section: str = "headline") -> str:
     folder = Path(folder)
     lines = ["| model | params | frames | MRE mm (median) | BPD MAE / median / p95 / max mm | "
              "OFD MAE / median / p95 / max mm | within 2 / 4 mm | floor BPD / OFD MAE mm | CPU ms/frame |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for name in MODELS:
+    for name in models:
         path = folder / f"{name}.json"
         if path.exists():
             lines.append(row(name, json.loads(path.read_text()), section))
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", nargs="?", default="metrics/eval")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", nargs="?", default="metrics/eval", help="folder of <model>.json files")
     parser.add_argument("--section", default="headline", help="headline or vs_ellipse, vs_csv, vs_csv_clean")
-    args = parser.parse_args()
-    print(table(args.folder, args.section), end="")
+    parser.add_argument("--params", default="params.yaml", help="params file naming the models")
+
+
+def run(args: argparse.Namespace) -> int:
+    print(table(args.folder, model_names(load_params(args.params)), args.section), end="")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,7 @@
 """Reproduce the default pipeline from scratch and compare its metrics with the committed ones.
 
-    python scripts/check_reproduction.py             # dvc repro --force, then compare with HEAD
-    python scripts/check_reproduction.py --no-repro  # only compare the working tree with HEAD
-
-What must hold (README, "Determinism, CI and timings"):
+Runs ``dvc repro --force`` (unless ``--no-repro``), then compares every metric in metrics/
+with the one committed at ``--rev``. What must hold (README, "Determinism, CI and timings"):
 
 * exactly: every metric of the data stages (metrics/qc.json, metrics/split.json) and, in
   metrics/eval/*.json, every metric that does not depend on trained weights: frame counts,
@@ -27,8 +25,17 @@ import fnmatch
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+from fhbiometry.tools.common import flatten
+
+SUMMARY = "rerun the pipeline, compare its metrics with git"  # one line in `fhbiometry --help`
+EXAMPLES = """\
+Examples:
+  fhbiometry check-reproduction             # dvc repro --force, then compare with HEAD
+  fhbiometry check-reproduction --no-repro  # only compare the working tree with HEAD
+  fhbiometry check-reproduction --env ATEN_CPU_CAPABILITY=default  # spread on another code path
+"""
 
 METRIC_GLOBS = ("metrics/qc.json", "metrics/split.json", "metrics/eval/*.json")
 IGNORED = ("timing.*", "best_epoch")
@@ -49,15 +56,6 @@ TOLERANCE = {
     "*": (2.5, 0.5),                                 # mean and median errors, in mm
 }
 HEATMAP_MARGIN = 3.0  # the heatmap model's BPD and OFD MAE must be under floor / this
-
-
-def flatten(obj, prefix=""):
-    if isinstance(obj, dict):
-        out = {}
-        for key, value in obj.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: obj}
 
 
 def committed(path: str, rev: str):
@@ -129,35 +127,37 @@ def invariants() -> list[str]:
     return problems
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rev", default="HEAD", help="git revision holding the reference metrics")
     parser.add_argument("--no-repro", action="store_true", help="compare only; do not run dvc repro")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="run the pipeline with this environment variable (measures the spread "
                              "under another CPU code path, e.g. ATEN_CPU_CAPABILITY=default)")
-    args = parser.parse_args()
+
+
+def reproduce(env_items: list[str]) -> None:
+    """``dvc repro --force`` of the whole default pipeline, with extra NAME=VALUE environment."""
+    env = dict(os.environ)
+    for item in env_items:
+        name, _, value = item.partition("=")
+        env[name] = value
+    print(f"check-reproduction: dvc repro --force (the whole default pipeline) {' '.join(env_items)}",
+          flush=True)
+    subprocess.run(["dvc", "repro", "--force"], check=True, env=env)
+
+
+def run(args: argparse.Namespace) -> int:
     if not args.no_repro:
-        env = dict(os.environ)
-        for item in args.env:
-            name, _, value = item.partition("=")
-            env[name] = value
-        print(f"check_reproduction: dvc repro --force (the whole default pipeline) {' '.join(args.env)}",
-              flush=True)
-        subprocess.run(["dvc", "repro", "--force"], check=True, env=env)
+        reproduce(args.env)
     problems, counts = compare(args.rev)
     problems += invariants()
-    print(f"check_reproduction: {counts['identical']} metrics identical to {args.rev}, "
+    print(f"check-reproduction: {counts['identical']} metrics identical to {args.rev}, "
           f"{counts['close']} trained-model metrics compared within tolerance, "
           f"{counts['ignored']} ignored (timings, best epoch)")
     if problems:
-        print(f"check_reproduction: {len(problems)} problem(s):")
+        print(f"check-reproduction: {len(problems)} problem(s):")
         for line in problems:
             print("  " + line)
         return 1
-    print("check_reproduction: every metric reproduces the committed one")
+    print("check-reproduction: every metric reproduces the committed one")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,11 +1,9 @@
 """Run a named configuration (a partial params file under configs/) as a DVC experiment.
 
-    python scripts/exp_config.py configs/hc18.yaml --name hc18            # dvc exp run -n hc18 -S ...
-    python scripts/exp_config.py configs/hc18.yaml --print                # only print the command
-    python scripts/exp_config.py configs/hc18.yaml --name x -- qc         # extra args go to dvc exp run
-
-Every leaf of the configuration becomes one `-S key=value` override, so params.yaml stays the
-one place for defaults and the configuration lists only what differs.
+Every leaf of the configuration becomes one `-S key=value` override of `dvc exp run`, so
+params.yaml stays the one place for defaults and the configuration lists only what differs.
+Every key of the configuration must exist in params.yaml. Arguments after `--` go to
+`dvc exp run` (e.g. a stage name).
 """
 from __future__ import annotations
 
@@ -13,21 +11,19 @@ import argparse
 import json
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
+from fhbiometry.tools.common import flatten
 
-def flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
+SUMMARY = "run a configs/*.yaml as a DVC experiment"  # one line in `fhbiometry --help`
+EXAMPLES = """\
+Examples:
+  fhbiometry exp-config configs/hc18.yaml --name hc18         # dvc exp run -n hc18 -S ...
+  fhbiometry exp-config configs/hc18.yaml --print             # only print the command
+  fhbiometry exp-config configs/hc18.yaml --name x -- qc      # extra args go to dvc exp run
+"""
 
 
 def override_value(value) -> str:
@@ -60,26 +56,25 @@ def apply(params: dict, config: dict) -> dict:
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config")
+def command(config_path, name: str | None, extra: list[str]) -> list[str]:
+    """The `dvc exp run` command line for a configuration (checked against params.yaml)."""
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    apply(params, yaml.safe_load(Path(config_path).read_text()) or {})  # every key must exist
+    cmd = ["dvc", "exp", "run"] + (["-n", name] if name else [])
+    for item in overrides(config_path):
+        cmd += ["-S", item]
+    return cmd + list(extra)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="a partial params file, e.g. configs/hc18.yaml")
     parser.add_argument("--name", help="experiment name (dvc exp run -n)")
     parser.add_argument("--print", action="store_true", help="print the command instead of running it")
-    argv = sys.argv[1:]
-    rest = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[:argv.index("--")] if "--" in argv else argv
-    args = parser.parse_args(argv)
-    params = yaml.safe_load(Path("params.yaml").read_text())
-    apply(params, yaml.safe_load(Path(args.config).read_text()) or {})  # every key must exist
-    cmd = ["dvc", "exp", "run"] + (["-n", args.name] if args.name else [])
-    for item in overrides(args.config):
-        cmd += ["-S", item]
-    cmd += rest
+
+
+def run(args: argparse.Namespace) -> int:
+    cmd = command(args.config, args.name, args.passthrough)
     print(shlex.join(cmd), flush=True)
     if args.print:
         return 0
     return subprocess.run(cmd).returncode
-
-
-if __name__ == "__main__":
-    sys.exit(main())
