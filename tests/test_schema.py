@@ -89,7 +89,8 @@ CASES = [
     ("augment override", _set("models.resnet34.augment", {"hflip": 1.5}),
      ["models.resnet34.augment.hflip = 1.5", ">= 0 and <= 1"]),
     ("string number", _set("train.lr", "1e-3"), ["train.lr = '1e-3'", "must be a number > 0"]),
-    ("old layout key", _set("codec.decode", "argmax"), ["codec.decode: unknown key"]),
+    ("old layout key", _set("models.resnet18.coordinates", "pixels"),
+     ["models.resnet18.coordinates: unknown key; moved to 'codec.coordinates'"]),
 ]
 
 
@@ -139,4 +140,15 @@ def test_bad_ablation_row_is_named(tmp_path):
     with pytest.raises(ParamError) as info:
         schema.validate_config(path, REPO / "params.yaml")
     lines = str(info.value).splitlines()
-    assert len(lines) == 1 and "row 'grouped'" in lines[0] and "codec.decode: unknown key" in lines[0]
+    assert len(lines) == 1 and "row 'grouped'" in lines[0] and "codec.decode: unknown key; moved to" in lines[0]
+
+
+def test_bad_partial_config_is_named(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("codec:\n  decode: argmax\ntrain:\n  coordinates: pixels\n")
+    with pytest.raises(ParamError) as info:
+        schema.validate_config(path, REPO / "params.yaml")
+    assert str(info.value).splitlines() == [
+        f"{path} (on params.yaml): codec.decode: unknown key; moved to 'decode.method' (the params layout changed)",
+        f"{path} (on params.yaml): train.coordinates: unknown key; moved to 'codec.coordinates' "
+        "(the params layout changed)"]

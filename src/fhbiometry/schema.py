@@ -52,6 +52,10 @@ HEAD_INITS = ("mean_shape", "random")
 DEFAULT_HEAD_CHANNELS = 128
 DEFAULT_HEAD_SKIPS = True
 FRACTION_TOLERANCE = 1e-6
+# keys of the previous layout -> where they live now (named in the unknown-key error)
+MOVED_KEYS = {"codec.input_size": "input.size", "codec.resize": "input.resize",
+              "codec.canonical_order": "landmarks.canonical_order", "codec.decode": "decode.method",
+              "codec.pair_decode": "decode.pairs", "train.coordinates": "codec.coordinates"}
 COLUMN_KEYS = ("image", "frame", "ofd_1_x", "ofd_1_y", "ofd_2_x", "ofd_2_y",
                "bpd_1_x", "bpd_1_y", "bpd_2_x", "bpd_2_y")
 
@@ -64,15 +68,18 @@ class Hint:
         self.text = text
 
 
-def _problem(hint: str):
-    return PydanticCustomError("param", "{hint}", {"problems": [("", None, hint)], "hint": hint})
+def _problems(*items):
+    """The error of a rule: items ``(key, value, hint)``; key '' is the key being validated (its value
+    as written is shown; hint '' = that key's Hint), else a dotted key below it with ``value``."""
+    summary = "; ".join(hint for _, _, hint in items)
+    return PydanticCustomError("param", "{summary}", {"problems": list(items), "summary": summary})
 
 
-def _check(test, hint: str):
-    """An AfterValidator that keeps the value when ``test(value)`` holds."""
+def _check(test, hint: str = ""):
+    """An AfterValidator that keeps the value when ``test(value)`` holds ('' = the key's Hint)."""
     def run(value):
         if not test(value):
-            raise _problem(hint)
+            raise _problems(("", None, hint))
         return value
     return AfterValidator(run)
 
@@ -134,7 +141,7 @@ def _valid_regex(pattern: str) -> bool:
 
 Bool = Annotated[bool, Hint("must be true or false (unquoted)")]
 Text = Annotated[str, Hint("must be a string ('' for none)")]
-NonEmptyText = Annotated[str, Field(min_length=1), Hint("must be a non-empty string")]
+NonEmptyText = Annotated[str, _check(lambda s: s.strip() != ""), Hint("must be a non-empty string")]
 Probability = number(0, 1, lo_open=False)
 PositiveNumber = number(0)
 NonNegative = number(0, lo_open=False)
@@ -149,7 +156,7 @@ Stride = Annotated[int, _check(lambda v: v in HEATMAP_STRIDES, f"choose one of {
                    Hint(f"choose one of {list(HEATMAP_STRIDES)}")]
 InputSize = whole(0, lo_open=True, multiple_of=TRUNK_STRIDE,
                   hint=f"must be a positive multiple of {TRUNK_STRIDE} (the networks) and of codec.stride")
-Thresholds = Annotated[list[float], Field(min_length=1), _check(lambda v: all(t > 0 for t in v), ""),
+Thresholds = Annotated[list[float], Field(min_length=1), _check(lambda v: all(t > 0 for t in v)),
                        Hint("must be a non-empty list of numbers > 0 (mm)")]
 
 
@@ -170,16 +177,16 @@ class Formats(Section):
     @model_validator(mode="after")
     def _some_share(self):
         if not any(getattr(self, k) > 0 for k in FORMATS):
-            raise _problem("give at least one format a share > 0")
+            raise _problems(("", None, "give at least one format a share > 0"))
         return self
 
 
 class Synthesize(Section):
     subjects: whole(1, 999)
     frames_per_subject: pair(1, 1000, integer=True)
-    width: Annotated[whole(32, 4096), _check(lambda v: v % 2 == 0, ""), Hint("must be an even whole number "
+    width: Annotated[whole(32, 4096), _check(lambda v: v % 2 == 0), Hint("must be an even whole number "
                      "from 32 to 4096 (H.264 video needs even frame sizes)")]
-    height: Annotated[whole(32, 4096), _check(lambda v: v % 2 == 0, ""), Hint("must be an even whole number "
+    height: Annotated[whole(32, 4096), _check(lambda v: v % 2 == 0), Hint("must be an even whole number "
                       "from 32 to 4096 (H.264 video needs even frame sizes)")]
     formats: Formats
     ga_weeks: pair(12, 42)
@@ -227,8 +234,7 @@ class Data(Section):
     @model_validator(mode="after")
     def _ellipse_needs_pattern(self):
         if self.label_source == "ellipse" and not self.annotation_pattern:
-            raise PydanticCustomError("param", "x", {"problems": [
-                ("annotation_pattern", "", "must not be '' when data.label_source is 'ellipse'")]})
+            raise _problems(("annotation_pattern", "", "must not be '' when data.label_source is 'ellipse'"))
         return self
 
 
@@ -252,7 +258,7 @@ class Fractions(Section):
     def _sum_to_one(self):
         total = self.train + self.val + self.test
         if abs(total - 1.0) > FRACTION_TOLERANCE:
-            raise _problem(f"train, val and test must sum to 1 (they sum to {total:g})")
+            raise _problems(("", None, f"train, val and test must sum to 1 (they sum to {total:g})"))
         return self
 
 
@@ -292,7 +298,7 @@ class Augment(Section):
     enabled: Bool
     rotation_deg: number(0, 180, lo_open=False)
     scale: Annotated[list[float], Field(min_length=2, max_length=2),
-                     _check(lambda v: 0 < v[0] <= v[1], ""),
+                     _check(lambda v: 0 < v[0] <= v[1]),
                      Hint("must be two numbers [low, high] with 0 < low <= high")]
     shift: Annotated[number(0, 0.5, lo_open=False, hi_open=True), Hint("must be a number >= 0 and < 0.5 "
                                                                         "(a fraction of the input size)")]
@@ -378,14 +384,14 @@ class Params(Section):
         for name, own in models.items():
             problems += [(f"{name}.{key}", value, hint) for key, value, hint in _rules(train, own)]
         if problems:
-            raise PydanticCustomError("param", "x", {"problems": problems})
+            raise _problems(*problems)
         return models
 
     @model_validator(mode="after")
     def _size_and_stride(self):
         if self.input.size % self.codec.stride:
-            raise PydanticCustomError("param", "x", {"problems": [
-                ("input.size", self.input.size, f"must be a multiple of codec.stride ({self.codec.stride})")]})
+            raise _problems(("input.size", self.input.size,
+                             f"must be a multiple of codec.stride ({self.codec.stride})"))
         return self
 
 
@@ -455,9 +461,12 @@ def _error_lines(err: dict, raw: dict, source: str) -> list[str]:
     kind, loc = err["type"], tuple(err["loc"])
     if kind == "extra_forbidden":
         allowed = _allowed_keys(_walk(loc[:-1])[1])
+        name = ".".join(map(str, loc))
+        moved = MOVED_KEYS.get(name) or MOVED_KEYS.get(f"train.{loc[-1]}" if loc[0] == "models" else "")
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        fix = f"did you mean {close[0]!r}?" if close else f"allowed keys: {allowed}"
-        return [f"{source}: {'.'.join(map(str, loc))}: unknown key; {fix}"]
+        fix = (f"moved to {moved!r} (the params layout changed)" if moved
+               else f"did you mean {close[0]!r}?" if close else f"allowed keys: {allowed}")
+        return [f"{source}: {name}: unknown key; {fix}"]
     path, node, hint = _walk(loc)
     if kind == "missing":
         keys = _allowed_keys(node)
