@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
 
 import numpy as np
-import yaml
 
 
 class ParamError(ValueError):
@@ -14,14 +12,19 @@ class ParamError(ValueError):
 
 
 def load_params(path="params.yaml") -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise ParamError(f"{path} not found: run the stage from the repository root")
-    with open(path) as f:
-        params = yaml.safe_load(f)
-    if not isinstance(params, dict):
-        raise ParamError(f"{path} must hold a mapping of sections")
-    return params
+    """params.yaml validated against the one schema (``schema.Params``), as a plain dict: the file's
+    nesting and key order, defaults only where the file omits an optional key. Raises one
+    ParamError listing every problem (key path, value, what is allowed)."""
+    from .schema import read_yaml, validate_params
+
+    return validate_params(read_yaml(path), source=str(path))
+
+
+def validate_params(raw: dict, source: str = "params.yaml") -> dict:
+    """``schema.validate_params``: the validated params, or one ParamError listing every problem."""
+    from .schema import validate_params as validate
+
+    return validate(raw, source)
 
 
 def get(params: dict, dotted: str):

@@ -1,0 +1,154 @@
+"""The params schema: the committed params.yaml and configurations validate; every bad value is
+reported with its key path, its value and what is allowed, all at once."""
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fhbiometry import schema
+from fhbiometry.params import ParamError, load_params
+
+REPO = Path(__file__).resolve().parents[1]
+RAW = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def params_with(change) -> dict:
+    raw = copy.deepcopy(RAW)
+    change(raw)
+    return raw
+
+
+def error_of(raw) -> str:
+    with pytest.raises(ParamError) as info:
+        schema.validate_params(raw)
+    return str(info.value)
+
+
+def test_committed_params_validate_in_file_order():
+    params = load_params(REPO / "params.yaml")
+    assert list(params) == list(RAW)
+    assert list(params["train"]) == list(RAW["train"])
+    assert params["codec"]["sigma"] == RAW["codec"]["sigma"]
+    assert params["models"]["alexnet"] == RAW["models"]["alexnet"]   # overrides only, no defaults added
+
+
+def test_defaults_fill_only_omitted_optional_keys():
+    raw = params_with(lambda r: (r["data"].pop("on_unmatched_subject"), r["split"].pop("near_duplicates")))
+    params = schema.validate_params(raw)
+    assert params["data"]["on_unmatched_subject"] == "fail"
+    assert params["split"]["near_duplicates"] == {"max_distance": 6, "on_leak": "report"}
+    assert "head_channels" not in params["models"]["resnet18"]
+
+
+def test_committed_configs_validate():
+    hc18 = schema.validate_config(REPO / "configs/hc18.yaml", REPO / "params.yaml")["hc18"]
+    assert hc18["data"]["label_source"] == "ellipse" and hc18["data"]["columns"]["frame"] == ""
+    rows = schema.validate_config(REPO / "configs/hc18_ablation.yaml", REPO / "params.yaml")
+    assert list(rows)[0] == "seed" and len(rows) == len(yaml.safe_load(
+        (REPO / "configs/hc18_ablation.yaml").read_text())["rows"])
+    assert rows["seed"]["decode"]["method"] == "argmax" and rows["seed"]["codec"]["coordinates"] == "pixels"
+    assert rows["skips"]["decode"] == {"method": "quadratic", "pairs": True}
+    assert rows["seed"]["models"]["heatmap"]["epochs"] == 8          # the budget applies to every row
+
+
+def _set(path: str, value):
+    def change(raw):
+        *parents, leaf = path.split(".")
+        node = raw
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return change
+
+
+def _drop(section):
+    return lambda raw: raw.pop(section)
+
+
+CASES = [
+    ("unknown key", _set("codec.sgima", 2.0), ["codec.sgima", "unknown key", "did you mean 'sigma'?"]),
+    ("unknown qc key", _set("qc.polcy", "keep"), ["qc.polcy", "did you mean 'policy'?"]),
+    ("string for a bool", _set("split.grouped", "false"), ["split.grouped = 'false'", "true or false"]),
+    ("string for sigma", _set("codec.sigma", "two"), ["codec.sigma = 'two'", "must be a number > 0"]),
+    ("string for a range", _set("qc.ratio_range", "0.6-0.95"),
+     ["qc.ratio_range = '0.6-0.95'", "0 < low < high <= 1"]),
+    ("empty train split", _set("split.fractions", {"train": 0, "val": 0.5, "test": 0.5}),
+     ["split.fractions.train = 0", "> 0"]),
+    ("fractions not summing to 1", _set("split.fractions", {"train": 0.7, "val": 0.2, "test": 0.2}),
+     ["split.fractions = {", "sum to 1"]),
+    ("input size", _set("input.size", 100), ["input.size = 100", "multiple of 32"]),
+    ("unknown arch", _set("models.alexnet.arch", "vgg16"),
+     ["models.alexnet.arch = 'vgg16'", "['alexnet', 'resnet18', 'resnet34']"]),
+    ("heatmap with alexnet", _set("models.heatmap.arch", "alexnet"),
+     ["models.heatmap.arch = 'alexnet'", "kind heatmap", "resnet18"]),
+    ("negative epochs", _set("train.epochs", -3), ["train.epochs = -3", "whole number > 0"]),
+    ("float epochs in a model", _set("models.resnet18.epochs", 2.5), ["models.resnet18.epochs = 2.5"]),
+    ("missing section", _drop("decode"), ["decode: missing section", "method", "pairs"]),
+    ("stride", _set("codec.stride", 3), ["codec.stride = 3", "[1, 2, 4, 8, 16, 32]"]),
+    ("augment override", _set("models.resnet34.augment", {"hflip": 1.5}),
+     ["models.resnet34.augment.hflip = 1.5", ">= 0 and <= 1"]),
+    ("string number", _set("train.lr", "1e-3"), ["train.lr = '1e-3'", "must be a number > 0"]),
+    ("old layout key", _set("models.resnet18.coordinates", "pixels"),
+     ["models.resnet18.coordinates: unknown key; moved to 'codec.coordinates'"]),
+]
+
+
+@pytest.mark.parametrize("change, expected", [(c, e) for _, c, e in CASES], ids=[name for name, _, _ in CASES])
+def test_each_bad_value_names_key_value_and_fix(change, expected):
+    message = error_of(params_with(change))
+    assert message.startswith("params.yaml: ")
+    for part in expected:
+        assert part in message, message
+
+
+def test_loss_from_train_is_checked_per_model_kind():
+    message = error_of(params_with(lambda r: (r["train"].update(loss="l1"), r["models"]["heatmap"].pop("loss"))))
+    assert "models.heatmap.loss = 'l1': for kind heatmap choose one of ['mse'] (from train.loss" in message
+    assert "alexnet" not in message
+
+
+def test_all_errors_are_reported_at_once():
+    def change(raw):
+        for c in (_set("codec.sgima", 1), _set("codec.sigma", "two"), _set("qc.ratio_range", "0.6-0.95"),
+                  _set("split.grouped", "false"), _set("input.size", 100), _drop("plots")):
+            c(raw)
+    lines = error_of(params_with(change)).splitlines()
+    assert len(lines) == 6, lines
+    assert "params.yaml: codec.sigma = 'two': must be a number > 0" in lines
+    assert "params.yaml: codec.sgima: unknown key; did you mean 'sigma'?" in lines
+
+
+def test_model_config_merges_train_and_overrides():
+    cfg = schema.model_config(RAW, "heatmap")
+    assert cfg["epochs"] == RAW["models"]["heatmap"]["epochs"] and cfg["lr"] == RAW["train"]["lr"]
+    assert cfg["kind"] == "heatmap" and cfg["head_channels"] == 128 and "coordinates" not in cfg
+    raw = params_with(_set("models.alexnet.augment", {"hflip": 0.0}))
+    cfg = schema.model_config(raw, "alexnet")
+    assert cfg["augment"]["hflip"] == 0.0 and cfg["augment"]["rotation_deg"] == RAW["train"]["augment"]["rotation_deg"]
+    assert cfg["head_skips"] is True
+    with pytest.raises(ParamError, match="models.vgg: no such model"):
+        schema.model_config(RAW, "vgg")
+
+
+def test_bad_ablation_row_is_named(tmp_path):
+    ladder = yaml.safe_load((REPO / "configs/hc18_ablation.yaml").read_text())
+    ladder["base"] = str(REPO / "configs/hc18.yaml")
+    ladder["rows"][1]["set"]["codec.decode"] = "argmax"           # the old layout
+    path = tmp_path / "ladder.yaml"
+    path.write_text(yaml.safe_dump(ladder))
+    with pytest.raises(ParamError) as info:
+        schema.validate_config(path, REPO / "params.yaml")
+    lines = str(info.value).splitlines()
+    assert len(lines) == 1 and "row 'grouped'" in lines[0] and "codec.decode: unknown key; moved to" in lines[0]
+
+
+def test_bad_partial_config_is_named(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("codec:\n  decode: argmax\ntrain:\n  coordinates: pixels\n")
+    with pytest.raises(ParamError) as info:
+        schema.validate_config(path, REPO / "params.yaml")
+    assert str(info.value).splitlines() == [
+        f"{path} (on params.yaml): codec.decode: unknown key; moved to 'decode.method' (the params layout changed)",
+        f"{path} (on params.yaml): train.coordinates: unknown key; moved to 'codec.coordinates' "
+        "(the params layout changed)"]
