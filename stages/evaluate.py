@@ -2,20 +2,22 @@
 
     python stages/evaluate.py --model resnet18
 
-Reads models/<model>.pt and data/prepared/test.npz; writes results/<model>/predictions.csv and
-metrics/eval/<model>.json.
+Reads models/<model>.safetensors and data/prepared/test.npz; writes results/<model>/predictions.csv
+and metrics/eval/<model>.json.
 """
 import argparse
 
 from fhbiometry.evaluate import run
 from fhbiometry.params import load_params
 
+PARAMS = ("threads", "data.label_source", "decode", "evaluate", "models.{model}")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a key of `models` in params.yaml")
     args = parser.parse_args()
-    run(load_params(), args.model)
+    run(load_params(only=PARAMS, model=args.model), args.model)
 
 
 if __name__ == "__main__":

@@ -6,25 +6,25 @@ data/frames/issues.csv (docs/architecture.md, contract 2). Params: section `data
 import logging
 import sys
 import time
-from pathlib import Path
 
 from fhbiometry.extract import extract, write_outputs
 from fhbiometry.params import load_params
+from fhbiometry.paths import Paths
 from fhbiometry.readers import InputError
 
-OUT = Path("data/frames")
+PARAMS = ("data",)
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params()
+    params = load_params(only=PARAMS)
     start = time.perf_counter()
     try:
         result = extract(params["data"])
     except InputError as err:
         sys.exit(f"extract_frames: bad input: {err}\n(or set data.on_bad_input: exclude to skip "
                  "bad inputs and record them in data/frames/issues.csv)")
-    paths = write_outputs(result, OUT)
+    paths = write_outputs(result, Paths().frames_dir)
     print(f"extract_frames: {len(result.frames)} frames, {len(result.issues)} issue(s) -> "
           f"{', '.join(str(p) for p in paths.values())} in {time.perf_counter() - start:.1f} s")
 

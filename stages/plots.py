@@ -3,14 +3,16 @@
     python stages/plots.py
 
 Reads metrics/eval/<model>.json, results/<model>/predictions.csv, metrics/train/<model>/ (DVCLive),
-data/prepared/test.npz and models/<heatmap model>.pt; rewrites plots/models/.
+data/prepared/test.npz and models/; rewrites plots/models/.
 """
 from fhbiometry.params import load_params
 from fhbiometry.plots import run
 
+PARAMS = ("threads", "decode", "models", "plots")
+
 
 def main() -> None:
-    run(load_params())
+    run(load_params(only=PARAMS))
 
 
 if __name__ == "__main__":

@@ -8,26 +8,25 @@ from an earlier run (e.g. with more subjects) survives.
 import logging
 import shutil
 import time
-from pathlib import Path
-
-from fhbiometry.params import get, load_params
+from fhbiometry.params import load_params
+from fhbiometry.paths import Paths
 from fhbiometry.synth import generate
 
-OUT = Path("data/raw/synthetic")
+PARAMS = ("seed", "synthesize")
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params()
+    params, out = load_params(only=PARAMS), Paths().synthetic
     start = time.perf_counter()
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    summary = generate(OUT, get(params, "synthesize"), seed=get(params, "seed"))
+    if out.exists():
+        shutil.rmtree(out)
+    summary = generate(out, params["synthesize"], seed=params["seed"])
     formats = ", ".join(f"{n} {f}" for f, n in summary["subjects"].items())
     faults = sum(summary["label_faults"].values())
     print(f"synthesize: {sum(summary['subjects'].values())} subjects ({formats}), "
           f"{summary['frames']} frames, {faults} injected label faults, {summary['files']} files "
-          f"-> {OUT} in {time.perf_counter() - start:.1f} s")
+          f"-> {out} in {time.perf_counter() - start:.1f} s")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ def tiny_params(params: dict) -> dict:
     """Shrink the default profile so the whole pipeline runs in about a minute."""
     p = json.loads(json.dumps(params))
     p["synthesize"].update(subjects=8, frames_per_subject=[2, 3], width=160, height=128)
-    p["codec"].update(input_size=64, stride=4, sigma=1.5)
+    p["input"]["size"] = 64
+    p["codec"].update(stride=4, sigma=1.5)
     p["train"].update(epochs=1, batch_size=8)
     for cfg in p["models"].values():
         cfg["epochs"] = 1

@@ -35,7 +35,7 @@ def test_repro_builds_every_output(pipeline):
                  "plots/models/bland_altman.png", "plots/models/training_curves.png"]:
         assert (root / path).exists(), path
     for model in MODELS:
-        assert (root / "models" / f"{model}.pt").exists()
+        assert (root / "models" / f"{model}.safetensors").exists()
         metrics = json.loads((root / "metrics" / "eval" / f"{model}.json").read_text())
         assert metrics["mre_mm"] > 0
     split = json.loads((root / "metrics/split.json").read_text())

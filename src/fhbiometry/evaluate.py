@@ -1,7 +1,7 @@
 """Test-set predictions and metrics in pixels and millimetres (stage `evaluate@<model>`).
 
 Everything is measured in the original image: predictions (network input pixels) are mapped
-back with ``Codec.to_original`` and the frame's letterbox ``transform``, and scaled to mm with
+back with ``letterbox.to_original`` and the frame's letterbox ``transform``, and scaled to mm with
 the frame's ``spacing_mm``.  Metrics are computed on the test frames whose label the QC policy
 accepts (``use_for_training``: the labels that passed every check under ``qc.policy: exclude``,
 every finite label under ``keep``); every test frame still gets a row in the predictions table,
@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .codec import DECODE_MODES, Codec
-from .geometry import COORD_COLUMNS, LANDMARKS, diameters, pair_invariant_errors
-from .params import ParamError, get
+from .geometry import COORD_COLUMNS, LANDMARKS, diameters, pair_invariant_errors, to_mm
+from .letterbox import to_original
+from .prepare import accepted_rows
 
 LOA_Z = 1.96
 WARMUP_FRAMES = 3
@@ -101,11 +101,11 @@ def compute_metrics(pred_orig, true_orig, spacing_mm, thresholds_mm) -> dict:
     true_orig = np.asarray(true_orig, np.float64)
     spacing = np.asarray(spacing_mm, np.float64)
     err_px = radial_errors(pred_orig, true_orig)
-    err_mm = Codec.to_mm(err_px, spacing)
+    err_mm = to_mm(err_px, spacing)
     mm = summary_stats(err_mm)
     px = summary_stats(err_px)
-    d_pred = Codec.to_mm(diameters(pred_orig), spacing)
-    d_true = Codec.to_mm(diameters(true_orig), spacing)
+    d_pred = to_mm(diameters(pred_orig), spacing)
+    d_true = to_mm(diameters(true_orig), spacing)
     out = {
         "n": int(len(pred_orig)),
         "mre_mm": mm["mean"], "mre_mm_median": mm["median"], "mre_mm_max": mm["max"],
@@ -138,7 +138,7 @@ def mean_shape_points(train_mean_points, transforms) -> np.ndarray:
     if mean.shape != (4, 2):
         raise ValueError(f"train_mean_points must have shape (4, 2), got {mean.shape}")
     t = np.asarray(transforms, np.float64)
-    return Codec.to_original(np.broadcast_to(mean, (len(t), 4, 2)), t)
+    return to_original(np.broadcast_to(mean, (len(t), 4, 2)), t)
 
 
 def predictions_table(data: dict, pred_orig) -> pd.DataFrame:
@@ -147,15 +147,15 @@ def predictions_table(data: dict, pred_orig) -> pd.DataFrame:
     true = np.asarray(data["points_orig"], np.float64)
     pred = np.asarray(pred_orig, np.float64)
     spacing = np.asarray(data["spacing_mm"], np.float64)
-    err_mm = Codec.to_mm(radial_errors(pred, true), spacing)
-    d_true = Codec.to_mm(diameters(true), spacing)
-    d_pred = Codec.to_mm(diameters(pred), spacing)
+    err_mm = to_mm(radial_errors(pred, true), spacing)
+    d_true = to_mm(diameters(true), spacing)
+    d_pred = to_mm(diameters(pred), spacing)
     cols = {
         "frame_id": np.asarray(data["frame_id"]).astype(str),
         "subject_id": np.asarray(data["subject_id"]).astype(str),
         "spacing_mm": spacing,
         "label_ok": np.asarray(data["label_ok"]).astype(bool),
-        "evaluated": evaluable_mask(data),
+        "evaluated": accepted_rows(data),
     }
     for j, c in enumerate(COORD_COLUMNS):
         cols[f"true_{c}"] = true.reshape(-1, 8)[:, j]
@@ -171,16 +171,8 @@ def predictions_table(data: dict, pred_orig) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def evaluable_mask(data: dict) -> np.ndarray:
-    """Frames that count in the metrics: the QC policy accepts the label and all four points are
-    finite (the same rule as the validation frames in ``train``)."""
-    finite = np.isfinite(np.asarray(data["points_orig"], np.float64)).all(axis=(1, 2))
-    return np.asarray(data["use_for_training"]).astype(bool) & finite
-
-
 # ---- model-dependent parts --------------------------------------------------------------
-def time_inference(model, ckpt, images, frames: int, warmup: int = WARMUP_FRAMES,
-                   decode: str | None = None) -> dict:
+def time_inference(model, codec, images, frames: int, warmup: int = WARMUP_FRAMES) -> dict:
     """Median CPU time per frame (ms) of ``inference.predict`` at batch size 1 on ``frames``
     frames (cycling through ``images``) after ``warmup`` untimed frames."""
     from .inference import predict
@@ -189,27 +181,27 @@ def time_inference(model, ckpt, images, frames: int, warmup: int = WARMUP_FRAMES
     if len(images) == 0 or frames <= 0:
         return {"cpu_ms_per_frame": float("nan"), "frames": 0}
     for i in range(warmup):
-        predict(model, ckpt, images[i % len(images)][None], batch_size=1, decode=decode)
+        predict(model, codec, images[i % len(images)][None], batch_size=1)
     times = []
     for i in tqdm(range(frames), desc="timing", leave=False):
         frame = images[i % len(images)][None]
         start = time.perf_counter()
-        predict(model, ckpt, frame, batch_size=1, decode=decode)
+        predict(model, codec, frame, batch_size=1)
         times.append(time.perf_counter() - start)
     return {"cpu_ms_per_frame": 1000.0 * float(np.median(times)), "frames": int(frames)}
 
 
-def check_checkpoint(ckpt: dict, model_params: dict, data: dict, name: str, path) -> None:
+def check_checkpoint(meta: dict, model_params: dict, data: dict, name: str, path) -> None:
     """Stop with a clear message if the checkpoint does not fit params.yaml or the test data."""
     for key in ("arch", "kind"):
-        if key in model_params and ckpt.get(key) != model_params[key]:
-            raise ValueError(f"{path}: checkpoint {key} is {ckpt.get(key)!r} but params.yaml "
+        if key in model_params and meta.get(key) != model_params[key]:
+            raise ValueError(f"{path}: checkpoint {key} is {meta.get(key)!r} but params.yaml "
                              f"models.{name}.{key} is {model_params[key]!r}: rerun `dvc repro train@{name}`")
     size = np.asarray(data["image"]).shape[-1]
-    if int(ckpt.get("input_size", size)) != size:
-        raise ValueError(f"{path}: checkpoint input_size {ckpt.get('input_size')} differs from the test "
+    if int(meta["input"]["size"]) != size:
+        raise ValueError(f"{path}: checkpoint input size {meta['input']['size']} differs from the test "
                          f"images ({size} px) in data/prepared/test.npz: rerun `dvc repro train@{name}`")
-    if "train_mean_points" not in ckpt:
+    if "train_mean_points" not in meta:
         raise KeyError(f"{path}: checkpoint has no 'train_mean_points' (needed for the mean-shape floor): "
                        f"rerun `dvc repro train@{name}`")
 
@@ -227,60 +219,10 @@ def reference_sections(label_source: str) -> tuple[str, ...]:
     return tuple(name for name in REFERENCES if not name.startswith(label_source))
 
 
-def evaluate_model(model, ckpt: dict, data: dict, thresholds_mm, decode: str,
-                   batch_size: int = 32, timing_frames: int = 0, pair_decode: bool = True,
-                   label_source: str = "csv") -> tuple[dict, pd.DataFrame]:
-    """Predict the test arrays ``data`` (contract 5) and compute every metric.
-
-    ``decode`` and ``pair_decode`` are the headline heatmap decoding (ignored for regression).
-    Besides the headline (against the training labels, on frames whose label passed QC), each
-    reference of ``reference_sections(label_source)`` present in ``data`` gets a section
-    ``vs_<name>`` with the same metrics and its own mean-shape floor.
-    Returns (metrics dict for metrics/eval/<model>.json, predictions table).
-    """
-    from .inference import predict
-    from .models import count_parameters
-
-    heatmap = ckpt.get("kind") == "heatmap"
-    images = np.asarray(data["image"])
-    transform = np.asarray(data["transform"], np.float64)
+def reference_metrics(data: dict, pred_orig, floor, label_source: str, thresholds_mm) -> dict:
+    """``vs_<name>``: the metrics (with their own floor) against each reference label set."""
     spacing = np.asarray(data["spacing_mm"], np.float64)
-    out = predict(model, ckpt, images, batch_size=batch_size, decode=decode if heatmap else None,
-                  return_heatmaps=heatmap, pair_decode=pair_decode if heatmap else None)
-    pred_orig = Codec.to_original(out["points"], transform)
-    table = predictions_table(data, pred_orig)
-
-    mask = evaluable_mask(data)
-    true = np.asarray(data["points_orig"], np.float64)
-    metrics = {
-        "model_kind": str(ckpt.get("kind")),
-        "arch": str(ckpt.get("arch")),
-        "n_params": int(count_parameters(model)),
-        "best_epoch": ckpt.get("best_epoch"),
-        "n_test": int(len(images)),
-        "n_evaluated": int(mask.sum()),
-        "n_excluded": int(len(images) - mask.sum()),
-    }
-    if heatmap:
-        metrics["decode_mode"] = decode
-        metrics["pair_decode"] = bool(pair_decode)
-    metrics.update(compute_metrics(pred_orig[mask], true[mask], spacing[mask], thresholds_mm))
-
-    floor = mean_shape_points(ckpt["train_mean_points"], transform)
-    metrics["floor"] = compute_metrics(floor[mask], true[mask], spacing[mask], thresholds_mm)
-
-    if heatmap and out.get("heatmaps") is not None:
-        codec = Codec(**{**ckpt["codec"], "decode": decode, "pair_decode": bool(pair_decode)})
-
-        def decoded(mode, pairs=None):
-            pts_in, _ = codec.decode_heatmaps(out["heatmaps"], mode, pairs)
-            return short_metrics(compute_metrics(Codec.to_original(pts_in, transform)[mask], true[mask],
-                                                 spacing[mask], thresholds_mm))
-
-        metrics["decode"] = {mode: decoded(mode) for mode in DECODE_MODES}
-        metrics["pairs"] = {"joint": decoded(decode, None if pair_decode else ((0, 1), (2, 3))),
-                            "independent": decoded(decode, ())}
-
+    out = {}
     for name in reference_sections(label_source):
         key, mask_key = REFERENCES[name]
         if key not in data:
@@ -292,53 +234,80 @@ def evaluate_model(model, ckpt: dict, data: dict, thresholds_mm, decode: str,
         if use.any():
             section = compute_metrics(pred_orig[use], ref[use], spacing[use], thresholds_mm)
             section["floor"] = compute_metrics(floor[use], ref[use], spacing[use], thresholds_mm)
-            metrics[f"vs_{name}"] = section
+            out[f"vs_{name}"] = section
+    return out
 
+
+def variant_metrics(codec, outputs, data: dict, thresholds_mm) -> dict:
+    """Short metrics of every alternative decoding the codec offers (``codec.variants``)."""
+    mask = accepted_rows(data)
+    transform = np.asarray(data["transform"], np.float64)
+    true = np.asarray(data["points_orig"], np.float64)[mask]
+    spacing = np.asarray(data["spacing_mm"], np.float64)[mask]
+    return {section: {name: short_metrics(compute_metrics(to_original(points, transform)[mask], true, spacing,
+                                                          thresholds_mm))
+                      for name, points in entries.items()}
+            for section, entries in codec.variants(outputs).items()}
+
+
+def evaluate_model(model, codec, meta: dict, data: dict, thresholds_mm, batch_size: int = 32,
+                   timing_frames: int = 0, label_source: str = "csv") -> tuple[dict, pd.DataFrame]:
+    """Predict the test arrays ``data`` (contract 5) with ``model`` and its ``codec`` (decoding
+    as params ``decode``) and compute every metric.
+
+    Besides the headline (against the training labels, on the frames ``accepted_rows`` keeps),
+    each reference of ``reference_sections(label_source)`` present in ``data`` gets a section
+    ``vs_<name>`` with the same metrics and its own mean-shape floor; the codec's alternative
+    decodings get short metrics. Returns (metrics for metrics/eval/<model>.json, predictions table).
+    """
+    from .inference import predict
+    from .models import count_parameters
+
+    images = np.asarray(data["image"])
+    transform = np.asarray(data["transform"], np.float64)
+    spacing = np.asarray(data["spacing_mm"], np.float64)
+    decoded, outputs = predict(model, codec, images, batch_size=batch_size)
+    pred_orig = to_original(decoded.points, transform)
+    mask = accepted_rows(data)
+    true = np.asarray(data["points_orig"], np.float64)
+    metrics = {"model_kind": str(meta.get("kind")), "arch": str(meta.get("arch")),
+               "n_params": int(count_parameters(model)), "best_epoch": meta.get("best_epoch"),
+               "n_test": int(len(images)), "n_evaluated": int(mask.sum()),
+               "n_excluded": int(len(images) - mask.sum()), **codec.report()}
+    metrics.update(compute_metrics(pred_orig[mask], true[mask], spacing[mask], thresholds_mm))
+    floor = mean_shape_points(meta["train_mean_points"], transform)
+    metrics["floor"] = compute_metrics(floor[mask], true[mask], spacing[mask], thresholds_mm)
+    metrics.update(variant_metrics(codec, outputs, data, thresholds_mm))
+    metrics.update(reference_metrics(data, pred_orig, floor, label_source, thresholds_mm))
     if timing_frames > 0:
-        metrics["timing"] = time_inference(model, ckpt, images, timing_frames,
-                                           decode=decode if heatmap else None)
-    return metrics, table
+        metrics["timing"] = time_inference(model, codec, images, timing_frames)
+    return metrics, predictions_table(data, pred_orig)
 
 
 def run(params: dict, name: str, root=".") -> dict:
-    """Stage body: models/<name>.pt + data/prepared/test.npz -> results/<name>/predictions.csv and
-    metrics/eval/<name>.json. Returns the metrics."""
+    """Stage body: models/<name>.safetensors + data/prepared/test.npz -> results/<name>/predictions.csv
+    and metrics/eval/<name>.json. Returns the metrics."""
     import torch
 
+    from .inference import load_model
+    from .paths import Paths
     from .store import load_npz, write_csv, write_json
 
-    root = Path(root)
-    models = get(params, "models")
-    if name not in models:
-        raise ParamError(f"params.yaml: models has no entry {name!r} (choose one of {sorted(models)})")
-    thresholds = [float(t) for t in get(params, "evaluate.thresholds_mm")]
-    timing_frames = int(get(params, "evaluate.timing_frames"))
-    decode = str(get(params, "codec.decode"))
-    if decode not in DECODE_MODES:
-        raise ParamError(f"params.yaml: codec.decode = {decode!r}; choose one of {list(DECODE_MODES)}")
-    pair_decode = get(params, "codec.pair_decode")
-    if not isinstance(pair_decode, bool):
-        raise ParamError(f"params.yaml: codec.pair_decode = {pair_decode!r}; choose true or false")
-    label_source = str(get(params, "data.label_source"))
-    threads = int(get(params, "threads"))
-    torch.set_num_threads(threads)
-
-    ckpt_path = root / "models" / f"{name}.pt"
-    if not ckpt_path.exists():
-        raise FileNotFoundError(f"{ckpt_path} does not exist: run `dvc repro train@{name}`")
-    data = load_npz(root / "data/prepared/test.npz")
-    from .inference import load_checkpoint
-
-    model, ckpt = load_checkpoint(ckpt_path)
-    check_checkpoint(ckpt, models[name], data, name, ckpt_path)
-    print(f"evaluate@{name}: {len(data['frame_id'])} test frames, {ckpt.get('kind')} {ckpt.get('arch')}")
+    paths = Paths(root)
+    torch.set_num_threads(int(params["threads"]))
+    data = load_npz(paths.prepared("test"))
+    loaded = load_model(paths.checkpoint(name), fix=f"rerun `dvc repro train@{name}`")
+    check_checkpoint(loaded.meta, params["models"][name], data, name, paths.checkpoint(name))
+    codec = loaded.codec.with_decoding(params["decode"])
+    print(f"evaluate@{name}: {len(data['frame_id'])} test frames, {loaded.meta['kind']} {loaded.meta['arch']}")
     with torch.no_grad():
-        metrics, table = evaluate_model(model, ckpt, data, thresholds, decode,
-                                        timing_frames=timing_frames, pair_decode=pair_decode,
-                                        label_source=label_source)
+        metrics, table = evaluate_model(loaded.model, codec, loaded.meta, data,
+                                        [float(t) for t in params["evaluate"]["thresholds_mm"]],
+                                        timing_frames=int(params["evaluate"]["timing_frames"]),
+                                        label_source=str(params["data"]["label_source"]))
     metrics = {"model": name, **metrics}
-    write_csv(table, root / "results" / name / "predictions.csv")
-    write_json(root / "metrics" / "eval" / f"{name}.json", metrics)
+    write_csv(table, paths.predictions(name))
+    write_json(paths.eval_metrics(name), metrics)
     print(f"evaluate@{name}: MRE {metrics['mre_mm']:.2f} mm, BPD MAE {metrics['bpd']['mae_mm']:.2f} mm, "
           f"OFD MAE {metrics['ofd']['mae_mm']:.2f} mm on {metrics['n_evaluated']} frames "
           f"({metrics['n_excluded']} excluded); floor MRE {metrics['floor']['mre_mm']:.2f} mm")

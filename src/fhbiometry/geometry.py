@@ -130,3 +130,11 @@ def midpoint_distance(points) -> np.ndarray:
     """Distance between the midpoints of the two pairs, (...,)."""
     p = as_points(points)
     return np.linalg.norm(p[..., :2, :].mean(-2) - p[..., 2:, :].mean(-2), axis=-1)
+
+
+def to_mm(values_px, spacing_mm) -> np.ndarray:
+    """Scale pixel distances or coordinates of the original image to millimetres: ``spacing_mm``
+    (N,) broadcasts over the trailing axes of ``values_px`` (N, ...)."""
+    s = np.asarray(spacing_mm, dtype=np.float64)
+    v = np.asarray(values_px, dtype=np.float64)
+    return v * s.reshape(s.shape + (1,) * (v.ndim - s.ndim))

@@ -11,13 +11,36 @@ class ParamError(ValueError):
     """A value in params.yaml is missing or wrong; the message names the key and the fix."""
 
 
-def load_params(path="params.yaml") -> dict:
+def load_params(path="params.yaml", only=None, model: str | None = None) -> dict:
     """params.yaml validated against the one schema (``schema.Params``), as a plain dict: the file's
     nesting and key order, defaults only where the file omits an optional key. Raises one
-    ParamError listing every problem (key path, value, what is allowed)."""
+    ParamError listing every problem (key path, value, what is allowed).
+
+    ``only``: the dotted keys a stage reads (its ``PARAMS``; ``{model}`` is replaced by ``model``):
+    the stage gets those and nothing else, so the params dvc.yaml lists for it are all it can use.
+    """
     from .schema import read_yaml, validate_params
 
-    return validate_params(read_yaml(path), source=str(path))
+    params = validate_params(read_yaml(path), source=str(path))
+    if only is None:
+        return params
+    return select(params, [key.format(model=model) for key in only], source=str(path))
+
+
+def select(params: dict, keys, source: str = "params.yaml") -> dict:
+    """A nested copy of ``params`` holding only the dotted ``keys``."""
+    out: dict = {}
+    for key in keys:
+        node, target, parts = params, out, key.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                have = sorted(node) if isinstance(node, dict) else []
+                raise ParamError(f"{source}: no key '{key}' ('{'.'.join(parts[:i]) or '<top>'}' has {have})")
+            node = node[part]
+            if i < len(parts) - 1:
+                target = target.setdefault(part, {})
+        target[parts[-1]] = node
+    return out
 
 
 def validate_params(raw: dict, source: str = "params.yaml") -> dict:

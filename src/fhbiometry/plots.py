@@ -18,13 +18,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .codec import Codec  # noqa: E402
 from .geometry import COORD_COLUMNS, LANDMARKS  # noqa: E402
-from .params import ParamError, get  # noqa: E402
+from .letterbox import to_input  # noqa: E402
+from .paths import Paths  # noqa: E402
+from .prepare import table_points  # noqa: E402
 from .store import read_json, write_csv  # noqa: E402
 from .viz import PRED_STYLE, TRUE_STYLE, draw_landmarks, save_figure, show_image  # noqa: E402
 
-OUT_DIR = Path("plots/models")
 TRAIN_LOSS_TSV = Path("plots/metrics/train/loss.tsv")
 VAL_MRE_TSV = Path("plots/metrics/val/mre_mm.tsv")
 CDF_LINES_MM = (2.0, 4.0)
@@ -32,13 +32,11 @@ COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
 
 
 # ---- reading --------------------------------------------------------------------------------
-def load_results(root, names) -> dict:
+def load_results(paths: Paths, names) -> dict:
     """{model: {"metrics": dict, "predictions": DataFrame}} from the evaluate outputs."""
-    root = Path(root)
     out = {}
     for name in names:
-        mpath = root / "metrics" / "eval" / f"{name}.json"
-        ppath = root / "results" / name / "predictions.csv"
+        mpath, ppath = paths.eval_metrics(name), paths.predictions(name)
         for path in (mpath, ppath):
             if not path.exists():
                 raise FileNotFoundError(f"{path} does not exist: run `dvc repro evaluate@{name}`")
@@ -232,10 +230,6 @@ def example_rows(preds: pd.DataFrame, k: int) -> pd.DataFrame:
     return rows.iloc[example_indices(rows["mre_mm"].to_numpy(np.float64), k)]
 
 
-def _points(row: pd.Series, prefix: str) -> np.ndarray:
-    return row[[f"{prefix}{c}" for c in COORD_COLUMNS]].to_numpy(np.float64).reshape(4, 2)
-
-
 def _rank_label(j: int, k: int) -> str:
     if j == 0:
         return "best"
@@ -252,16 +246,16 @@ def plot_overlays(name: str, preds: pd.DataFrame, test: dict, path, k: int) -> N
         print(f"plots: {name}: no evaluated test frames; overlay skipped")
         return
     pos = _test_positions(test, rows["frame_id"].tolist())
+    transforms = np.asarray(test["transform"], np.float64)[pos]
+    true_in = to_input(table_points(rows, [f"true_{c}" for c in COORD_COLUMNS]), transforms)
+    pred_in = to_input(table_points(rows, [f"pred_{c}" for c in COORD_COLUMNS]), transforms)
     fig, axes = plt.subplots(1, len(rows), figsize=(3.2 * len(rows), 3.6), squeeze=False)
     for j, (ax, (_, row), i) in enumerate(zip(axes[0], rows.iterrows(), pos)):
-        t = np.asarray(test["transform"][i], np.float64)
-        true_in = Codec.to_input(_points(row, "true_"), t)
-        pred_in = Codec.to_input(_points(row, "pred_"), t)
         title = (f"{_rank_label(j, len(rows))}: {row['frame_id']}\nMRE {row['mre_mm']:.2f} mm, "
                  f"BPD {row['err_bpd_mm']:+.1f}, OFD {row['err_ofd_mm']:+.1f} mm")
         show_image(ax, test["image"][i], title)
-        draw_landmarks(ax, true_in, **TRUE_STYLE)
-        draw_landmarks(ax, pred_in, **PRED_STYLE)
+        draw_landmarks(ax, true_in[j], **TRUE_STYLE)
+        draw_landmarks(ax, pred_in[j], **PRED_STYLE)
         if j == 0:
             ax.legend(fontsize=7, loc="lower left")
     fig.suptitle(f"{name}: test frames by MRE", fontsize=10)
@@ -315,30 +309,25 @@ def plot_training_curves(curves: dict, path) -> None:
 
 
 # ---- stage body -----------------------------------------------------------------------------
-def heatmap_entries(results: dict, test: dict, root, k: int) -> list:
-    """Run every heatmap model on its example frames; [] when no model is a heatmap model."""
+def heatmap_entries(results: dict, test: dict, paths: Paths, k: int, decode: dict) -> list:
+    """Run every model on its example frames and keep those whose outputs are heatmaps
+    (N, K, H, W); [] when no model outputs heatmaps."""
+    import torch
+
+    from .inference import load_model, predict
+
     entries = []
     for name, res in results.items():
-        if res["metrics"].get("model_kind") != "heatmap":
-            continue
-        from .inference import load_checkpoint, predict
-
         rows = example_rows(res["predictions"], k)
         if len(rows) == 0:
             continue
-        ckpt_path = Path(root) / "models" / f"{name}.pt"
-        if not ckpt_path.exists():
-            raise FileNotFoundError(f"{ckpt_path} does not exist: run `dvc repro train@{name}`")
-        model, ckpt = load_checkpoint(ckpt_path)
+        loaded = load_model(paths.checkpoint(name), fix=f"run `dvc repro train@{name}`")
         pos = _test_positions(test, rows["frame_id"].tolist())
-        import torch
-
         with torch.no_grad():
-            out = predict(model, ckpt, np.asarray(test["image"])[pos], return_heatmaps=True,
-                          decode=res["metrics"].get("decode_mode"), pair_decode=res["metrics"].get("pair_decode"))
-        if out.get("heatmaps") is None:
-            continue
-        entries.append((name, rows["frame_id"].tolist(), out["heatmaps"], out["points"]))
+            decoded, outputs = predict(loaded.model, loaded.codec.with_decoding(decode),
+                                       np.asarray(test["image"])[pos])
+        if outputs.ndim == 4:
+            entries.append((name, rows["frame_id"].tolist(), outputs, decoded.points))
     return entries
 
 
@@ -346,35 +335,32 @@ def run(params: dict, root=".") -> list:
     """Stage body: writes every figure and the summary under plots/models/ (removed first)."""
     from .store import load_npz
 
-    root = Path(root)
-    names = list(get(params, "models"))
-    if not names:
-        raise ParamError("params.yaml: `models` is empty; list at least one model")
-    k = int(get(params, "plots.examples"))
-    threads = int(get(params, "threads"))
+    paths = Paths(root)
+    names = list(params["models"])
+    k = int(params["plots"]["examples"])
     import torch
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(int(params["threads"]))
 
-    out_dir = root / OUT_DIR
+    out_dir = paths.model_plots
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    results = load_results(root, names)
-    test = load_npz(root / "data/prepared/test.npz")
+    results = load_results(paths, names)
+    test = load_npz(paths.prepared("test"))
 
     plot_errors_box(results, out_dir / "errors_box.png")
     plot_error_cdf(results, out_dir / "error_cdf.png")
     plot_bland_altman(results, out_dir / "bland_altman.png")
     for name in names:
         plot_overlays(name, results[name]["predictions"], test, out_dir / f"overlays_{name}.png", k)
-    entries = heatmap_entries(results, test, root, k)
+    entries = heatmap_entries(results, test, paths, k, params["decode"])
     if entries:
         plot_heatmaps(entries, test, out_dir / "heatmaps.png")
     else:
-        print("plots: no heatmap model in params `models`; heatmaps.png skipped")
+        print("plots: no model in params `models` outputs heatmaps; heatmaps.png skipped")
     curves = {}
     for name in names:
-        live = root / "metrics" / "train" / name
+        live = paths.train_log(name)
         curves[name] = (read_dvclive_tsv(live / TRAIN_LOSS_TSV), read_dvclive_tsv(live / VAL_MRE_TSV))
     plot_training_curves(curves, out_dir / "training_curves.png")
 

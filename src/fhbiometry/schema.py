@@ -536,8 +536,8 @@ def read_yaml(path, what: str = "parameter file"):
 
 def model_config(params: dict, name: str) -> dict:
     """The merged, validated settings of ``models.<name>``: every ``train`` key, overridden by the
-    model's own keys (``augment`` key by key), plus arch, kind, head_channels and head_skips."""
-    params = validate_params(params)
+    model's own keys (``augment`` key by key), plus arch, kind, head_channels and head_skips.
+    ``params`` is validated already (``params.load_params``; it may hold only the stage's keys)."""
     if name not in params["models"]:
         raise ParamError(f"params.yaml: models.{name}: no such model; choose one of {list(params['models'])}")
     own = params["models"][name]

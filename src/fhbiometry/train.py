@@ -1,191 +1,48 @@
-"""Training one model (stage `train@<model>`): data selection, losses, schedule, validation,
-DVCLive logging and the best checkpoint by validation mean radial error (mm).
+"""Training one model (stage `train@<model>`): data selection, schedule, validation, DVCLive
+logging and the best checkpoint by validation mean radial error (mm).
 
-Params: ``seed``, ``threads``, ``codec`` (``Codec.from_params``; not ``decode`` and
-``pair_decode``, which only the evaluation reads), ``train`` (shared defaults)
-and ``models.<name>`` (any ``train`` key plus ``arch``, ``kind``, ``head_channels``, ``head_skips``), merged by
-``model_config``: the model's keys override the defaults, ``augment`` key by key.
+The model's codec (``codecs.make_codec``, chosen once from the model's ``kind``) encodes the
+targets, owns the loss and decodes the outputs: the loop below never asks which kind it trains.
+Params: ``seed``, ``threads``, ``input``, ``landmarks``, ``codec``, ``train`` (shared defaults) and
+``models.<name>`` (any ``train`` key plus ``arch``, ``kind``, ``head_channels``, ``head_skips``),
+merged by ``schema.model_config``.
 """
 from __future__ import annotations
 
-import copy
-import dataclasses
 import hashlib
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import augment as aug
-from .codec import COORDINATE_MODES, Codec
-from .geometry import BPD, LANDMARKS, OFD, diameters, pair_invariant_errors
+from .checkpoint import save_checkpoint, state_dict_copy
+from .codecs import make_codec
+from .geometry import LANDMARKS, diameters, pair_invariant_errors, to_mm
 from .inference import predict
-from .models import (ARCHS, HEATMAP_ARCHS, KINDS, build_model, check_input_size, count_parameters,
-                     init_head_at_mean_shape, to_tensor)
-from .params import ParamError, get, seed_everything
+from .letterbox import Letterbox, to_original
+from .models import build_model, count_parameters, init_head_at_mean_shape, to_tensor
+from .params import seed_everything
+from .paths import Paths
+from .prepare import accepted_rows, check_prepared, select
+from .schema import model_config
 from .store import load_npz
 
-TRAIN_KEYS = ("epochs", "batch_size", "lr", "schedule", "warmup_epochs", "weight_decay", "optimizer",
-              "loss", "pair_invariant_loss", "heatmap_loss_weight", "foreground_weight", "pretrained",
-              "head_init", "coordinates", "augment")
-MODEL_KEYS = ("arch", "kind", "head_channels", "head_skips")
-REGRESSION_LOSSES = ("mse", "l1", "smooth_l1")
-HEATMAP_LOSSES = ("mse",)
-SCHEDULES = ("cosine", "step", "constant")
-OPTIMIZERS = ("adamw", "sgd")
-HEAD_INITS = ("mean_shape", "random")
 # The best epoch is chosen with the best decoding (sub-pixel, pairs decoded jointly), whatever
-# codec.decode / codec.pair_decode say: those only set how `evaluate` reports, so changing them
-# never retrains a model.
-VALIDATION_DECODE = {"decode": "quadratic", "pair_decode": True}
-SMOOTH_L1_BETA = 0.02     # quadratic below 2% of the input (2.6 px at 128; x input_size for pixel targets)
+# params `decode` says: that only sets how `evaluate` reports, so changing it never retrains.
+VALIDATION_DECODE = {"method": "quadratic", "pairs": True}
+SCHEDULES = ("cosine", "step", "constant")
 STEP_MILESTONES = (0.5, 0.75)  # 'step' schedule: lr x 0.1 at these fractions of the post-warm-up steps
 STEP_GAMMA = 0.1
 GRAD_CLIP = 5.0
 SGD_MOMENTUM = 0.9
-FOREGROUND_LEVEL = 0.1    # heatmap target pixels above this fraction of the peak get foreground_weight
-DEFAULT_HEAD_CHANNELS = 128
 
 
-# ---- params ---------------------------------------------------------------------------------
-def _number(cfg, key, where, positive=True, integer=False):
-    value = cfg[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and value != int(value)):
-        kind = "an integer" if integer else "a number"
-        raise ParamError(f"params.yaml: {where}.{key} = {value!r}; give {kind}")
-    if positive and not value > 0:
-        raise ParamError(f"params.yaml: {where}.{key} = {value!r}; must be > 0")
-    if not positive and value < 0:
-        raise ParamError(f"params.yaml: {where}.{key} = {value!r}; must be >= 0")
-    return int(value) if integer else float(value)
-
-
-def model_config(params: dict, name: str) -> dict:
-    """The merged, validated settings of ``models.<name>`` (train defaults + overrides)."""
-    models = get(params, "models")
-    if not isinstance(models, dict) or name not in models:
-        have = sorted(models) if isinstance(models, dict) else []
-        raise ParamError(f"params.yaml: models has no entry {name!r} (choose one of {have})")
-    defaults = get(params, "train")
-    own = models[name] or {}
-    where = f"models.{name}"
-    unknown = sorted(set(own) - set(TRAIN_KEYS) - set(MODEL_KEYS))
-    if unknown:
-        raise ParamError(f"params.yaml: {where} has unknown keys {unknown}; allowed: "
-                         f"{list(MODEL_KEYS) + list(TRAIN_KEYS)}")
-    unknown = sorted(set(defaults) - set(TRAIN_KEYS))
-    if unknown:
-        raise ParamError(f"params.yaml: train has unknown keys {unknown}; allowed: {list(TRAIN_KEYS)}")
-    for label, section in (("train.augment", defaults.get("augment")), (f"{where}.augment", own.get("augment"))):
-        if section is not None and not isinstance(section, dict):
-            raise ParamError(f"params.yaml: {label} must be a mapping of augmentation settings, got {section!r}")
-    cfg = {**copy.deepcopy(defaults), **{k: copy.deepcopy(v) for k, v in own.items() if k != "augment"}}
-    cfg["augment"] = {**(defaults.get("augment") or {}), **(own.get("augment") or {})}
-    for key in ("arch", "kind"):
-        if key not in own:
-            raise ParamError(f"params.yaml: {where}.{key} is missing (arch: {list(ARCHS)}, kind: {list(KINDS)})")
-    missing = [k for k in TRAIN_KEYS if k not in cfg]
-    if missing:
-        raise ParamError(f"params.yaml: train is missing {missing} (see README, section Parameters)")
-
-    if cfg["arch"] not in ARCHS:
-        raise ParamError(f"params.yaml: {where}.arch = {cfg['arch']!r}; choose one of {list(ARCHS)}")
-    if cfg["kind"] not in KINDS:
-        raise ParamError(f"params.yaml: {where}.kind = {cfg['kind']!r}; choose one of {list(KINDS)}")
-    if cfg["kind"] == "heatmap" and cfg["arch"] not in HEATMAP_ARCHS:
-        raise ParamError(f"params.yaml: {where}.arch = {cfg['arch']!r} with kind heatmap: the heatmap "
-                         f"model is only implemented with arch {list(HEATMAP_ARCHS)}")
-    losses = HEATMAP_LOSSES if cfg["kind"] == "heatmap" else REGRESSION_LOSSES
-    if cfg["loss"] not in losses:
-        raise ParamError(f"params.yaml: {where}.loss = {cfg['loss']!r} (from train.loss unless the model "
-                         f"sets it); for kind {cfg['kind']} choose one of {list(losses)}")
-    if cfg["schedule"] not in SCHEDULES:
-        raise ParamError(f"params.yaml: {where}.schedule = {cfg['schedule']!r}; choose one of {list(SCHEDULES)}")
-    if cfg["optimizer"] not in OPTIMIZERS:
-        raise ParamError(f"params.yaml: {where}.optimizer = {cfg['optimizer']!r}; choose one of "
-                         f"{list(OPTIMIZERS)}")
-    if cfg["coordinates"] not in COORDINATE_MODES:
-        raise ParamError(f"params.yaml: {where}.coordinates = {cfg['coordinates']!r}; choose one of "
-                         f"{list(COORDINATE_MODES)}")
-    if cfg["head_init"] not in HEAD_INITS:
-        raise ParamError(f"params.yaml: {where}.head_init = {cfg['head_init']!r}; choose one of "
-                         f"{list(HEAD_INITS)}")
-    cfg["epochs"] = _number(cfg, "epochs", where, integer=True)
-    cfg["batch_size"] = _number(cfg, "batch_size", where, integer=True)
-    cfg["lr"] = _number(cfg, "lr", where)
-    cfg["warmup_epochs"] = _number(cfg, "warmup_epochs", where, positive=False)
-    cfg["weight_decay"] = _number(cfg, "weight_decay", where, positive=False)
-    cfg["heatmap_loss_weight"] = _number(cfg, "heatmap_loss_weight", where)
-    cfg["foreground_weight"] = _number(cfg, "foreground_weight", where)
-    if cfg["foreground_weight"] < 1:
-        raise ParamError(f"params.yaml: {where}.foreground_weight = {cfg['foreground_weight']}; must be >= 1 "
-                         "(1 = plain MSE)")
-    cfg.setdefault("head_channels", DEFAULT_HEAD_CHANNELS)
-    cfg["head_channels"] = _number(cfg, "head_channels", where, integer=True)
-    cfg.setdefault("head_skips", True)
-    if not isinstance(cfg["head_skips"], bool):
-        raise ParamError(f"params.yaml: {where}.head_skips = {cfg['head_skips']!r}; choose true or false")
-    if not isinstance(cfg["pair_invariant_loss"], bool):
-        raise ParamError(f"params.yaml: {where}.pair_invariant_loss = {cfg['pair_invariant_loss']!r}; "
-                         "choose true or false")
-    if cfg["pretrained"] is None:
-        cfg["pretrained"] = ""
-    if not isinstance(cfg["pretrained"], str):
-        raise ParamError(f"params.yaml: {where}.pretrained = {cfg['pretrained']!r}; give a file path or ''")
-    cfg["augment"] = aug.check_config(cfg["augment"], where=f"{where}.augment (merged with train.augment)")
-    return cfg
-
-
-def codec_from_params(params: dict) -> Codec:
-    """The codec of params ``codec``; the networks also need an input size that is a multiple of 32."""
-    try:
-        codec = Codec.from_params(get(params, "codec"))
-        check_input_size(codec.input_size)
-    except ParamError:
-        raise
-    except ValueError as err:
-        raise ParamError(f"params.yaml: {err}") from err
-    return codec
-
-
-# ---- losses ---------------------------------------------------------------------------------
-def _elementwise(pred, target, loss, beta=SMOOTH_L1_BETA):
-    if loss == "mse":
-        return (pred - target) ** 2
-    if loss == "l1":
-        return (pred - target).abs()
-    return F.smooth_l1_loss(pred, target, reduction="none", beta=beta)
-
-
-def regression_loss(pred, target, loss="smooth_l1", pair_invariant=True, beta=SMOOTH_L1_BETA):
-    """Mean loss over (B, 8) coordinates. With ``pair_invariant``, each pair (OFD, BPD) of each
-    sample takes the better of its two end assignments. ``beta``: smooth L1's quadratic zone, in
-    the units of the targets."""
-    if loss not in REGRESSION_LOSSES:
-        raise ValueError(f"loss {loss!r}: choose one of {list(REGRESSION_LOSSES)}")
-    p = pred.reshape(len(pred), -1, 2)
-    t = target.reshape(len(target), -1, 2)
-    if not pair_invariant:
-        return _elementwise(p, t, loss, beta).mean()
-    total = 0.0
-    for i, j in (OFD, BPD):
-        same = _elementwise(p[:, [i, j]], t[:, [i, j]], loss, beta).sum(dim=(1, 2))
-        swapped = _elementwise(p[:, [j, i]], t[:, [i, j]], loss, beta).sum(dim=(1, 2))
-        total = total + torch.minimum(same, swapped)
-    return (total / (p.shape[1] * 2)).mean()
-
-
-def heatmap_loss(pred, target, peak=1.0, foreground_weight=10.0, weight=1.0):
-    """Pixel-wise MSE with ``foreground_weight`` on target pixels above 0.1 * peak, times ``weight``."""
-    w = torch.where(target > FOREGROUND_LEVEL * peak, float(foreground_weight), 1.0)
-    return weight * (w * (pred - target) ** 2).mean()
-
-
-# ---- schedule -------------------------------------------------------------------------------
+# ---- schedule and optimiser -----------------------------------------------------------------
 def lr_factor(step: int, steps_per_epoch: int, epochs: int, schedule: str, warmup_epochs: float) -> float:
     """Learning-rate multiplier of optimisation step ``step`` (0-based): linear warm-up over
     ``warmup_epochs``, then cosine to 0, x0.1 steps at half and three quarters, or constant."""
@@ -204,165 +61,167 @@ def lr_factor(step: int, steps_per_epoch: int, epochs: int, schedule: str, warmu
 
 
 def make_optimizer(model, name: str, lr: float, weight_decay: float):
-    # fused: one multi-threaded kernel per step; for AlexNet's 57 M parameters about 10x faster
-    # on CPU than the default per-tensor loop (and deterministic)
+    """AdamW or Nesterov SGD; ``fused``: one multi-threaded kernel per step (deterministic)."""
     if name == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
     if name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=lr, momentum=SGD_MOMENTUM, nesterov=True,
                                weight_decay=weight_decay, fused=True)
-    raise ValueError(f"optimizer {name!r}: choose one of {list(OPTIMIZERS)}")
+    raise ValueError(f"optimizer {name!r}: choose one of ['adamw', 'sgd']")
 
 
-# ---- data -----------------------------------------------------------------------------------
 def file_hash(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def select(data: dict, mask) -> dict:
-    mask = np.asarray(mask, dtype=bool)
-    return {k: np.asarray(v)[mask] for k, v in data.items()}
-
-
-def training_rows(data: dict) -> np.ndarray:
-    finite = np.isfinite(np.asarray(data["points"], np.float64)).all(axis=(1, 2))
-    return np.asarray(data["use_for_training"], bool) & finite
-
-
-def validation_rows(data: dict) -> np.ndarray:
-    """Validation frames: those the QC policy accepts (``use_for_training``: every label that
-    passed QC under ``exclude``, every finite label under ``keep``), as in ``evaluate``."""
-    finite = np.isfinite(np.asarray(data["points_orig"], np.float64)).all(axis=(1, 2))
-    return np.asarray(data["use_for_training"], bool) & finite
-
-
-def check_data(data: dict, codec: Codec, path: str) -> None:
-    """The prepared arrays must have been built with this codec."""
-    needed = ("image", "points", "transform", "points_orig", "spacing_mm", "label_ok", "use_for_training")
-    missing = [k for k in needed if k not in data]
-    if missing:
-        raise KeyError(f"{path}: missing arrays {missing}: rerun `dvc repro heatmaps`")
-    size = np.asarray(data["image"]).shape[-1]
-    if size != codec.input_size:
-        raise ValueError(f"{path}: images are {size} px but codec.input_size is {codec.input_size}: "
-                         "rerun `dvc repro heatmaps`")
-
-
-def batch_targets(points, codec: Codec, kind: str) -> torch.Tensor:
-    """Regression: (B, 8) coordinates (``codec.coordinates``); heatmap: (B, 4, h, h) Gaussian targets."""
-    if kind == "heatmap":
-        return torch.from_numpy(np.stack([codec.encode_heatmaps(p) for p in points]).astype(np.float32))
-    return torch.from_numpy(codec.encode_coordinates(points).astype(np.float32))
 
 
 # ---- validation -----------------------------------------------------------------------------
 def validation_metrics(pred_in, val: dict) -> dict:
     """MRE (px, mm) and BPD/OFD absolute errors (mm) of input-pixel predictions on ``val``."""
-    transform = np.asarray(val["transform"], np.float64)
-    pred = Codec.to_original(pred_in, transform)
+    pred = to_original(pred_in, np.asarray(val["transform"], np.float64))
     true = np.asarray(val["points_orig"], np.float64)
     spacing = np.asarray(val["spacing_mm"], np.float64)
     err_px = pair_invariant_errors(pred, true)
-    err_mm = Codec.to_mm(err_px, spacing)
-    diam_err = Codec.to_mm(np.abs(diameters(pred) - diameters(true)), spacing)
+    err_mm = to_mm(err_px, spacing)
+    diam_err = to_mm(np.abs(diameters(pred) - diameters(true)), spacing)
     return {"mre_px": float(err_px.mean()), "mre_mm": float(err_mm.mean()),
             "ofd_mae_mm": float(diam_err[:, 0].mean()), "bpd_mae_mm": float(diam_err[:, 1].mean())}
 
 
-# ---- training -------------------------------------------------------------------------------
-def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=None,
-                data_hash: str = "", progress: bool = True) -> dict:
-    """Train ``models.<name>`` on the contract-5 arrays; returns the checkpoint dict (contract 6)
-    holding the weights of the epoch with the lowest validation MRE in mm (ties: earlier)."""
-    cfg = model_config(params, name)
-    codec = dataclasses.replace(codec_from_params(params), coordinates=cfg["coordinates"], **VALIDATION_DECODE)
-    canonical = bool(params["codec"].get("canonical_order", True))
-    seed = int(get(params, "seed"))
-    train = select(train_data, training_rows(train_data))
-    val = select(val_data, validation_rows(val_data))
+def validate(model, codec, val: dict) -> dict:
+    decoded, _ = predict(model, codec, val["image"])
+    metrics = validation_metrics(decoded.points, val)
+    if decoded.peak is not None:  # a mean peak near 0 means the model sits at an all-zero output
+        metrics["peak"] = float(np.mean(decoded.peak))
+    return metrics
+
+
+# ---- one training run -----------------------------------------------------------------------
+@dataclass
+class Run:
+    """Everything one training run holds: settings, data, model, optimiser, random streams."""
+    name: str
+    cfg: dict
+    codec: object
+    canonical: bool
+    images: np.ndarray
+    points: np.ndarray
+    val: dict
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: object
+    batch_rng: np.random.Generator
+    aug_rng: np.random.Generator
+    n_batches: int
+    step: int = 0
+
+
+def training_frames(train_data: dict, val_data: dict) -> tuple[dict, dict]:
+    train = select(train_data, accepted_rows(train_data))
+    val = select(val_data, accepted_rows(val_data))
     if len(train["image"]) == 0:
         raise ValueError("data/prepared/train.npz has no frame with use_for_training and finite points: "
                          "check qc.policy and split.fractions")
     if len(val["image"]) == 0:
         raise ValueError("data/prepared/val.npz has no frame the QC policy accepts: the best epoch cannot be "
                          "chosen; give the val split a share in split.fractions")
-    kind = cfg["kind"]
-    images = np.asarray(train["image"])
+    return train, val
+
+
+def start_run(name: str, cfg: dict, codec, canonical: bool, seed: int, train: dict, val: dict) -> Run:
+    """Seeded model, optimiser and random streams for ``cfg`` (``schema.model_config``)."""
     points = np.asarray(train["points"], np.float64)
-    n = len(images)
-    n_batches = max(1, math.ceil(n / cfg["batch_size"]))
-
     torch.manual_seed(seed)
-    model = build_model(cfg["arch"], kind, num_landmarks=len(LANDMARKS), head_channels=cfg["head_channels"],
-                        stride=codec.stride, pretrained=cfg["pretrained"], skips=cfg["head_skips"])
-    if kind == "regression" and cfg["head_init"] == "mean_shape":
-        init_head_at_mean_shape(model, cfg["arch"], codec.encode_coordinates(points.mean(axis=0)))
-    optimizer = make_optimizer(model, cfg["optimizer"], cfg["lr"], cfg["weight_decay"])
-    beta = SMOOTH_L1_BETA * (codec.input_size if codec.coordinates == "pixels" else 1.0)
-    batch_rng = np.random.default_rng([seed, 1])
-    aug_rng = np.random.default_rng([seed, 2])
-    info = {"kind": kind, "codec": codec.to_dict(), "input_size": codec.input_size}
-    print(f"train@{name}: {cfg['arch']} {kind}, {count_parameters(model):,} parameters, {n} training "
-          f"frames, {len(val['image'])} validation frames, {cfg['epochs']} epochs of {n_batches} batches",
-          flush=True)
+    model = build_model(cfg["arch"], cfg["kind"], num_landmarks=len(LANDMARKS), head_channels=cfg["head_channels"],
+                        stride=getattr(codec, "stride", 4), pretrained=cfg["pretrained"], skips=cfg["head_skips"])
+    mean = codec.mean_output(points)
+    if mean is not None and cfg["head_init"] == "mean_shape":
+        init_head_at_mean_shape(model, cfg["arch"], mean)
+    return Run(name=name, cfg=cfg, codec=codec, canonical=canonical, images=np.asarray(train["image"]),
+               points=points, val=val, model=model,
+               optimizer=make_optimizer(model, cfg["optimizer"], cfg["lr"], cfg["weight_decay"]),
+               loss_fn=codec.make_loss(cfg), batch_rng=np.random.default_rng([seed, 1]),
+               aug_rng=np.random.default_rng([seed, 2]),
+               n_batches=max(1, math.ceil(len(points) / cfg["batch_size"])))
 
+
+def train_step(run: Run, idx) -> float:
+    cfg = run.cfg
+    lr = cfg["lr"] * lr_factor(run.step, run.n_batches, cfg["epochs"], cfg["schedule"], cfg["warmup_epochs"])
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    x_img, x_pts = aug.augment_batch(run.images[idx], run.points[idx], run.aug_rng, cfg["augment"], run.canonical)
+    out = run.model(to_tensor(x_img))
+    loss = run.loss_fn(out, torch.from_numpy(run.codec.encode(x_pts)))
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), GRAD_CLIP)
+    run.optimizer.step()
+    run.step += 1
+    return float(loss.detach())
+
+
+def train_epoch(run: Run, epoch: int, progress: bool) -> tuple[float, float]:
+    """One pass over the shuffled training frames; returns (mean loss, last learning rate)."""
+    run.model.train()
+    batches = np.array_split(run.batch_rng.permutation(len(run.points)), run.n_batches)
+    losses = []
+    bar = tqdm(batches, desc=f"{run.name} epoch {epoch + 1}/{run.cfg['epochs']}", leave=False, disable=not progress)
+    for idx in bar:
+        losses.append(train_step(run, idx))
+        bar.set_postfix(loss=f"{losses[-1]:.4g}")
+    return float(np.mean(losses)), run.optimizer.param_groups[0]["lr"]
+
+
+def log_epoch(run: Run, live, epoch: int, loss: float, lr: float, metrics: dict, seconds: float,
+              improved: bool) -> None:
+    if live is not None:
+        live.log_metric("train/loss", loss)
+        live.log_metric("train/lr", lr)
+        for key in ("mre_mm", "mre_px", "bpd_mae_mm", "ofd_mae_mm", "peak"):
+            if key in metrics:
+                live.log_metric(f"val/{key}", metrics[key])
+        live.next_step()
+    print(f"train@{run.name}: epoch {epoch + 1}/{run.cfg['epochs']} loss {loss:.5g} lr {lr:.3g} "
+          f"val MRE {metrics['mre_mm']:.3f} mm ({metrics['mre_px']:.2f} px) "
+          f"BPD MAE {metrics['bpd_mae_mm']:.3f} mm OFD MAE {metrics['ofd_mae_mm']:.3f} mm "
+          + (f"peak {metrics['peak']:.3f} " if "peak" in metrics else "")
+          + f"{seconds:.1f} s{' *' if improved else ''}", flush=True)
+
+
+def fit(run: Run, live=None, progress: bool = True) -> dict:
+    """Every epoch; returns the best epoch (lowest validation MRE in mm, ties: earlier) and its weights."""
     best = {"epoch": -1, "mre_mm": math.inf, "state": None}
-    step = 0
-    for epoch in range(cfg["epochs"]):
+    for epoch in range(run.cfg["epochs"]):
         start = time.perf_counter()
-        model.train()
-        batches = np.array_split(batch_rng.permutation(n), n_batches)
-        losses = []
-        bar = tqdm(batches, desc=f"{name} epoch {epoch + 1}/{cfg['epochs']}", leave=False,
-                   disable=not progress)
-        for idx in bar:
-            lr = cfg["lr"] * lr_factor(step, n_batches, cfg["epochs"], cfg["schedule"], cfg["warmup_epochs"])
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x_img, x_pts = aug.augment_batch(images[idx], points[idx], aug_rng, cfg["augment"], canonical)
-            out = model(to_tensor(x_img))
-            target = batch_targets(x_pts, codec, kind)
-            if kind == "heatmap":
-                loss = heatmap_loss(out, target, codec.peak, cfg["foreground_weight"], cfg["heatmap_loss_weight"])
-            else:
-                loss = regression_loss(out, target, cfg["loss"], cfg["pair_invariant_loss"], beta)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{losses[-1]:.4g}")
-            step += 1
-        val_out = predict(model, info, val["image"])
-        metrics = validation_metrics(val_out["points"], val)
-        if kind == "heatmap":  # a mean peak near 0 means the model sits at an all-zero output
-            metrics["peak"] = float(np.mean(val_out["peak"]))
-        train_loss = float(np.mean(losses))
-        if live is not None:
-            live.log_metric("train/loss", train_loss)
-            live.log_metric("train/lr", lr)
-            for key in ("mre_mm", "mre_px", "bpd_mae_mm", "ofd_mae_mm", "peak"):
-                if key in metrics:
-                    live.log_metric(f"val/{key}", metrics[key])
-            live.next_step()
+        loss, lr = train_epoch(run, epoch, progress)
+        metrics = validate(run.model, run.codec, run.val)
         improved = metrics["mre_mm"] < best["mre_mm"]
         if improved:
-            best = {"epoch": epoch, "mre_mm": metrics["mre_mm"],
-                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-        print(f"train@{name}: epoch {epoch + 1}/{cfg['epochs']} loss {train_loss:.5g} lr {lr:.3g} "
-              f"val MRE {metrics['mre_mm']:.3f} mm ({metrics['mre_px']:.2f} px) "
-              f"BPD MAE {metrics['bpd_mae_mm']:.3f} mm OFD MAE {metrics['ofd_mae_mm']:.3f} mm "
-              + (f"peak {metrics['peak']:.3f} " if "peak" in metrics else "")
-              + f"{time.perf_counter() - start:.1f} s{' *' if improved else ''}", flush=True)
+            best = {"epoch": epoch, "mre_mm": metrics["mre_mm"], "state": state_dict_copy(run.model)}
+        log_epoch(run, live, epoch, loss, lr, metrics, time.perf_counter() - start, improved)
     if best["state"] is None:  # every validation MRE was NaN
-        raise ValueError(f"train@{name}: the validation MRE was never finite; check data/prepared/val.npz")
+        raise ValueError(f"train@{run.name}: the validation MRE was never finite; check data/prepared/val.npz")
+    return best
 
-    return {"arch": cfg["arch"], "kind": kind, "state_dict": best["state"], "codec": codec.to_dict(),
-            "landmarks": list(LANDMARKS), "input_size": int(codec.input_size),
-            "head_channels": int(cfg["head_channels"]), "head_skips": bool(cfg["head_skips"]),
-            "stride": int(codec.stride), "data_hash": data_hash,
-            "model_params": cfg, "best_epoch": int(best["epoch"]), "best_val_mre_mm": float(best["mre_mm"]),
-            "train_mean_points": points.mean(axis=0)}
+
+def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=None,
+                data_hash: str = "", progress: bool = True) -> tuple[dict, dict]:
+    """Train ``models.<name>`` on the prepared arrays; returns (best state dict, checkpoint metadata)."""
+    cfg = model_config(params, name)
+    letterbox = Letterbox(**params["input"])
+    codec = make_codec(cfg["kind"], letterbox.size, params["codec"], VALIDATION_DECODE)
+    train, val = training_frames(train_data, val_data)
+    run = start_run(name, cfg, codec, bool(params["landmarks"]["canonical_order"]), int(params["seed"]), train, val)
+    print(f"train@{name}: {cfg['arch']} {cfg['kind']}, {count_parameters(run.model):,} parameters, "
+          f"{len(run.points)} training frames, {len(val['image'])} validation frames, {cfg['epochs']} epochs "
+          f"of {run.n_batches} batches", flush=True)
+    best = fit(run, live, progress)
+    meta = {"arch": cfg["arch"], "kind": cfg["kind"], "codec": codec.settings(), "input": letterbox.to_dict(),
+            "landmarks": list(LANDMARKS), "head_channels": int(cfg["head_channels"]),
+            "head_skips": bool(cfg["head_skips"]), "data_hash": data_hash, "model_params": cfg,
+            "best_epoch": int(best["epoch"]), "best_val_mre_mm": float(best["mre_mm"]),
+            "train_mean_points": run.points.mean(axis=0).tolist()}
+    return best["state"], meta
 
 
 def open_live(live_dir):
@@ -381,30 +240,26 @@ def open_live(live_dir):
 
 
 def run(params: dict, name: str, root=".", progress: bool = True) -> dict:
-    """Stage body: data/prepared/{train,val}.npz -> models/<name>.pt and metrics/train/<name>/."""
-    root = Path(root)
+    """Stage body: data/prepared/{train,val}.npz -> models/<name>.safetensors and metrics/train/<name>/."""
+    paths = Paths(root)
     model_config(params, name)  # fail on bad params before reading data
-    seed_everything(int(get(params, "seed")), int(params.get("threads", 1) or 1))
-    train_path = root / "data/prepared/train.npz"
-    val_path = root / "data/prepared/val.npz"
-    codec = codec_from_params(params)
-    train_data, val_data = load_npz(train_path), load_npz(val_path)
-    check_data(train_data, codec, "data/prepared/train.npz")
-    check_data(val_data, codec, "data/prepared/val.npz")
-    live = open_live(root / "metrics" / "train" / name)
+    seed_everything(int(params["seed"]), int(params["threads"]))
+    train_data, val_data = load_npz(paths.prepared("train")), load_npz(paths.prepared("val"))
+    size = int(params["input"]["size"])
+    check_prepared(train_data, size, paths.prepared("train"))
+    check_prepared(val_data, size, paths.prepared("val"))
+    live = open_live(paths.train_log(name))
     try:
         started = time.perf_counter()
-        ckpt = train_model(params, name, train_data, val_data, live=live, data_hash=file_hash(train_path),
-                           progress=progress)
-        live.summary["best_epoch"] = ckpt["best_epoch"]
-        live.summary["best_val_mre_mm"] = ckpt["best_val_mre_mm"]
+        state, meta = train_model(params, name, train_data, val_data, live=live,
+                                  data_hash=file_hash(paths.prepared("train")), progress=progress)
+        live.summary["best_epoch"] = meta["best_epoch"]
+        live.summary["best_val_mre_mm"] = meta["best_val_mre_mm"]
         # wall clock of the whole training (not in the checkpoint, which stays byte-identical)
         live.summary["train_seconds"] = round(time.perf_counter() - started, 1)
     finally:
         live.end()
-    out = root / "models" / f"{name}.pt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ckpt, out)
-    print(f"train@{name}: best epoch {ckpt['best_epoch'] + 1}, val MRE {ckpt['best_val_mre_mm']:.3f} mm "
+    out = save_checkpoint(paths.checkpoint(name), state, meta)
+    print(f"train@{name}: best epoch {meta['best_epoch'] + 1}, val MRE {meta['best_val_mre_mm']:.3f} mm "
           f"-> {out}", flush=True)
-    return ckpt
+    return meta

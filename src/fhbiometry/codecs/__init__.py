@@ -1,0 +1,45 @@
+"""Codecs: landmarks <-> network targets, one per target type (as MMPose's ``codecs``).
+
+Every codec has the same interface, so training, evaluation and inference never ask which kind
+of model they hold:
+
+* ``encode(points_in)``: (B, 4, 2) network-input points -> float32 training targets;
+* ``decode(outputs)``: network outputs -> ``Decoded`` (points in input pixels, and a per-landmark
+  ``peak`` where the codec has one);
+* ``make_loss(cfg)``: the training loss for the model settings ``cfg``;
+* ``mean_output(points_in)``: the encoded mean shape a regression head can start at (None if
+  the codec has no such output);
+* ``with_decoding(decode)``, ``report()``, ``variants(outputs)``: the decoding settings (params
+  ``decode``), their entries in the evaluation metrics, and the alternative decodings evaluation
+  compares;
+* ``settings()``: what a checkpoint stores to rebuild the codec (``codec_from_settings``).
+
+The image <-> network input mapping is not a codec's job: ``letterbox.Letterbox``.
+"""
+from __future__ import annotations
+
+from .base import Decoded
+from .heatmap import HeatmapCodec
+from .regression import COORDINATE_MODES, RegressionCodec
+
+CODECS = {"regression": RegressionCodec, "heatmap": HeatmapCodec}
+
+
+def make_codec(kind: str, input_size: int, codec_params: dict, decode: dict | None = None):
+    """The codec of a model ``kind`` from params ``codec`` (and ``decode`` for heatmaps)."""
+    if kind not in CODECS:
+        raise ValueError(f"model kind {kind!r}: choose one of {list(CODECS)}")
+    return CODECS[kind].from_params(int(input_size), codec_params, decode or {})
+
+
+def codec_from_settings(settings: dict):
+    """Rebuild a codec from ``codec.settings()`` (as stored in a checkpoint)."""
+    settings = dict(settings)
+    kind = settings.pop("kind", None)
+    if kind not in CODECS:
+        raise ValueError(f"codec settings name kind {kind!r}; expected one of {list(CODECS)}")
+    return CODECS[kind](**settings)
+
+
+__all__ = ["CODECS", "COORDINATE_MODES", "Decoded", "HeatmapCodec", "RegressionCodec",
+           "codec_from_settings", "make_codec"]

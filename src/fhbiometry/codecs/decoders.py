@@ -1,0 +1,100 @@
+"""Heatmap decoders: peak cell (argmax, or both ends of a diameter jointly) and its sub-cell
+refinement (quadratic fit of the log-heatmap, or soft-argmax in a window). Cells are heatmap
+grid indices; the heatmap codec maps them to network-input pixels."""
+from __future__ import annotations
+
+import numpy as np
+
+DECODE_METHODS = ("argmax", "quadratic", "soft_argmax")
+SOFT_ARGMAX_RADIUS = 2
+
+
+def decode_cells(hm, method: str, pairs=(), pair_radius: float = 6.0):
+    """(N, K, H, W) heatmaps -> ((N, K, 2) cell coordinates (x, y), (N, K) peak values).
+
+    ``pairs``: channel index pairs whose ends are found jointly (``joint_pair_peaks``); every
+    other channel takes its own hottest cell. ``method`` refines the peak cell."""
+    if method not in DECODE_METHODS:
+        raise ValueError(f"decode method must be one of {DECODE_METHODS}, got {method!r}")
+    hm = np.asarray(hm, dtype=np.float64)
+    n, k, h, w = hm.shape
+    flat = hm.reshape(n, k, -1)
+    idx = flat.argmax(-1)
+    for i, j in pairs:
+        idx[:, i], idx[:, j] = joint_pair_peaks(hm[:, i], hm[:, j], pair_radius)
+    peak = np.take_along_axis(flat, idx[..., None], -1)[..., 0]
+    iy, ix = np.divmod(idx, w)
+    cx, cy = ix.astype(np.float64), iy.astype(np.float64)
+    if method == "quadratic":
+        dx, dy = quadratic_offsets(hm, ix, iy)
+        cx, cy = cx + dx, cy + dy
+    elif method == "soft_argmax":
+        cx, cy = soft_argmax(hm, ix, iy, SOFT_ARGMAX_RADIUS)
+    return np.stack([cx, cy], -1), peak
+
+
+def joint_pair_peaks(a, b, radius: float):
+    """The two ends of one diameter from its two heatmaps ``a``, ``b`` (N, H, W), order-free.
+
+    A model that cannot tell which end is which (an order rule always flips somewhere, e.g. the
+    left end of a near-vertical OFD) may put both channels' peaks on one end; the diameter then
+    collapses. Here the two channels are summed, the first end is the hottest cell of the sum
+    and the second the hottest cell farther than ``radius`` cells from it. The first end goes to
+    the channel that is hotter there, the second to the other. Returns the flat cell index of the
+    end given to ``a`` and of the end given to ``b``; the sub-pixel refinement then runs on each
+    channel at its cell (refining on the sum would be biased by the other end's tail).
+    """
+    summed = np.asarray(a, np.float64) + np.asarray(b, np.float64)
+    n, h, w = summed.shape
+    flat = summed.reshape(n, -1)
+    first = flat.argmax(-1)
+    fy, fx = np.divmod(first, w)
+    yy, xx = np.divmod(np.arange(h * w), w)
+    far = (yy[None] - fy[:, None]) ** 2 + (xx[None] - fx[:, None]) ** 2 > radius ** 2
+    second = np.where(far, flat, -np.inf).argmax(-1)
+    rows = np.arange(n)
+    a_first = np.asarray(a).reshape(n, -1)[rows, first] >= np.asarray(b).reshape(n, -1)[rows, first]
+    return np.where(a_first, first, second), np.where(a_first, second, first)
+
+
+def quadratic_offsets(hm, ix, iy):
+    """Sub-cell offsets from a parabola through the log-heatmap at the peak and its
+    two neighbours along each axis (exact for a Gaussian peak); clipped to +-0.5."""
+    n, k, h, w = hm.shape
+    logh = np.log(np.maximum(hm, 1e-10))
+    ni, ki = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
+
+    def offset(minus, centre, plus):
+        denom = minus - 2 * centre + plus
+        with np.errstate(divide="ignore", invalid="ignore"):
+            off = np.where(denom < 0, 0.5 * (minus - plus) / denom, 0.0)
+        return np.clip(np.nan_to_num(off), -0.5, 0.5)
+
+    c = logh[ni, ki, iy, ix]
+    xm, xp = np.clip(ix - 1, 0, w - 1), np.clip(ix + 1, 0, w - 1)
+    ym, yp = np.clip(iy - 1, 0, h - 1), np.clip(iy + 1, 0, h - 1)
+    dx = offset(logh[ni, ki, iy, xm], c, logh[ni, ki, iy, xp])
+    dy = offset(logh[ni, ki, ym, ix], c, logh[ni, ki, yp, ix])
+    dx = np.where((ix == 0) | (ix == w - 1), 0.0, dx)
+    dy = np.where((iy == 0) | (iy == h - 1), 0.0, dy)
+    return dx, dy
+
+
+def soft_argmax(hm, ix, iy, radius):
+    """Centre of mass of the positive heatmap in a (2r+1)^2 window around the peak."""
+    n, k, h, w = hm.shape
+    cx = np.empty((n, k))
+    cy = np.empty((n, k))
+    for a in range(n):
+        for b in range(k):
+            x0, x1 = max(0, ix[a, b] - radius), min(w, ix[a, b] + radius + 1)
+            y0, y1 = max(0, iy[a, b] - radius), min(h, iy[a, b] + radius + 1)
+            win = np.maximum(hm[a, b, y0:y1, x0:x1], 0.0)
+            total = win.sum()
+            if total <= 0:
+                cx[a, b], cy[a, b] = ix[a, b], iy[a, b]
+                continue
+            yy, xx = np.mgrid[y0:y1, x0:x1]
+            cx[a, b] = (win * xx).sum() / total
+            cy[a, b] = (win * yy).sum() / total
+    return cx, cy
