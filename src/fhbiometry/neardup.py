@@ -87,7 +87,7 @@ def cross_split_report(split: pd.DataFrame, frames: dict, cfg: dict, examples: i
         key = "-".join(sorted((names[i], names[j]), key=("train", "val", "test").index))
         counts[key] += 1
         if len(shown) < examples:
-            shown.append({"a": ids[i], "b": ids[j], "distance": int(d), "splits": key})
+            shown.append({"a": str(ids[i]), "b": str(ids[j]), "distance": int(d), "splits": key})
     return {"hash": "dhash64", "max_distance": cfg["max_distance"], "on_leak": cfg["on_leak"],
             "frames": len(table), "pairs": len(pairs),
             "cross_subject_pairs": int((subjects[pairs[:, 0]] != subjects[pairs[:, 1]]).sum()),
