@@ -120,6 +120,7 @@ def test_grouped_split_never_shares_a_subject_and_is_seeded():
     per_subject = table.groupby("subject_id")["split"].nunique()
     assert (per_subject == 1).all() and summary["subject_overlap"] == 0
     assert 15 <= summary["train"]["subjects"] <= 25 and summary["test"]["subjects"] >= 2
+    assert summary["method"] == "sha256" and summary["guard_moved"] == []
     again, _ = make_split(labels, fr, seed=1)
     other, _ = make_split(labels, fr, seed=2)
     assert table.equals(again) and not table.equals(other)

@@ -1,17 +1,28 @@
-"""Train/val/test split, grouped by subject: no subject's frames in two splits."""
+"""Train/val/test split, grouped by subject: no subject's frames in two splits.
+
+Each subject (each frame when ``split.grouped`` is false) goes to a split by a stable hash of
+``f"{seed}:{subject}"``: adding or removing subjects never moves any other subject. The split
+is checked on the frames the QC policy accepts for training (``use_for_training``); a split
+with no such frame is filled by the small-set guard (``guard_empty``) or the stage fails there.
+docs/leakage.md describes the rule.
+"""
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
 
 from .geometry import COORD_COLUMNS
 from .params import ParamError
 
 SPLITS = ("train", "val", "test")
 log = logging.getLogger(__name__)
+
+
+class SplitError(ValueError):
+    """The split cannot give train, val and test a usable frame each; the message says why."""
 
 
 def check_fractions(fractions: dict) -> dict:
@@ -24,55 +35,123 @@ def check_fractions(fractions: dict) -> dict:
     return values
 
 
-def assign_splits(frame_ids, groups, fractions: dict, seed: int, grouped: bool = True) -> np.ndarray:
-    """Return the split name of every frame.
+def unit_hash(seed: int, key: str) -> float:
+    """A number in [0, 1) from sha256 of ``f"{seed}:{key}"`` (the first 8 bytes, big-endian)."""
+    digest = hashlib.sha256(f"{seed}:{key}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
 
-    grouped: subjects (``groups``) are assigned whole, two seeded GroupShuffleSplits aim at the
-    fractions by subject; otherwise frames are assigned at random (subjects leak across splits).
-    """
+
+def intervals(fractions: dict) -> dict:
+    """split name -> [low, high) on the unit interval, by the cumulative fractions."""
     f = check_fractions(fractions)
-    frame_ids = np.asarray(frame_ids)
-    groups = np.asarray(groups)
-    n_units = len(np.unique(groups)) if grouped else len(frame_ids)
-    if n_units < 3:
-        unit = "subjects" if grouped else "frames"
-        raise ValueError(f"split: {n_units} labelled {unit}; at least 3 are needed for train/val/test")
-    out = np.empty(len(frame_ids), dtype=object)
-    index = np.arange(len(frame_ids))
-    test_size = f["test"]
-    val_size = f["val"] / (f["train"] + f["val"])
-    if grouped:
-        first = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
-        rest, test = next(first.split(index, groups=groups))
-        second = GroupShuffleSplit(n_splits=1, test_size=val_size, random_state=seed + 1)
-        train, val = next(second.split(rest, groups=groups[rest]))
-    else:
+    edges = np.cumsum([0.0] + [f[name] for name in SPLITS])
+    edges[-1] = 1.0
+    return {name: (float(edges[i]), float(edges[i + 1])) for i, name in enumerate(SPLITS)}
+
+
+def hash_assign(keys, fractions: dict, seed: int) -> dict:
+    """key -> split name by ``unit_hash``; each key's split depends on that key and the seed only."""
+    bounds = intervals(fractions)
+    out = {}
+    for key in keys:
+        h = unit_hash(seed, key)
+        out[key] = next(name for name in SPLITS if bounds[name][0] <= h < bounds[name][1])
+    return out
+
+
+def _distance(h: float, low: float, high: float) -> float:
+    return low - h if h < low else (h - high if h >= high else 0.0)
+
+
+def guard_empty(assigned: dict, usable: set, fractions: dict, seed: int) -> tuple[dict, list]:
+    """Give every split at least one ``usable`` key, moving as few keys as possible.
+
+    For each split (train, val, test in turn) with no usable key, the usable key whose hash
+    is nearest to that split's interval, among splits that hold two or more usable keys, moves
+    there (ties: the smaller key). Only moved keys change; they are returned as
+    ``[(key, from, to)]``. Needs three usable keys; with fewer, splits stay empty.
+    """
+    bounds = intervals(fractions)
+    out = dict(assigned)
+    moved = []
+    for name in SPLITS:
+        members = {s: sorted(k for k in usable if out[k] == s) for s in SPLITS}
+        if members[name]:
+            continue
+        donors = [k for s in SPLITS if len(members[s]) >= 2 for k in members[s]]
+        if not donors:
+            break
+        best = min(donors, key=lambda k: (_distance(unit_hash(seed, k), *bounds[name]), k))
+        moved.append((best, out[best], name))
+        out[best] = name
+    return out, moved
+
+
+def assign_splits(frame_ids, groups, usable, fractions: dict, seed: int, grouped: bool = True
+                  ) -> tuple[np.ndarray, list]:
+    """Return the split name of every frame and the units the small-set guard moved.
+
+    Units are subjects (``groups``) when ``grouped``, frames otherwise (subjects then leak across
+    splits). ``usable``: per frame, whether the QC policy accepts it for training.
+    """
+    frame_ids = np.asarray(frame_ids).astype(str)
+    units = np.asarray(groups).astype(str) if grouped else frame_ids
+    if not grouped:
         log.warning("split.grouped is false: frames of one subject may land in different splits "
                     "(this inflates accuracy; use it only for the ablation)")
-        rest, test = next(ShuffleSplit(n_splits=1, test_size=test_size, random_state=seed).split(index))
-        train, val = next(ShuffleSplit(n_splits=1, test_size=val_size, random_state=seed + 1).split(rest))
-    out[test] = "test"
-    out[rest[train]] = "train"
-    out[rest[val]] = "val"
-    for name in SPLITS:
-        if not (out == name).any():
-            raise ValueError(f"split: the {name} split came out empty with fractions {f} on {n_units} "
-                             "units; add data or change split.fractions")
-    return out.astype(str)
+    usable_units = set(units[np.asarray(usable, bool)])
+    assigned = hash_assign(sorted(set(units)), fractions, seed)
+    assigned, moved = guard_empty(assigned, usable_units, fractions, seed)
+    for key, src, dst in moved:
+        log.warning("split: %s %s moved from %s to %s so that %s is not empty (small data set)",
+                    "subject" if grouped else "frame", key, src, dst, dst)
+    return np.array([assigned[u] for u in units], dtype=str), moved
 
 
-def make_split(labels: pd.DataFrame, fractions: dict, seed: int, grouped: bool = True
-               ) -> tuple[pd.DataFrame, dict]:
+def check_usable(table: pd.DataFrame, policy: str, grouped: bool) -> None:
+    """Raise SplitError naming each split with no frame usable for training."""
+    usable = table["use_for_training"].to_numpy(bool)
+    empty = [name for name in SPLITS if not (usable & (table["split"] == name).to_numpy()).any()]
+    if not empty:
+        return
+    unit = "subjects" if grouped else "frames"
+    n_units = table.loc[usable, "subject_id" if grouped else "frame_id"].nunique()
+    raise SplitError(
+        f"split: the {' and '.join(empty)} split(s) would have no frame usable for training: "
+        f"qc.policy '{policy}' leaves {int(usable.sum())} of {len(table)} labelled frames usable "
+        f"(use_for_training in data/qc/labels.csv), from {n_units} {unit}; train, val and test need "
+        f"one usable {unit[:-1]} each. Fix the labels QC flags (plots/qc, metrics/qc.json), add data, "
+        "or set qc.policy: keep to train on flagged labels")
+
+
+def make_split(labels: pd.DataFrame, fractions: dict, seed: int, grouped: bool = True,
+               policy: str = "?") -> tuple[pd.DataFrame, dict]:
     """labels: data/qc/labels.csv. Frames without four finite points are not split."""
+    if "use_for_training" not in labels.columns:
+        raise SplitError("data/qc/labels.csv has no column 'use_for_training': rerun the qc stage "
+                         "(`dvc repro qc`)")
     coords = labels[list(COORD_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     labelled = np.isfinite(coords).all(axis=1)
-    table = labels.loc[labelled, ["frame_id", "subject_id"]].sort_values("frame_id").reset_index(drop=True)
-    table["split"] = assign_splits(table["frame_id"].to_numpy(), table["subject_id"].astype(str).to_numpy(),
-                                   fractions, seed, grouped)
+    table = labels.loc[labelled, ["frame_id", "subject_id", "use_for_training"]]
+    table = table.sort_values("frame_id").reset_index(drop=True)
+    table["use_for_training"] = table["use_for_training"].astype(str).str.lower().isin(["true", "1"])
+    table["split"], moved = assign_splits(table["frame_id"], table["subject_id"],
+                                          table["use_for_training"], fractions, seed, grouped)
+    check_usable(table, policy, grouped)
     subjects_per = table.groupby("subject_id")["split"].nunique()
     summary = {name: {"frames": int((table["split"] == name).sum()),
-                      "subjects": int(table.loc[table["split"] == name, "subject_id"].nunique())}
+                      "subjects": int(table.loc[table["split"] == name, "subject_id"].nunique()),
+                      "usable_frames": int((table["use_for_training"] & (table["split"] == name)).sum())}
                for name in SPLITS}
-    summary.update(unlabelled_frames=int((~labelled).sum()),
-                   subject_overlap=int((subjects_per > 1).sum()), grouped=bool(grouped))
-    return table, summary
+    summary.update(unlabelled_frames=int((~labelled).sum()), subject_overlap=int((subjects_per > 1).sum()),
+                   grouped=bool(grouped), method="sha256", guard_moved=[list(m) for m in moved],
+                   subject_id_from_stem=_stem_subjects(labels))
+    return table[["frame_id", "subject_id", "split"]], summary
+
+
+def _stem_subjects(labels: pd.DataFrame) -> int:
+    """Subjects whose id fell back to the file stem (column ``subject_source``; 0 without it)."""
+    if "subject_source" not in labels.columns:
+        return 0
+    stem = labels["subject_source"].astype(str) == "stem"
+    return int(labels.loc[stem, "subject_id"].nunique())
