@@ -37,7 +37,7 @@ def test_defaults_fill_only_omitted_optional_keys():
     raw = params_with(lambda r: (r["data"].pop("on_unmatched_subject"), r["split"].pop("near_duplicates")))
     params = schema.validate_params(raw)
     assert params["data"]["on_unmatched_subject"] == "fail"
-    assert params["split"]["near_duplicates"] == {"max_distance": 6, "on_leak": "report"}
+    assert params["split"]["near_duplicates"] == {"max_distance": 4, "on_leak": "report"}
     assert "head_channels" not in params["models"]["resnet18"]
 
 
@@ -89,6 +89,17 @@ CASES = [
     ("augment override", _set("models.resnet34.augment", {"hflip": 1.5}),
      ["models.resnet34.augment.hflip = 1.5", ">= 0 and <= 1"]),
     ("string number", _set("train.lr", "1e-3"), ["train.lr = '1e-3'", "must be a number > 0"]),
+    ("augment probability", _set("train.augment.hflip", 1.5), ["train.augment.hflip = 1.5", ">= 0 and <= 1"]),
+    ("augment scale order", _set("train.augment.scale", [1.2, 0.8]),
+     ["train.augment.scale = [1.2, 0.8]", "0 < low <= high"]),
+    ("augment enabled string", _set("train.augment.enabled", "yes"),
+     ["train.augment.enabled = 'yes'", "true or false"]),
+    ("augment shift", _set("train.augment.shift", 0.7), ["train.augment.shift = 0.7", "< 0.5"]),
+    ("augment rotation string", _set("train.augment.rotation_deg", "20"),
+     ["train.augment.rotation_deg = '20'", "must be a number"]),
+    ("augment unknown key", _set("train.augment.zoom", 1), ["train.augment.zoom", "unknown key"]),
+    ("augment missing key", lambda raw: raw["train"]["augment"].pop("blur"),
+     ["train.augment.blur: missing key", "must be a number"]),
     ("old layout key", _set("models.resnet18.coordinates", "pixels"),
      ["models.resnet18.coordinates: unknown key; moved to 'codec.coordinates'"]),
 ]

@@ -6,9 +6,9 @@ with the same matrix; the canonical pair order is re-applied afterwards (a flip 
 ends). Draws whose landmarks would leave the image are redrawn (up to ``MAX_TRIES`` times,
 then the geometry is left unchanged).
 Photometric: gamma and gain jitter, Gaussian blur, multiplicative speckle.
-Heatmap targets are re-encoded from the transformed points by the caller (``Codec``).
+Training targets are encoded from the transformed points by the model's codec.
 
-Settings (params ``train.augment``): enabled, rotation_deg, scale [lo, hi], shift (fraction of
+Settings (params ``train.augment``, validated by ``schema.Augment``): enabled, rotation_deg, scale [lo, hi], shift (fraction of
 S), hflip, vflip (probabilities), contrast (jitter strength), blur, speckle (probabilities).
 """
 from __future__ import annotations
@@ -17,48 +17,10 @@ import numpy as np
 from scipy import ndimage
 
 from .geometry import canonical_order
-from .params import ParamError
 
-KEYS = ("enabled", "rotation_deg", "scale", "shift", "hflip", "vflip", "contrast", "blur", "speckle")
 MAX_TRIES = 10
 BLUR_SIGMA = (0.5, 1.5)     # Gaussian blur sd range, input pixels
 SPECKLE_SD = (0.05, 0.25)   # sd range of the multiplicative noise
-
-
-def check_config(cfg: dict, where: str = "train.augment") -> dict:
-    """Validate the augmentation settings; returns a clean dict of plain Python values."""
-    if not isinstance(cfg, dict):
-        raise ParamError(f"params.yaml: {where} must be a mapping with keys {list(KEYS)}")
-    unknown = sorted(set(cfg) - set(KEYS))
-    if unknown:
-        raise ParamError(f"params.yaml: {where} has unknown keys {unknown}; allowed: {list(KEYS)}")
-    missing = [k for k in KEYS if k not in cfg]
-    if missing:
-        raise ParamError(f"params.yaml: {where} is missing {missing} (see README, section Parameters)")
-    if not isinstance(cfg["enabled"], bool):
-        raise ParamError(f"params.yaml: {where}.enabled = {cfg['enabled']!r}; choose true or false")
-    out = {"enabled": cfg["enabled"]}
-    for key in ("rotation_deg", "shift", "contrast", "hflip", "vflip", "blur", "speckle"):
-        value = cfg[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParamError(f"params.yaml: {where}.{key} = {value!r}; give a number")
-        out[key] = float(value)
-    for key in ("hflip", "vflip", "blur", "speckle"):
-        if not 0.0 <= out[key] <= 1.0:
-            raise ParamError(f"params.yaml: {where}.{key} = {out[key]}; a probability in [0, 1]")
-    if not 0.0 <= out["rotation_deg"] <= 180.0:
-        raise ParamError(f"params.yaml: {where}.rotation_deg = {out['rotation_deg']}; give 0 to 180")
-    if not 0.0 <= out["shift"] < 0.5:
-        raise ParamError(f"params.yaml: {where}.shift = {out['shift']}; a fraction of the input in [0, 0.5)")
-    if not 0.0 <= out["contrast"] < 1.0:
-        raise ParamError(f"params.yaml: {where}.contrast = {out['contrast']}; give a value in [0, 1)")
-    scale = cfg["scale"]
-    if (not isinstance(scale, (list, tuple)) or len(scale) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scale)
-            or not 0 < scale[0] <= scale[1]):
-        raise ParamError(f"params.yaml: {where}.scale = {scale!r}; give [low, high] with 0 < low <= high")
-    out["scale"] = [float(scale[0]), float(scale[1])]
-    return out
 
 
 def affine_matrix(size: int, angle_deg: float = 0.0, scale: float = 1.0, shift=(0.0, 0.0),
@@ -122,7 +84,7 @@ def augment_sample(image: np.ndarray, points, rng: np.random.Generator, cfg: dic
                    canonical: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Augment one (S, S) uint8 image and its (4, 2) input-pixel points.
 
-    ``cfg`` is a ``check_config`` result; ``enabled: false`` returns unchanged copies.
+    ``cfg`` is a validated ``train.augment`` section; ``enabled: false`` returns unchanged copies.
     ``canonical`` re-applies ``geometry.canonical_order`` after the geometric change.
     """
     image = np.asarray(image)

@@ -19,7 +19,6 @@ Conventions used by the metric functions:
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

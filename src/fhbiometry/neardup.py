@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .params import ParamError, check_choice
 
 ROWS, COLS = 8, 9
 PAIR_NAMES = ("train-val", "train-test", "val-test")
@@ -58,21 +57,8 @@ def hamming_pairs(hashes: np.ndarray, max_distance: int, chunk: int = 256) -> np
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].astype(np.int64)
 
 
-def check_config(cfg: dict) -> dict:
-    if not isinstance(cfg, dict) or set(cfg) != {"max_distance", "on_leak"}:
-        raise ParamError(f"params.yaml: split.near_duplicates must have the keys max_distance and "
-                         f"on_leak, got {cfg!r}")
-    d = cfg["max_distance"]
-    if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d < 64:
-        raise ParamError(f"params.yaml: split.near_duplicates.max_distance must be an integer "
-                         f"in [0, 63] (bits of a 64-bit hash), got {d!r}")
-    check_choice("split.near_duplicates.on_leak", cfg["on_leak"], ("report", "fail"))
-    return cfg
-
-
 def cross_split_report(split: pd.DataFrame, frames: dict, cfg: dict, examples: int = 5) -> dict:
     """Near-duplicate pairs of ``split`` (frame_id, subject_id, split) counted per split pair."""
-    cfg = check_config(cfg)
     table = split.sort_values("frame_id").reset_index(drop=True)
     hashes = hash_frames(frames, table["frame_id"].tolist())
     pairs = hamming_pairs(hashes, cfg["max_distance"])

@@ -36,7 +36,6 @@ import pandas as pd
 
 from .geometry import (COORD_COLUMNS, CSV_COLUMNS, REF_COLUMNS, anatomical_naming, as_points, diameters,
                        midpoint_distance, perpendicularity_deg)
-from .params import ParamError, check_choice
 
 POLICIES = ("keep", "exclude", "fail")
 NAMINGS = ("anatomical", "as_labelled")
@@ -53,15 +52,6 @@ def _points(df: pd.DataFrame, columns) -> np.ndarray:
     if not set(columns) <= set(df.columns):
         return np.full((len(df), 4, 2), np.nan)
     return as_points(df[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64, copy=True))
-
-
-def check_config(cfg: dict) -> None:
-    check_choice("qc.policy", cfg["policy"], POLICIES)
-    check_choice("qc.naming", cfg["naming"], NAMINGS)
-    check_choice("qc.reference", cfg["reference"], ("", "ellipse"))
-    lo, hi = cfg["ratio_range"]
-    if not 0 < lo < hi <= 1:
-        raise ParamError(f"params.yaml: qc.ratio_range = {cfg['ratio_range']}; need 0 < low < high <= 1")
 
 
 def _flag_points(pts, ref, status, dup, width, height, spacing, cfg) -> dict:
@@ -112,7 +102,6 @@ def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     reference (``ref_*``, anatomical naming) with ``ref_ok`` and the landmark table's points
     (``csv_*``, the same naming as the labels) with ``csv_ok``: those points pass every check
     (``csv_*`` is the label itself when ``data.label_source`` is csv, ``ref_*`` when it is ellipse)."""
-    check_config(cfg)
     pts = _points(manifest, COORD_COLUMNS)
     ref = _points(manifest, REF_COLUMNS)
     csv = _points(manifest, CSV_COLUMNS)

@@ -262,8 +262,11 @@ class Fractions(Section):
         return self
 
 
+HashDistance = whole(0, 63, hint="must be a whole number of bits from 0 to 63 (a 64-bit hash)")
+
+
 class NearDuplicates(Section):
-    max_distance: NonNegativeWhole = 6
+    max_distance: HashDistance = 4
     on_leak: choice(LEAK_MODES) = "report"
 
 

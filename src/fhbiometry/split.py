@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from .geometry import COORD_COLUMNS
-from .params import ParamError
 
 SPLITS = ("train", "val", "test")
 log = logging.getLogger(__name__)
@@ -23,16 +22,6 @@ log = logging.getLogger(__name__)
 
 class SplitError(ValueError):
     """The split cannot give train, val and test a usable frame each; the message says why."""
-
-
-def check_fractions(fractions: dict) -> dict:
-    if not isinstance(fractions, dict) or set(fractions) != set(SPLITS):
-        raise ParamError(f"params.yaml: split.fractions must have exactly the keys {list(SPLITS)}, "
-                         f"got {fractions!r}")
-    values = {k: float(fractions[k]) for k in SPLITS}
-    if any(v <= 0 for v in values.values()) or abs(sum(values.values()) - 1.0) > 1e-6:
-        raise ParamError(f"params.yaml: split.fractions must be positive and sum to 1, got {values}")
-    return values
 
 
 def unit_hash(seed: int, key: str) -> float:
@@ -43,7 +32,7 @@ def unit_hash(seed: int, key: str) -> float:
 
 def intervals(fractions: dict) -> dict:
     """split name -> [low, high) on the unit interval, by the cumulative fractions."""
-    f = check_fractions(fractions)
+    f = {name: float(fractions[name]) for name in SPLITS}  # validated by the schema
     edges = np.cumsum([0.0] + [f[name] for name in SPLITS])
     edges[-1] = 1.0
     return {name: (float(edges[i]), float(edges[i + 1])) for i, name in enumerate(SPLITS)}
