@@ -1,25 +1,36 @@
 import json
+import runpy
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from fhbiometry import evaluate as ev
-from fhbiometry.codec import Codec
+from fhbiometry import schema
+from fhbiometry.checkpoint import CheckpointError, save_checkpoint
+from fhbiometry.codecs import HeatmapCodec, make_codec
 from fhbiometry.geometry import COORD_COLUMNS, ellipse_landmarks
+from fhbiometry.letterbox import Letterbox, to_input
+from fhbiometry.params import ParamError, load_params, select
+from fhbiometry.prepare import accepted_rows
 from fhbiometry.store import save_npz
+
+REPO = Path(__file__).resolve().parents[1]
 
 POINTS = np.array([[10.0, 20.0], [50.0, 20.0], [30.0, 5.0], [30.0, 35.0]])  # OFD 40 px, BPD 30 px
 THRESHOLDS = [0.5, 1.0, 2.0]
 
 
 def fake_split(n=6, size=64, seed=0):
-    """A small contract-5 test split made with the Codec (ellipse rings on noise)."""
+    """A small contract-5 test split made with the letterbox (ellipse rings on noise), and the
+    heatmap codec of its input size."""
     rng = np.random.default_rng(seed)
-    codec = Codec(input_size=size, stride=4, sigma=1.5)
-    out = {k: [] for k in ("image", "points", "heatmaps", "transform", "points_orig", "points_ref",
+    letterbox = Letterbox(size=size)
+    codec = HeatmapCodec(input_size=size, stride=4, sigma=1.5)
+    out = {k: [] for k in ("image", "points", "transform", "points_orig", "points_ref",
                            "points_csv", "spacing_mm", "width", "height", "frame_id", "subject_id")}
     for i in range(n):
         w, h = int(rng.integers(80, 121)), int(rng.integers(60, 101))
@@ -29,11 +40,10 @@ def fake_split(n=6, size=64, seed=0):
         yy, xx = np.mgrid[:h, :w]
         r = ((xx - w / 2) / a) ** 2 + ((yy - h / 2) / b) ** 2
         frame = (rng.uniform(0, 40, (h, w)) + 200 * (np.abs(r - 1) < 0.15)).astype(np.uint8)
-        image, t = codec.image_to_input(frame)
-        p_in = codec.to_input(pts, t)
+        image, t = letterbox.image_to_input(frame)
+        p_in = to_input(pts, t)
         out["image"].append(image)
         out["points"].append(p_in.astype(np.float32))
-        out["heatmaps"].append(codec.encode_heatmaps(p_in).astype(np.float16))
         out["transform"].append(t)
         out["points_orig"].append(pts)
         out["points_ref"].append(pts + 0.5 if i < 2 else np.full((4, 2), np.nan))
@@ -122,13 +132,13 @@ def test_threshold_keys():
 
 
 def test_mean_shape_floor_maps_through_each_transform():
-    codec = Codec(input_size=64)
-    t = np.stack([codec.transform(120, 80), codec.transform(80, 120)])
-    mean_in = codec.to_input(POINTS, t[0])
+    letterbox = Letterbox(size=64)
+    t = np.stack([letterbox.transform(120, 80), letterbox.transform(80, 120)])
+    mean_in = to_input(POINTS, t[0])
     floor = ev.mean_shape_points(mean_in, t)
     assert floor.shape == (2, 4, 2)
     assert np.allclose(floor[0], POINTS)  # frame 0 is exactly at the mean
-    assert np.allclose(codec.to_input(floor[1], t[1]), mean_in)  # same input position in frame 1
+    assert np.allclose(to_input(floor[1], t[1]), mean_in)  # same input position in frame 1
     with pytest.raises(ValueError):
         ev.mean_shape_points(np.zeros((4, 3)), t)
 
@@ -146,15 +156,16 @@ def test_predictions_table_and_mask():
     ok = [0, 2]  # 1 has a NaN point, 3 failed QC
     assert np.allclose(df.loc[ok, "mre_mm"], 1.0) and np.allclose(df.loc[ok, "err_bpd_mm"], 0.0)
     assert np.isnan(df.loc[1, "mre_mm"])
-    assert ev.evaluable_mask(data).tolist() == [True, False, True, False]
+    assert accepted_rows(data).tolist() == [True, False, True, False]
+    assert df["evaluated"].tolist() == [True, False, True, False]
 
 
 # ---- evaluate_model with a stand-in inference module (an oracle) -----------------------------
 class Oracle:
     """Returns the true input points of whichever test image it is given."""
 
-    def __init__(self, data, codec, offset=0.0):
-        self.data, self.codec, self.offset = data, codec, offset
+    def __init__(self, data, offset=0.0):
+        self.data, self.offset = data, offset
 
     def lookup(self, images):
         idx = [int(np.flatnonzero((self.data["image"] == im).all(axis=(1, 2)))[0]) for im in images]
@@ -163,13 +174,12 @@ class Oracle:
 
 @pytest.fixture
 def oracle_modules(monkeypatch):
-    def predict(model, ckpt, images, batch_size=32, decode=None, return_heatmaps=False, pair_decode=None):
-        pts, idx = model.lookup(images)
-        hm = None
-        if ckpt["kind"] == "heatmap":
-            hm = np.stack([model.codec.encode_heatmaps(p) for p in pts])
-            pts = model.codec.decode_heatmaps(hm, decode, None if pair_decode else ())[0]
-        return {"points": pts, "heatmaps": hm if return_heatmaps else None, "peak": None}
+    """``inference.predict`` whose network outputs are the codec's encoding of the oracle's points
+    (float64 coordinates for regression, float32 Gaussians for heatmaps), decoded by the codec."""
+    def predict(model, codec, images, batch_size=32):
+        pts, _ = model.lookup(images)
+        outputs = codec.encode64(pts) if codec.kind == "regression" else codec.encode(pts)
+        return codec.decode(outputs), outputs
 
     inference = types.SimpleNamespace(predict=predict)
     models = types.SimpleNamespace(count_parameters=lambda m: 123)
@@ -177,15 +187,25 @@ def oracle_modules(monkeypatch):
     monkeypatch.setitem(sys.modules, "fhbiometry.models", models)
 
 
+def codec_of(kind, size=64):
+    return make_codec(kind, size, {"coordinates": "normalised", "stride": 4, "sigma": 1.5, "peak": 1.0},
+                      {"method": "quadratic", "pairs": True})
+
+
+def meta_of(kind, data, codec, **extra):
+    return {"kind": kind, "arch": "x", "codec": codec.settings(), "input": {"size": 64, "resize": "letterbox"},
+            "train_mean_points": data["points"][:5].astype(np.float64).mean(0), **extra}
+
+
 @pytest.mark.parametrize("kind", ["regression", "heatmap"])
 def test_evaluate_model_oracle(oracle_modules, kind):
-    data, codec = fake_split(n=6)
-    ckpt = {"kind": kind, "arch": "x", "codec": codec.to_dict(), "best_epoch": 3,
-            "train_mean_points": data["points"][:5].astype(np.float64).mean(0)}
-    metrics, table = ev.evaluate_model(Oracle(data, codec), ckpt, data, THRESHOLDS, "quadratic",
-                                       timing_frames=4)
+    data, _ = fake_split(n=6)
+    codec = codec_of(kind)
+    metrics, table = ev.evaluate_model(Oracle(data), codec, meta_of(kind, data, codec, best_epoch=3), data,
+                                       THRESHOLDS, timing_frames=4)
     assert metrics["n_test"] == 6 and metrics["n_evaluated"] == 5 and metrics["n_excluded"] == 1
-    assert metrics["n_params"] == 123 and len(table) == 6
+    assert metrics["n_params"] == 123 and len(table) == 6 and metrics["best_epoch"] == 3
+    assert metrics["model_kind"] == kind
     tol = 0.05 if kind == "heatmap" else 1e-6  # quadratic decoding of a float32 Gaussian
     assert metrics["mre_mm"] < tol and metrics["bpd"]["mae_mm"] < 2 * tol
     assert metrics["floor"]["mre_mm"] > 0.5  # the mean shape is far from every frame
@@ -201,17 +221,17 @@ def test_evaluate_model_oracle(oracle_modules, kind):
         assert metrics["decode"]["quadratic"]["mre_mm"] == pytest.approx(metrics["mre_mm"])
         assert metrics["decode"]["argmax"]["mre_mm"] > metrics["decode"]["quadratic"]["mre_mm"]
         assert metrics["pairs"]["joint"]["mre_mm"] == pytest.approx(metrics["mre_mm"])
-        assert metrics["pair_decode"] is True
+        assert set(metrics["pairs"]) == {"joint", "independent"}
+        assert metrics["pair_decode"] is True and metrics["decode_mode"] == "quadratic"
     else:
-        assert "decode" not in metrics and "pairs" not in metrics
+        assert "decode" not in metrics and "pairs" not in metrics and "pair_decode" not in metrics
 
 
 def test_ellipse_trained_model_is_also_reported_against_the_csv(oracle_modules):
     """label_source ellipse: vs_csv on every table row, vs_csv_clean on the rows QC passed."""
-    data, codec = fake_split(n=6)
-    ckpt = {"kind": "regression", "arch": "x", "codec": codec.to_dict(),
-            "train_mean_points": data["points"][:5].astype(np.float64).mean(0)}
-    metrics, _ = ev.evaluate_model(Oracle(data, codec), ckpt, data, THRESHOLDS, "quadratic",
+    data, _ = fake_split(n=6)
+    codec = codec_of("regression")
+    metrics, _ = ev.evaluate_model(Oracle(data), codec, meta_of("regression", data, codec), data, THRESHOLDS,
                                    label_source="ellipse")
     assert "vs_ellipse" not in metrics
     assert metrics["vs_csv"]["n"] == 4 and metrics["vs_csv_clean"]["n"] == 3
@@ -221,11 +241,11 @@ def test_ellipse_trained_model_is_also_reported_against_the_csv(oracle_modules):
 
 
 def test_evaluate_model_offset_in_input_pixels(oracle_modules):
-    data, codec = fake_split(n=5)
-    ckpt = {"kind": "regression", "arch": "x", "codec": codec.to_dict(),
-            "train_mean_points": data["points"][0].astype(np.float64)}
-    metrics, table = ev.evaluate_model(Oracle(data, codec, offset=np.array([1.0, 0.0])), ckpt, data,
-                                       THRESHOLDS, "quadratic")
+    data, _ = fake_split(n=5)
+    codec = codec_of("regression")
+    meta = {**meta_of("regression", data, codec), "train_mean_points": data["points"][0].astype(np.float64)}
+    metrics, table = ev.evaluate_model(Oracle(data, offset=np.array([1.0, 0.0])), codec, meta, data,
+                                       THRESHOLDS)
     # 1 input px to the right = 1/sx original px = spacing/sx mm
     expected = data["spacing_mm"] / data["transform"][:, 0]
     assert np.allclose(table["mre_mm"], expected)
@@ -234,48 +254,56 @@ def test_evaluate_model_offset_in_input_pixels(oracle_modules):
 
 
 def test_check_checkpoint_messages():
-    data, codec = fake_split(n=2)
-    ckpt = {"arch": "resnet18", "kind": "heatmap", "input_size": 64, "train_mean_points": np.zeros((4, 2))}
-    ev.check_checkpoint(ckpt, {"arch": "resnet18", "kind": "heatmap"}, data, "heatmap", "models/heatmap.pt")
-    with pytest.raises(ValueError, match=r"models/heatmap.pt.*dvc repro train@heatmap"):
-        ev.check_checkpoint(ckpt, {"arch": "resnet34", "kind": "heatmap"}, data, "heatmap",
-                            "models/heatmap.pt")
-    with pytest.raises(ValueError, match="input_size"):
-        ev.check_checkpoint({**ckpt, "input_size": 128}, {}, data, "heatmap", "models/heatmap.pt")
+    data, _ = fake_split(n=2)
+    meta = {"arch": "resnet18", "kind": "heatmap", "input": {"size": 64, "resize": "letterbox"},
+            "train_mean_points": np.zeros((4, 2))}
+    path = "models/heatmap.safetensors"
+    ev.check_checkpoint(meta, {"arch": "resnet18", "kind": "heatmap"}, data, "heatmap", path)
+    with pytest.raises(ValueError, match=r"models/heatmap.safetensors.*dvc repro train@heatmap"):
+        ev.check_checkpoint(meta, {"arch": "resnet34", "kind": "heatmap"}, data, "heatmap", path)
+    with pytest.raises(ValueError, match=r"models/heatmap.safetensors: checkpoint input size 128 differs"):
+        ev.check_checkpoint({**meta, "input": {"size": 128, "resize": "letterbox"}}, {}, data, "heatmap", path)
+    with pytest.raises(KeyError, match="train_mean_points"):
+        ev.check_checkpoint({k: v for k, v in meta.items() if k != "train_mean_points"}, {}, data, "heatmap", path)
 
 
 # ---- end to end with the real model code ----------------------------------------------------
+STAGE_PARAMS = runpy.run_path(str(REPO / "stages/evaluate.py"))["PARAMS"]
+
+
 def tiny_params(name, arch, kind, timing_frames=2):
-    return {"seed": 0, "threads": 1,
-            "codec": {"input_size": 64, "stride": 4, "sigma": 1.5, "decode": "quadratic", "pair_decode": True},
-            "data": {"label_source": "csv"},
-            "models": {name: {"arch": arch, "kind": kind}},
-            "evaluate": {"thresholds_mm": [2.0, 4.0], "timing_frames": timing_frames}}
+    """The repo's params.yaml with one model ``name``, reduced to what stage evaluate reads."""
+    params = load_params(REPO / "params.yaml")
+    params.update(threads=1)
+    params["data"]["label_source"] = "csv"
+    params["decode"].update(method="quadratic", pairs=True)
+    params["models"] = {name: {"arch": arch, "kind": kind, **({"loss": "mse"} if kind == "heatmap" else {})}}
+    params["evaluate"].update(thresholds_mm=[2.0, 4.0], timing_frames=timing_frames)
+    params = schema.validate_params(params)
+    return select(params, [key.format(model=name) for key in STAGE_PARAMS])
 
 
-def make_checkpoint(path, arch, kind, data, codec):
-    """A tiny untrained checkpoint with the contract-6 keys."""
+def make_checkpoint(path, arch, kind, data):
+    """A tiny untrained checkpoint with the contract-6 metadata."""
     torch = pytest.importorskip("torch")
     models = pytest.importorskip("fhbiometry.models")
+    codec = codec_of(kind)
     torch.manual_seed(0)
-    model = models.build_model(arch, kind, num_landmarks=4, head_channels=16, stride=codec.stride)
-    ckpt = {"arch": arch, "kind": kind, "state_dict": model.state_dict(), "codec": codec.to_dict(),
-            "landmarks": ["ofd_1", "ofd_2", "bpd_1", "bpd_2"], "input_size": codec.input_size,
-            "head_channels": 16, "stride": codec.stride, "data_hash": "test",
-            "model_params": models.count_parameters(model), "best_epoch": 0, "best_val_mre_mm": 1.0,
-            "train_mean_points": data["points"].astype(np.float64).mean(0)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ckpt, path)
+    model = models.build_model(arch, kind, num_landmarks=4, head_channels=16, stride=4)
+    meta = {"arch": arch, "kind": kind, "codec": codec.settings(), "input": {"size": 64, "resize": "letterbox"},
+            "landmarks": ["ofd_1", "ofd_2", "bpd_1", "bpd_2"], "head_channels": 16, "head_skips": True,
+            "data_hash": "test", "model_params": {}, "best_epoch": 0, "best_val_mre_mm": 1.0,
+            "train_mean_points": data["points"].astype(np.float64).mean(0).tolist()}
+    save_checkpoint(path, model.state_dict(), meta)
 
 
 @pytest.mark.parametrize("arch,kind", [("resnet18", "regression"), ("resnet18", "heatmap")])
 def test_run_end_to_end_real_model(tmp_path, arch, kind):
     torch = pytest.importorskip("torch")
-    pytest.importorskip("fhbiometry.inference", reason="fhbiometry.inference not written yet")
     torch.set_num_threads(1)
-    data, codec = fake_split(n=5)
+    data, _ = fake_split(n=5)
     save_npz(tmp_path / "data/prepared/test.npz", data)
-    make_checkpoint(tmp_path / "models/m.pt", arch, kind, data, codec)
+    make_checkpoint(tmp_path / "models/m.safetensors", arch, kind, data)
     params = tiny_params("m", arch, kind)
     metrics = ev.run(params, "m", root=tmp_path)
     written = json.loads((tmp_path / "metrics/eval/m.json").read_text())
@@ -294,24 +322,39 @@ def test_run_end_to_end_real_model(tmp_path, arch, kind):
     assert (tmp_path / "results/m/predictions.csv").read_bytes() == csv1
 
 
+def test_run_decodes_as_params_decode_says(tmp_path):
+    """params decode (not the checkpoint) sets how a heatmap model is decoded and reported."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    data, _ = fake_split(n=3)
+    save_npz(tmp_path / "data/prepared/test.npz", data)
+    make_checkpoint(tmp_path / "models/m.safetensors", "resnet18", "heatmap", data)
+    params = tiny_params("m", "resnet18", "heatmap", timing_frames=0)
+    params["decode"] = {"method": "argmax", "pairs": False}
+    metrics = ev.run(params, "m", root=tmp_path)
+    assert metrics["decode_mode"] == "argmax" and metrics["pair_decode"] is False
+    assert metrics["mre_mm"] == pytest.approx(metrics["pairs"]["independent"]["mre_mm"])
+    assert metrics["mre_mm"] == pytest.approx(metrics["decode"]["argmax"]["mre_mm"])
+
+
 def test_run_missing_checkpoint_names_file(tmp_path):
     data, _ = fake_split(n=2)
     save_npz(tmp_path / "data/prepared/test.npz", data)
-    with pytest.raises(FileNotFoundError, match=r"models/m.pt.*dvc repro train@m"):
+    with pytest.raises(CheckpointError, match=r"models/m.safetensors does not exist.*dvc repro train@m"):
         ev.run(tiny_params("m", "resnet18", "regression"), "m", root=tmp_path)
 
 
-def test_run_unknown_model_is_a_param_error(tmp_path):
-    with pytest.raises(ev.ParamError, match="no entry 'nope'"):
-        ev.run(tiny_params("m", "resnet18", "regression"), "nope", root=tmp_path)
+def test_unknown_model_is_a_param_error():
+    """The stage reads only its params keys: a model absent from params.yaml stops there."""
+    with pytest.raises(ParamError, match=r"no key 'models.nope'"):
+        load_params(REPO / "params.yaml", only=STAGE_PARAMS, model="nope")
 
 
 def test_frames_kept_by_the_qc_policy_count_in_the_metrics(oracle_modules):
     """qc.policy keep: a flagged label the model was trained on is also evaluated on."""
-    data, codec = fake_split(n=6)
+    data, _ = fake_split(n=6)
     data["use_for_training"][-1] = True  # flagged (label_ok False) but kept by the policy
-    ckpt = {"kind": "regression", "arch": "x", "codec": codec.to_dict(),
-            "train_mean_points": data["points"][:5].astype(np.float64).mean(0)}
-    metrics, table = ev.evaluate_model(Oracle(data, codec), ckpt, data, THRESHOLDS, "quadratic")
+    codec = codec_of("regression")
+    metrics, table = ev.evaluate_model(Oracle(data), codec, meta_of("regression", data, codec), data, THRESHOLDS)
     assert metrics["n_evaluated"] == 6 and metrics["n_excluded"] == 0
     assert table["evaluated"].all() and not table["label_ok"].iloc[-1]

@@ -34,6 +34,9 @@ def test_repro_builds_every_output(pipeline):
                  "plots/qc/flag_counts.png", "plots/models/errors_box.png",
                  "plots/models/bland_altman.png", "plots/models/training_curves.png"]:
         assert (root / path).exists(), path
+    stages = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    assert "prepare" in stages and "heatmaps" not in stages
+    assert not list((root / "models").glob("*.pt"))  # no pickle checkpoints
     for model in MODELS:
         assert (root / "models" / f"{model}.safetensors").exists()
         metrics = json.loads((root / "metrics" / "eval" / f"{model}.json").read_text())
@@ -67,7 +70,7 @@ def test_dvc_metrics_show_lists_four_models(pipeline):
 def test_forced_rerun_gives_identical_checkpoint_and_metrics(pipeline):
     """Determinism on CPU: the same params and seed give the same bytes and metrics."""
     root, env, _ = pipeline
-    ckpt = root / "models" / "heatmap.pt"
+    ckpt = root / "models" / "heatmap.safetensors"
     metrics = root / "metrics" / "eval" / "heatmap.json"
     before_ckpt = ckpt.read_bytes()
     before = json.loads(metrics.read_text())

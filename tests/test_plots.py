@@ -1,12 +1,23 @@
+import os
+import runpy
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from fhbiometry import evaluate as ev
-from fhbiometry import plots
-from fhbiometry.codec import Codec
-from fhbiometry.geometry import ellipse_landmarks
-from fhbiometry.store import save_npz, write_csv, write_json
+from fhbiometry import plots, schema
+from fhbiometry.codecs import HeatmapCodec, make_codec
+from fhbiometry.geometry import LANDMARKS, ellipse_landmarks
+from fhbiometry.letterbox import Letterbox, to_input
+from fhbiometry.params import load_params, select
+from fhbiometry.paths import Paths
+from fhbiometry.prepare import accepted_rows
+from fhbiometry.store import load_npz, save_npz, write_csv, write_json
+
+REPO = Path(__file__).resolve().parents[1]
+STAGE_PARAMS = runpy.run_path(str(REPO / "stages/plots.py"))["PARAMS"]
 
 NAMES = ["alexnet", "resnet18", "resnet34", "heatmap"]
 THRESHOLDS = [2.0, 4.0]
@@ -16,15 +27,15 @@ PNGS = ["errors_box.png", "error_cdf.png", "bland_altman.png", "training_curves.
 
 def fake_test_split(n=7, size=64, seed=1):
     rng = np.random.default_rng(seed)
-    codec = Codec(input_size=size, stride=4)
+    letterbox = Letterbox(size=size)
     keys = ("image", "points", "transform", "points_orig", "spacing_mm", "frame_id", "subject_id")
     out = {k: [] for k in keys}
     for i in range(n):
         w, h = int(rng.integers(80, 121)), int(rng.integers(60, 101))
         pts = ellipse_landmarks(w / 2, h / 2, 0.35 * w, 0.25 * h, rng.uniform(-0.3, 0.3))
-        image, t = codec.image_to_input(rng.integers(0, 255, (h, w)).astype(np.uint8))
+        image, t = letterbox.image_to_input(rng.integers(0, 255, (h, w)).astype(np.uint8))
         out["image"].append(image)
-        out["points"].append(codec.to_input(pts, t).astype(np.float32))
+        out["points"].append(to_input(pts, t).astype(np.float32))
         out["transform"].append(t)
         out["points_orig"].append(pts)
         out["spacing_mm"].append(rng.uniform(0.1, 0.3))
@@ -37,12 +48,46 @@ def fake_test_split(n=7, size=64, seed=1):
     return data
 
 
+def write_checkpoint(path, kind, data):
+    """A tiny untrained resnet18 checkpoint of ``kind`` (64 px inputs, 16 head channels)."""
+    import torch
+
+    from fhbiometry.checkpoint import save_checkpoint
+    from fhbiometry.models import build_model
+
+    codec = make_codec(kind, 64, {"coordinates": "normalised", "stride": 4, "sigma": 2.0, "peak": 1.0})
+    torch.manual_seed(0)
+    model = build_model("resnet18", kind, num_landmarks=4, head_channels=16, stride=4)
+    meta = {"arch": "resnet18", "kind": kind, "codec": codec.settings(), "input": Letterbox(size=64).to_dict(),
+            "landmarks": list(LANDMARKS), "head_channels": 16, "head_skips": True, "data_hash": "test",
+            "model_params": {}, "best_epoch": 0, "best_val_mre_mm": 1.0,
+            "train_mean_points": data["points"].astype(np.float64).mean(0).tolist()}
+    save_checkpoint(path, model.state_dict(), meta)
+
+
+def write_checkpoints(root, names, kinds, data):
+    """models/<name>.safetensors for every model (the plots stage loads each one); every
+    regression model shares one file (hard links) to keep the test light."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    shared = {}
+    for name in names:
+        kind = (kinds or {}).get(name, "regression")
+        path = Paths(root).checkpoint(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind in shared:
+            os.link(shared[kind], path)
+            continue
+        write_checkpoint(path, kind, data)
+        shared[kind] = path
+
+
 def write_fake_results(root, names=NAMES, kinds=None, n=7):
-    """Contract 6/7 outputs for every model: predictions, metrics, DVCLive tsv files."""
+    """Contract 6/7 outputs for every model: predictions, metrics, DVCLive tsv files, checkpoints."""
     data = fake_test_split(n)
     save_npz(root / "data/prepared/test.npz", data)
     rng = np.random.default_rng(0)
-    mask = ev.evaluable_mask(data)
+    mask = accepted_rows(data)
     for m, name in enumerate(names):
         pred = data["points_orig"] + rng.normal(0, 2 + m, data["points_orig"].shape)
         table = ev.predictions_table(data, pred)
@@ -63,11 +108,22 @@ def write_fake_results(root, names=NAMES, kinds=None, n=7):
                                col: 10.0 / (steps + 1) + m})
             (live / sub).mkdir(parents=True, exist_ok=True)
             df.to_csv(live / sub / f"{col}.tsv", sep="\t", index=False)
+    write_checkpoints(root, names, kinds, data)
     return data
 
 
-def params(names=NAMES, examples=3):
-    return {"threads": 1, "models": {n: {} for n in names}, "plots": {"examples": examples}}
+def params(names=NAMES, examples=3, kinds=None, decode=None):
+    """The repo's params.yaml with the models ``names`` (resnet18, ``kinds`` or regression),
+    reduced to what stage plots reads."""
+    p = load_params(REPO / "params.yaml")
+    p["threads"] = 1
+    p["models"] = {}
+    for n in names:
+        kind = (kinds or {}).get(n, "regression")
+        p["models"][n] = {"arch": "resnet18", "kind": kind, **({"loss": "mse"} if kind == "heatmap" else {})}
+    p["plots"]["examples"] = examples
+    p["decode"] = decode or {"method": "quadratic", "pairs": True}
+    return select(schema.validate_params(p), STAGE_PARAMS)
 
 
 def test_example_indices_best_median_worst():
@@ -131,8 +187,8 @@ def test_plots_stage_missing_results_names_file(tmp_path):
 
 def test_plot_heatmaps_from_arrays(tmp_path):
     data = fake_test_split(4)
-    codec = Codec(input_size=64, stride=4)
-    hm = np.stack([codec.encode_heatmaps(p) for p in data["points"][:3]])
+    codec = HeatmapCodec(input_size=64, stride=4)
+    hm = codec.encode(data["points"][:3])
     path = tmp_path / "heatmaps.png"
     plots.plot_heatmaps([("heatmap", ["f01", "f02", "f03"], hm, data["points"][:3]),
                          ("other", ["f01"], hm[:1], data["points"][:1])], data, path)
@@ -142,20 +198,17 @@ def test_plot_heatmaps_from_arrays(tmp_path):
 
 
 def test_plots_stage_with_real_heatmap_model(tmp_path):
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("fhbiometry.inference", reason="fhbiometry.inference not written yet")
-    models = pytest.importorskip("fhbiometry.models")
-    torch.set_num_threads(1)
-    data = write_fake_results(tmp_path, names=["resnet18", "heatmap"], kinds={"heatmap": "heatmap"})
-    codec = Codec(input_size=64, stride=4)
-    torch.manual_seed(0)
-    model = models.build_model("resnet18", "heatmap", num_landmarks=4, head_channels=16, stride=4)
-    ckpt = {"arch": "resnet18", "kind": "heatmap", "state_dict": model.state_dict(),
-            "codec": codec.to_dict(), "landmarks": ["ofd_1", "ofd_2", "bpd_1", "bpd_2"], "input_size": 64,
-            "head_channels": 16, "stride": 4, "data_hash": "test",
-            "model_params": models.count_parameters(model), "best_epoch": 0, "best_val_mre_mm": 1.0,
-            "train_mean_points": data["points"].astype(np.float64).mean(0)}
-    (tmp_path / "models").mkdir()
-    torch.save(ckpt, tmp_path / "models/heatmap.pt")
-    written = plots.run(params(names=["resnet18", "heatmap"], examples=2), root=tmp_path)
+    pytest.importorskip("torch")
+    kinds = {"heatmap": "heatmap"}
+    write_fake_results(tmp_path, names=["resnet18", "heatmap"], kinds=kinds)
+    written = plots.run(params(names=["resnet18", "heatmap"], examples=2, kinds=kinds), root=tmp_path)
     assert "heatmaps.png" in written and "overlays_heatmap.png" in written
+    # only the heatmap model gives entries, decoded as params decode says
+    paths = Paths(tmp_path)
+    results = plots.load_results(paths, ["resnet18", "heatmap"])
+    test = load_npz(paths.prepared("test"))
+    entries = plots.heatmap_entries(results, test, paths, 2, {"method": "argmax", "pairs": False})
+    assert [e[0] for e in entries] == ["heatmap"]
+    name, frame_ids, heatmaps, points = entries[0]
+    assert len(frame_ids) == 2 and heatmaps.shape == (2, 4, 16, 16) and points.shape == (2, 4, 2)
+    assert np.allclose((points - 1.5) % 4, 0)  # argmax: heatmap cell centres

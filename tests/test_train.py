@@ -1,4 +1,3 @@
-import copy
 import shutil
 import subprocess
 import sys
@@ -9,11 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fhbiometry import train
-from fhbiometry.codec import Codec
+from fhbiometry import losses, schema, train
+from fhbiometry.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from fhbiometry.codecs import HeatmapCodec, RegressionCodec
 from fhbiometry.geometry import LANDMARKS, ellipse_landmarks
-from fhbiometry.inference import load_checkpoint, predict
-from fhbiometry.params import ParamError
+from fhbiometry.inference import load_model, predict
+from fhbiometry.letterbox import Letterbox, to_input, to_original
+from fhbiometry.params import load_params
+from fhbiometry.prepare import accepted_rows
 from fhbiometry.store import save_npz
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,23 +32,25 @@ def one_thread_outside_any_repo(tmp_path, monkeypatch):
 
 
 def tiny_params(**model):
-    """Params for tiny runs: 64 px inputs, 2 epochs of batch 4; ``model`` overrides models.m."""
-    return {
-        "seed": 7, "threads": 1,
-        "codec": {"input_size": SIZE, "resize": "letterbox", "stride": 4, "sigma": 1.5, "peak": 1.0,
-                  "decode": "quadratic", "canonical_order": True},
-        "train": {"epochs": 2, "batch_size": 4, "lr": 0.001, "schedule": "cosine", "warmup_epochs": 1,
-                  "weight_decay": 0.0001, "optimizer": "adamw", "loss": "smooth_l1",
-                  "pair_invariant_loss": True, "heatmap_loss_weight": 1.0, "foreground_weight": 10.0,
-                  "pretrained": "", "head_init": "mean_shape", "coordinates": "normalised",
-                  "augment": dict(AUGMENT)},
-        "models": {"m": {"arch": "resnet18", "kind": "regression", **model}},
-    }
+    """The repo's params.yaml shrunk for tiny runs (64 px inputs, 2 epochs of batch 4) and
+    validated again; ``model`` overrides models.m, the only model."""
+    params = load_params(REPO / "params.yaml")
+    params.update(seed=7, threads=1)
+    params["input"].update(size=SIZE, resize="letterbox")
+    params["landmarks"]["canonical_order"] = True
+    params["codec"].update(coordinates="normalised", stride=4, sigma=1.5, peak=1.0)
+    params["decode"].update(method="quadratic", pairs=True)
+    params["train"].update(epochs=2, batch_size=4, lr=0.001, schedule="cosine", warmup_epochs=1,
+                           weight_decay=0.0001, optimizer="adamw", loss="smooth_l1", pair_invariant_loss=True,
+                           heatmap_loss_weight=1.0, foreground_weight=10.0, pretrained="",
+                           head_init="mean_shape", augment=dict(AUGMENT))
+    params["models"] = {"m": {"arch": "resnet18", "kind": "regression", **model}}
+    return schema.validate_params(params)
 
 
-def fake_prepared(n, seed=0, width=80, height=64, codec=None):
+def fake_prepared(n, seed=0, width=80, height=64):
     """Contract-5 arrays: a bright elliptical ring on noise at a random position and angle."""
-    codec = codec or Codec(input_size=SIZE, stride=4, sigma=1.5)
+    letterbox = Letterbox(size=SIZE)
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:height, :width]
     rows = []
@@ -59,10 +63,9 @@ def fake_prepared(n, seed=0, width=80, height=64, codec=None):
         u, v = xx - cx, yy - cy
         r = np.hypot((u * np.cos(angle) + v * np.sin(angle)) / a, (-u * np.sin(angle) + v * np.cos(angle)) / b)
         frame = np.clip(rng.uniform(0, 50, (height, width)) + 190 * (np.abs(r - 1) < 0.08), 0, 255)
-        image, t = codec.image_to_input(frame.astype(np.uint8))
-        p_in = codec.to_input(pts, t)
-        rows.append(dict(image=image, points=p_in.astype(np.float32),
-                         heatmaps=codec.encode_heatmaps(p_in).astype(np.float16), transform=t,
+        image, t = letterbox.image_to_input(frame.astype(np.uint8))
+        p_in = to_input(pts, t)
+        rows.append(dict(image=image, points=p_in.astype(np.float32), transform=t,
                          points_orig=pts, points_ref=np.full((4, 2), np.nan), spacing_mm=rng.uniform(0.1, 0.3),
                          width=width, height=height, frame_id=f"f{seed}_{i:03d}", subject_id=f"s{i // 3}"))
     data = {k: np.asarray([r[k] for r in rows]) for k in rows[0]}
@@ -83,62 +86,20 @@ def write_prepared(root, n_train=12, n_val=4):
     return train_data, val
 
 
-# ---- params ---------------------------------------------------------------------------------
+# ---- params (validation: tests/test_schema.py) -----------------------------------------------
 def test_model_config_merges_defaults_and_augment_key_by_key():
     params = tiny_params(epochs=5, lr=0.01, augment={"hflip": 0.0}, head_channels=32)
-    cfg = train.model_config(params, "m")
+    cfg = schema.model_config(params, "m")
     assert cfg["epochs"] == 5 and cfg["lr"] == 0.01 and cfg["batch_size"] == 4
     assert cfg["augment"]["hflip"] == 0.0 and cfg["augment"]["rotation_deg"] == 10.0
     assert cfg["head_channels"] == 32 and cfg["arch"] == "resnet18"
     assert params["train"]["augment"]["hflip"] == 0.5  # the input is not modified
 
 
-@pytest.mark.parametrize("model,match", [
-    ({"arch": "vgg"}, r"models\.m\.arch = 'vgg'; choose one of \['alexnet', 'resnet18', 'resnet34'\]"),
-    ({"kind": "points"}, r"models\.m\.kind = 'points'; choose one of \['regression', 'heatmap'\]"),
-    ({"arch": "resnet34", "kind": "heatmap", "loss": "mse"}, r"only implemented with arch \['resnet18'\]"),
-    ({"kind": "heatmap"}, r"for kind heatmap choose one of \['mse'\]"),
-    ({"loss": "huber"}, r"models\.m\.loss = 'huber'.*\['mse', 'l1', 'smooth_l1'\]"),
-    ({"schedule": "linear"}, r"schedule = 'linear'; choose one of \['cosine', 'step', 'constant'\]"),
-    ({"optimizer": "adam"}, r"optimizer = 'adam'; choose one of \['adamw', 'sgd'\]"),
-    ({"epochs": 0}, r"models\.m\.epochs = 0; must be > 0"),
-    ({"batch_size": 2.5}, r"models\.m\.batch_size = 2\.5; give an integer"),
-    ({"lr": -1}, r"models\.m\.lr = -1; must be > 0"),
-    ({"foreground_weight": 0.5}, r"foreground_weight = 0\.5; must be >= 1"),
-    ({"pair_invariant_loss": "yes"}, r"pair_invariant_loss = 'yes'; choose true or false"),
-    ({"head_init": "zeros"}, r"models\.m\.head_init = 'zeros'; choose one of \['mean_shape', 'random'\]"),
-    ({"head_skips": "yes"}, r"models\.m\.head_skips = 'yes'; choose true or false"),
-    ({"epoch": 3}, r"models\.m has unknown keys \['epoch'\]"),
-    ({"augment": {"hflip": 2}}, r"models\.m\.augment.*hflip"),
-])
-def test_model_config_errors_name_key_and_choices(model, match):
-    with pytest.raises(ParamError, match=match):
-        train.model_config(tiny_params(**model), "m")
-
-
-@pytest.mark.parametrize("codec,match", [({"input_size": 48}, r"input size 48 must be a positive multiple of 32"),
-                                         ({"decode": "centroid"}, r"codec.decode")])
-def test_codec_params_errors(tmp_path, codec, match):
-    write_prepared(tmp_path, n_train=2, n_val=1)
-    params = tiny_params()
-    params["codec"].update(codec)
-    with pytest.raises(ParamError, match=match):
-        train.run(params, "m", root=tmp_path, progress=False)
-
-
-def test_model_config_unknown_model_and_missing_arch():
-    with pytest.raises(ParamError, match=r"models has no entry 'x' \(choose one of \['m'\]\)"):
-        train.model_config(tiny_params(), "x")
-    params = tiny_params()
-    del params["models"]["m"]["arch"]
-    with pytest.raises(ParamError, match=r"models\.m\.arch is missing"):
-        train.model_config(params, "m")
-
-
 # ---- losses ---------------------------------------------------------------------------------
 def _targets():
     pts = np.stack([ellipse_landmarks(30, 32, 20, 14, 0.2), ellipse_landmarks(28, 30, 18, 12, -0.3)])
-    return torch.tensor(Codec(input_size=SIZE).normalise(pts).reshape(2, 8), dtype=torch.float32)
+    return torch.tensor(RegressionCodec(input_size=SIZE).normalise(pts).reshape(2, 8), dtype=torch.float32)
 
 
 @pytest.mark.parametrize("loss", ["mse", "l1", "smooth_l1"])
@@ -148,37 +109,37 @@ def test_pair_invariant_loss_ignores_swapped_ends_per_sample(loss):
     pred[0] = pred[0, [1, 0, 2, 3]]  # sample 0: OFD ends swapped
     pred[1] = pred[1, [0, 1, 3, 2]]  # sample 1: BPD ends swapped
     pred = pred.reshape(2, 8)
-    assert train.regression_loss(pred, target, loss, pair_invariant=True).item() == pytest.approx(0.0, abs=1e-9)
-    assert train.regression_loss(pred, target, loss, pair_invariant=False).item() > 1e-3
+    assert losses.regression_loss(pred, target, loss, pair_invariant=True).item() == pytest.approx(0.0, abs=1e-9)
+    assert losses.regression_loss(pred, target, loss, pair_invariant=False).item() > 1e-3
     # the midpoint of the two ends is not a zero-loss answer
     mid = target.reshape(2, 4, 2).clone()
     mid[:, :2] = mid[:, :2].mean(1, keepdim=True)
-    assert train.regression_loss(mid.reshape(2, 8), target, loss, pair_invariant=True).item() > 1e-3
+    assert losses.regression_loss(mid.reshape(2, 8), target, loss, pair_invariant=True).item() > 1e-3
 
 
 def test_regression_loss_values_without_swaps():
     target = _targets()
     pred = target + 0.1
-    assert train.regression_loss(pred, target, "mse", False).item() == pytest.approx(0.01, rel=1e-4)
-    assert train.regression_loss(pred, target, "l1", True).item() == pytest.approx(0.1, rel=1e-4)
-    beta = train.SMOOTH_L1_BETA
-    assert train.regression_loss(pred, target, "smooth_l1", True).item() == pytest.approx(0.1 - beta / 2, rel=1e-4)
+    assert losses.regression_loss(pred, target, "mse", False).item() == pytest.approx(0.01, rel=1e-4)
+    assert losses.regression_loss(pred, target, "l1", True).item() == pytest.approx(0.1, rel=1e-4)
+    beta = losses.SMOOTH_L1_BETA
+    assert losses.regression_loss(pred, target, "smooth_l1", True).item() == pytest.approx(0.1 - beta / 2, rel=1e-4)
     small = target + 0.01  # below beta: quadratic
-    assert train.regression_loss(small, target, "smooth_l1", True).item() == pytest.approx(
+    assert losses.regression_loss(small, target, "smooth_l1", True).item() == pytest.approx(
         0.5 * 0.01 ** 2 / beta, rel=1e-3)
 
 
 def test_heatmap_loss_weights_the_foreground():
-    codec = Codec(input_size=SIZE, stride=4, sigma=1.5)
-    target = torch.from_numpy(codec.encode_heatmaps(ellipse_landmarks(30, 32, 20, 14, 0.2))[None])
+    codec = HeatmapCodec(input_size=SIZE, stride=4, sigma=1.5)
+    target = torch.from_numpy(codec.encode_one(ellipse_landmarks(30, 32, 20, 14, 0.2))[None])
     zeros = torch.zeros_like(target)
-    plain = train.heatmap_loss(zeros, target, peak=1.0, foreground_weight=1.0, weight=1.0)
+    plain = losses.heatmap_loss(zeros, target, peak=1.0, foreground_weight=1.0, weight=1.0)
     assert plain.item() == pytest.approx(F.mse_loss(zeros, target).item(), rel=1e-6)
     fg = target > 0.1
     expected = ((10 * fg + ~fg) * target ** 2).mean().item() * 3.0
-    weighted = train.heatmap_loss(zeros, target, peak=1.0, foreground_weight=10.0, weight=3.0)
+    weighted = losses.heatmap_loss(zeros, target, peak=1.0, foreground_weight=10.0, weight=3.0)
     assert weighted.item() == pytest.approx(expected, rel=1e-6) and weighted.item() > 3 * plain.item()
-    assert train.heatmap_loss(target, target).item() == 0.0
+    assert losses.heatmap_loss(target, target).item() == 0.0
 
 
 def test_lr_factor_warmup_cosine_step_constant():
@@ -193,11 +154,11 @@ def test_lr_factor_warmup_cosine_step_constant():
 
 def test_validation_metrics_in_px_and_mm():
     val = fake_prepared(3, seed=4)
-    perfect = Codec.to_input(val["points_orig"], val["transform"])
+    perfect = to_input(val["points_orig"], val["transform"])
     m = train.validation_metrics(perfect, val)
     assert m["mre_px"] == pytest.approx(0, abs=1e-9) and m["bpd_mae_mm"] == pytest.approx(0, abs=1e-9)
-    shifted = Codec.to_original(perfect, val["transform"]) + [2.0, 0.0]  # 2 original px to the right
-    m = train.validation_metrics(Codec.to_input(shifted, val["transform"]), val)
+    shifted = to_original(perfect, val["transform"]) + [2.0, 0.0]  # 2 original px to the right
+    m = train.validation_metrics(to_input(shifted, val["transform"]), val)
     assert m["mre_px"] == pytest.approx(2.0) and m["mre_mm"] == pytest.approx(2.0 * val["spacing_mm"].mean())
     assert m["ofd_mae_mm"] == pytest.approx(0, abs=1e-9)
 
@@ -205,18 +166,20 @@ def test_validation_metrics_in_px_and_mm():
 # ---- training runs --------------------------------------------------------------------------
 def test_run_writes_checkpoint_and_dvclive_files(tmp_path):
     train_data, val = write_prepared(tmp_path)
-    ckpt = train.run(tiny_params(), "m", root=tmp_path, progress=False)
-    path = tmp_path / "models/m.pt"
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    for key in ("arch", "kind", "state_dict", "codec", "landmarks", "input_size", "head_channels", "stride",
+    meta = train.run(tiny_params(), "m", root=tmp_path, progress=False)
+    path = tmp_path / "models/m.safetensors"
+    state, saved = read_checkpoint(path)
+    assert state and saved == {"format": saved["format"], **meta}
+    for key in ("arch", "kind", "codec", "landmarks", "input", "head_channels", "head_skips",
                 "data_hash", "model_params", "best_epoch", "best_val_mre_mm", "train_mean_points"):
         assert key in saved, key
-    assert saved["landmarks"] == list(LANDMARKS) and saved["input_size"] == SIZE
+    assert saved["landmarks"] == list(LANDMARKS) and saved["input"] == {"size": SIZE, "resize": "letterbox"}
     assert saved["data_hash"] == train.file_hash(tmp_path / "data/prepared/train.npz")
     assert saved["best_epoch"] in (0, 1) and saved["best_val_mre_mm"] > 0
     used = train_data["points"][train_data["use_for_training"]].astype(np.float64)
     assert np.allclose(saved["train_mean_points"], used.mean(0))
     assert saved["model_params"]["augment"]["hflip"] == 0.5 and saved["codec"]["input_size"] == SIZE
+    assert saved["codec"] == {"kind": "regression", "input_size": SIZE, "coordinates": "normalised"}
     live = tmp_path / "metrics/train/m"
     files = sorted(str(p.relative_to(live)) for p in live.rglob("*") if p.is_file())
     assert files == ["metrics.json", "plots/metrics/train/loss.tsv", "plots/metrics/train/lr.tsv",
@@ -226,30 +189,34 @@ def test_run_writes_checkpoint_and_dvclive_files(tmp_path):
     lines = (live / "plots/metrics/val/mre_mm.tsv").read_text().splitlines()
     assert lines[0] == "step\tmre_mm" and len(lines) == 3
     best = min(float(line.split("\t")[1]) for line in lines[1:])
-    assert best == pytest.approx(ckpt["best_val_mre_mm"], rel=1e-5)
+    assert best == pytest.approx(meta["best_val_mre_mm"], rel=1e-5)
     # the checkpoint round-trips through inference
-    model, loaded = load_checkpoint(path, arch="resnet18", kind="regression")
-    out = predict(model, loaded, val["image"], batch_size=3)
-    assert out["points"].shape == (4, 4, 2) and out["points"].dtype == np.float64 and out["heatmaps"] is None
-    again = predict(model, loaded, val["image"], batch_size=1)
-    assert np.allclose(out["points"], again["points"], atol=1e-4)
+    loaded = load_model(path, arch="resnet18", kind="regression")
+    assert loaded.letterbox == Letterbox(size=SIZE) and loaded.codec == RegressionCodec(input_size=SIZE)
+    out, raw = predict(loaded.model, loaded.codec, val["image"], batch_size=3)
+    assert out.points.shape == (4, 4, 2) and out.points.dtype == np.float64 and out.peak is None
+    assert raw.shape == (4, 8) and raw.dtype == np.float32
+    again, _ = predict(loaded.model, loaded.codec, val["image"], batch_size=1)
+    assert np.allclose(out.points, again.points, atol=1e-4)
 
 
 def test_two_runs_give_identical_weights(tmp_path):
     states = []
     for run in ("a", "b"):
         write_prepared(tmp_path / run)
-        states.append(train.run(tiny_params(), "m", root=tmp_path / run, progress=False)["state_dict"])
+        train.run(tiny_params(), "m", root=tmp_path / run, progress=False)
+        states.append(read_checkpoint(tmp_path / run / "models/m.safetensors")[0])
     assert states[0].keys() == states[1].keys()
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
-    assert (tmp_path / "a/models/m.pt").read_bytes() == (tmp_path / "b/models/m.pt").read_bytes()
+    assert (tmp_path / "a/models/m.safetensors").read_bytes() == (tmp_path / "b/models/m.safetensors").read_bytes()
     for tsv in ("train/loss.tsv", "val/mre_mm.tsv"):
         assert ((tmp_path / "a/metrics/train/m/plots/metrics" / tsv).read_bytes()
                 == (tmp_path / "b/metrics/train/m/plots/metrics" / tsv).read_bytes())
     # and a different seed gives different weights
     params = tiny_params()
     params["seed"] = 8
-    other = train.run(params, "m", root=tmp_path / "a", progress=False)["state_dict"]
+    train.run(params, "m", root=tmp_path / "a", progress=False)
+    other = read_checkpoint(tmp_path / "a/models/m.safetensors")[0]
     assert not all(torch.equal(states[0][k], other[k]) for k in states[0])
 
 
@@ -258,13 +225,15 @@ def test_heatmap_model_trains_and_predicts_heatmaps(tmp_path):
     params = tiny_params(kind="heatmap", loss="mse", head_channels=16, epochs=1, optimizer="sgd",
                          schedule="step")
     train.run(params, "m", root=tmp_path, progress=False)
-    model, ckpt = load_checkpoint(tmp_path / "models/m.pt")
-    assert ckpt["kind"] == "heatmap" and ckpt["head_channels"] == 16 and ckpt["stride"] == 4
-    assert ckpt["head_skips"] is True and len(model.laterals) == 3
-    out = predict(model, ckpt, val["image"], return_heatmaps=True, decode="argmax")
-    assert out["heatmaps"].shape == (3, 4, 16, 16) and out["heatmaps"].dtype == np.float32
-    assert out["peak"].shape == (3, 4)
-    assert np.allclose((out["points"] - 1.5) % 4, 0)  # argmax decoding: heatmap cell centres
+    loaded = load_model(tmp_path / "models/m.safetensors")
+    meta = loaded.meta
+    assert meta["kind"] == "heatmap" and meta["head_channels"] == 16 and meta["codec"]["stride"] == 4
+    assert meta["head_skips"] is True and len(loaded.model.laterals) == 3
+    assert loaded.codec == HeatmapCodec(input_size=SIZE, stride=4, sigma=1.5, peak=1.0)
+    out, hm = predict(loaded.model, loaded.codec.with_decoding({"method": "argmax"}), val["image"])
+    assert hm.shape == (3, 4, 16, 16) and hm.dtype == np.float32
+    assert out.peak.shape == (3, 4)
+    assert np.allclose((out.points - 1.5) % 4, 0)  # argmax decoding: heatmap cell centres
     peak = (tmp_path / "metrics/train/m/plots/metrics/val/peak.tsv").read_text().splitlines()
     assert peak[0] == "step\tpeak" and len(peak) == 2
 
@@ -275,15 +244,15 @@ def test_mean_shape_init_in_either_target_space_predicts_the_training_mean(tmp_p
     training landmarks, whether the targets are normalised or raw input pixels."""
     train_data, _ = write_prepared(tmp_path, n_train=6, n_val=2)
     params = tiny_params(epochs=1, lr=1e-9, warmup_epochs=0)
-    params["train"]["coordinates"] = coordinates
+    params["codec"]["coordinates"] = coordinates
     params["train"]["augment"]["enabled"] = False
     train.run(params, "m", root=tmp_path, progress=False)
-    model, ckpt = load_checkpoint(tmp_path / "models/m.pt")
-    assert ckpt["codec"]["coordinates"] == coordinates
-    out = predict(model, ckpt, train_data["image"][:3])
+    loaded = load_model(tmp_path / "models/m.safetensors")
+    assert loaded.meta["codec"]["coordinates"] == coordinates and loaded.codec.coordinates == coordinates
+    out, _ = predict(loaded.model, loaded.codec, train_data["image"][:3])
     used = train_data["points"][train_data["use_for_training"]].astype(np.float64)
-    assert np.allclose(ckpt["train_mean_points"], used.mean(0))
-    assert np.allclose(out["points"], used.mean(0)[None], atol=0.05)
+    assert np.allclose(loaded.meta["train_mean_points"], used.mean(0))
+    assert np.allclose(out.points, used.mean(0)[None], atol=0.05)
 
 
 def test_best_epoch_is_the_lowest_val_mre_ties_to_the_earlier(tmp_path, monkeypatch):
@@ -295,9 +264,9 @@ def test_best_epoch_is_the_lowest_val_mre_ties_to_the_earlier(tmp_path, monkeypa
         return {**real(pred, data), "mre_mm": next(sequence)}
 
     monkeypatch.setattr(train, "validation_metrics", scripted)
-    ckpt = train.train_model(tiny_params(epochs=4, augment={"enabled": False}), "m", train_data, val,
-                             progress=False)
-    assert ckpt["best_epoch"] == 1 and ckpt["best_val_mre_mm"] == 2.0
+    state, meta = train.train_model(tiny_params(epochs=4, augment={"enabled": False}), "m", train_data, val,
+                                    progress=False)
+    assert meta["best_epoch"] == 1 and meta["best_val_mre_mm"] == 2.0 and state
 
 
 def test_training_needs_validation_frames():
@@ -313,34 +282,35 @@ def test_validation_frames_follow_the_qc_policy():
     val["label_ok"][:] = False                       # every label flagged ...
     val["use_for_training"][:] = [True, True, True, False]  # ... but kept by the policy
     val["points_orig"][2] = np.nan                   # a frame without a usable label
-    assert list(train.validation_rows(val)) == [True, True, False, False]
+    assert list(accepted_rows(val)) == [True, True, False, False]
+    assert len(train.training_frames(val, val)[1]["image"]) == 2
 
 
 def test_data_built_with_another_input_size_is_refused(tmp_path):
     write_prepared(tmp_path)
     params = tiny_params()
-    params["codec"]["input_size"] = 96
-    with pytest.raises(ValueError, match=r"train.npz: images are 64 px but codec.input_size is 96"):
+    params["input"]["size"] = 96
+    with pytest.raises(ValueError, match=r"train.npz: images are 64 px but input.size is 96"):
         train.run(params, "m", root=tmp_path, progress=False)
 
 
-# ---- inference errors -----------------------------------------------------------------------
-def test_load_checkpoint_errors_name_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"nope.pt does not exist.*dvc repro train@nope"):
-        load_checkpoint(tmp_path / "nope.pt")
+# ---- inference errors (damaged and malicious files: tests/test_checkpoint.py) ------------------
+def test_load_model_errors_name_the_file(tmp_path):
+    with pytest.raises(CheckpointError, match=r"nope.safetensors does not exist.*dvc repro train@nope"):
+        load_model(tmp_path / "nope.safetensors")
     write_prepared(tmp_path, n_train=4, n_val=2)
     train.run(tiny_params(epochs=1), "m", root=tmp_path, progress=False)
-    ckpt = torch.load(tmp_path / "models/m.pt", map_location="cpu", weights_only=False)
-    with pytest.raises(ValueError, match=r"m.pt: checkpoint arch is 'resnet18', expected 'alexnet'"):
-        load_checkpoint(tmp_path / "models/m.pt", arch="alexnet")
-    wrong = copy.copy(ckpt)
-    wrong["arch"] = "resnet34"
-    torch.save(wrong, tmp_path / "models/wrong.pt")
-    with pytest.raises(ValueError, match=r"wrong.pt: the weights do not fit a regression resnet34"):
-        load_checkpoint(tmp_path / "models/wrong.pt")
-    torch.save({"state_dict": {}}, tmp_path / "models/other.pt")
-    with pytest.raises(ValueError, match=r"other.pt is not a fhbiometry checkpoint"):
-        load_checkpoint(tmp_path / "models/other.pt")
+    path = tmp_path / "models/m.safetensors"
+    with pytest.raises(CheckpointError, match=r"m.safetensors: checkpoint arch is 'resnet18', expected 'alexnet'"):
+        load_model(path, arch="alexnet")
+    state, meta = read_checkpoint(path)
+    meta.pop("format")
+    save_checkpoint(tmp_path / "models/wrong.safetensors", state, {**meta, "arch": "resnet34"})
+    with pytest.raises(CheckpointError, match=r"wrong.safetensors: the weights do not fit a regression resnet34"):
+        load_model(tmp_path / "models/wrong.safetensors")
+    save_checkpoint(tmp_path / "models/other.safetensors", {}, {"arch": "resnet18"})
+    with pytest.raises(CheckpointError, match=r"other.safetensors: checkpoint metadata lacks"):
+        load_model(tmp_path / "models/other.safetensors")
 
 
 def test_git_repository_without_commits_gives_a_clear_error(tmp_path, monkeypatch):
@@ -360,9 +330,9 @@ def test_stage_entry_point(tmp_path):
     import yaml
 
     write_prepared(tmp_path, n_train=4, n_val=2)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(epochs=1)))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(epochs=1), sort_keys=False))
     done = subprocess.run([sys.executable, str(REPO / "stages/train.py"), "--model", "m"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "train@m: best epoch 1" in done.stdout
-    assert (tmp_path / "models/m.pt").is_file() and (tmp_path / "metrics/train/m/metrics.json").is_file()
+    assert (tmp_path / "models/m.safetensors").is_file() and (tmp_path / "metrics/train/m/metrics.json").is_file()

@@ -6,7 +6,7 @@ All models take one-channel images, normalised by ``to_tensor``:
 
 * Regression: the torchvision network with its last layer replaced by a ``Linear`` to
   ``2 * num_landmarks`` outputs, the landmarks in normalised input coordinates
-  (``Codec.normalise``), flattened ``(x1, y1, x2, y2, ...)``.
+  (``codecs.RegressionCodec``), flattened ``(x1, y1, x2, y2, ...)``.
 * Heatmap: the ResNet-18 trunk up to ``layer4`` (output stride 32), then
   ``ConvTranspose2d(k4, s2, p1) + BN + ReLU`` blocks until the output stride is ``stride``,
   then a 1x1 convolution to ``num_landmarks`` heatmaps.
@@ -49,7 +49,7 @@ def check_input_size(size: int) -> None:
     """The networks need an input size that is a positive multiple of 32."""
     if int(size) <= 0 or int(size) % TRUNK_STRIDE:
         raise ValueError(f"input size {size} must be a positive multiple of {TRUNK_STRIDE} "
-                         "(set codec.input_size in params.yaml)")
+                         "(set input.size in params.yaml)")
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -189,7 +189,7 @@ def regression_head(model: nn.Module, arch: str) -> nn.Linear:
 
 def init_head_at_mean_shape(model: nn.Module, arch: str, mean_normalised) -> None:
     """Start a regressor at the mean-shape predictor: zero weights, bias = the training mean of
-    the encoded coordinates (``Codec.encode_coordinates``). Training then learns the deviation from
+    the encoded coordinates (``RegressionCodec.mean_output``). Training then learns the deviation from
     the mean shape instead of first travelling from a random output to it."""
     head = regression_head(model, arch)
     mean = torch.as_tensor(np.asarray(mean_normalised, np.float32).reshape(-1))
