@@ -56,22 +56,7 @@ def read_landmark_table(csv_path, columns: dict, strict: bool = True) -> pd.Data
     """
     csv_path = Path(csv_path)
     headers = table_headers(columns)
-    if not csv_path.exists():
-        raise InputError(csv_path, "landmark table not found",
-                         "set data.landmarks_csv (relative to data.raw_dir) to the table, or "
-                         "use data.label_source: ellipse")
-    try:
-        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (ValueError, OSError) as err:
-        raise InputError(csv_path, f"cannot parse the landmark table ({err})",
-                         "save it as a comma-separated table with one header row") from err
-    df.columns = [str(c).strip() for c in df.columns]
-    wanted = {k: v for k, v in headers.items() if v}
-    missing = [f"{v} (data.columns.{k})" for k, v in wanted.items() if v not in df.columns]
-    if missing:
-        raise InputError(csv_path, f"missing column(s): {', '.join(missing)}; the table has: "
-                         f"{', '.join(df.columns)}",
-                         "set data.columns.<name> in params.yaml to the table's header names")
+    df = _load_table(csv_path, headers)
     out = pd.DataFrame({"row": np.arange(2, len(df) + 2, dtype=np.int64),
                         "image": [str(v).strip().replace("\\", "/") for v in df[headers["image"]]]})
     status = [OK] * len(df)
@@ -110,6 +95,27 @@ def read_landmark_table(csv_path, columns: dict, strict: bool = True) -> pd.Data
             bad(i, headers["image"], value, "empty (no image name)")
     out["status"] = status
     return out
+
+
+def _load_table(csv_path: Path, headers: dict[str, str]) -> pd.DataFrame:
+    """The table as text; InputError when absent, unparsable or missing a configured header."""
+    if not csv_path.exists():
+        raise InputError(csv_path, "landmark table not found",
+                         "set data.landmarks_csv (relative to data.raw_dir) to the table, or "
+                         "use data.label_source: ellipse")
+    try:
+        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (ValueError, OSError) as err:
+        raise InputError(csv_path, f"cannot parse the landmark table ({err})",
+                         "save it as a comma-separated table with one header row") from err
+    df.columns = [str(c).strip() for c in df.columns]
+    wanted = {k: v for k, v in headers.items() if v}
+    missing = [f"{v} (data.columns.{k})" for k, v in wanted.items() if v not in df.columns]
+    if missing:
+        raise InputError(csv_path, f"missing column(s): {', '.join(missing)}; the table has: "
+                         f"{', '.join(df.columns)}",
+                         "set data.columns.<name> in params.yaml to the table's header names")
+    return df
 
 
 def _number(value) -> float | None:
