@@ -94,7 +94,7 @@ def test_outputs_identical_bytes(raw, tmp_path):
     frames = load_npz(tmp_path / "a" / "frames.npz")
     assert sorted(frames) == sorted(pd.read_csv(tmp_path / "a" / "manifest.csv")["frame_id"])
     text = (tmp_path / "a" / "manifest.csv").read_text()
-    assert "sub001_cine_f000,sub001,dicom/sub001_cine.dcm,0,64,48,0.2,dicom:PixelSpacing,ok,1," \
+    assert "sub001_cine_f000,sub001,dicom,dicom/sub001_cine.dcm,0,64,48,0.2,dicom:PixelSpacing,ok,1," \
            "10.000,20.000," in text
     assert (tmp_path / "a" / "issues.csv").read_text() == "file,row,problem,action\n"
 

@@ -3,12 +3,19 @@
 Per input file: read its frames (``readers``), find the pixel spacing (first found wins:
 DICOM tags, sidecar ``<stem>.json`` ``pixel_spacing_mm``, a row of ``data.pixel_size_csv``,
 ``data.default_spacing_mm`` if > 0), the subject id (DICOM PatientID, sidecar ``subject_id``,
-``data.subject_pattern`` on the stem, else the stem) and the labels (``labels``).
+``data.subject_pattern`` on the stem, else the stem: allowed only with
+``data.on_unmatched_subject: accept``; the manifest column ``subject_source`` says which)
+and the labels (``labels``).
 
 Bad inputs follow ``data.on_bad_input``: ``fail`` raises :class:`InputError` naming the file
 (and row) and the fix; ``exclude`` skips the file or table row and records it in ``issues``
 (``file, row, problem, action``), except a bad label of an existing frame, which keeps the
 frame in the manifest with ``label_status`` = the problem.
+
+Every conversion or guess (``readers.NOTES``: colour or 16-bit converted to 8-bit grey, a
+non-US Modality, the default spacing, the stem as subject, ...) is logged and recorded in
+``issues`` in both modes, with ``problem`` = ``<note name>: <detail>`` and the note's action;
+the QC report counts them under ``inputs`` (docs/bad_inputs.md).
 """
 from __future__ import annotations
 
@@ -29,12 +36,13 @@ from .store import save_npz, write_csv
 
 log = logging.getLogger(__name__)
 
-MANIFEST_COLUMNS = ("frame_id", "subject_id", "source_file", "frame_index", "width", "height",
+MANIFEST_COLUMNS = ("frame_id", "subject_id", "subject_source", "source_file", "frame_index", "width", "height",
                     "spacing_mm", "spacing_source", "label_status", "dup_count",
                     *COORD_COLUMNS, *REF_COLUMNS, *CSV_COLUMNS)
 ISSUE_COLUMNS = ("file", "row", "problem", "action")
 LABEL_SOURCES = ("csv", "ellipse")
 BAD_INPUT_MODES = ("fail", "exclude")
+UNMATCHED_SUBJECT_MODES = ("fail", "accept")
 CSV_DIGITS = 3           # coordinates: 0.001 px
 SPACING_FORMAT = ".10g"  # spacing_mm is written as text so it keeps 10 significant digits
 
@@ -54,6 +62,8 @@ class DataConfig:
     default_spacing_mm: float = 0.0
     subject_pattern: str = r"^(?P<subject>[A-Za-z]*\d+)"
     on_bad_input: str = "fail"
+    on_unmatched_subject: str = "fail"
+    max_image_pixels: int = rd.DEFAULT_MAX_PIXELS
 
     @classmethod
     def from_params(cls, data: dict) -> "DataConfig":
@@ -64,6 +74,11 @@ class DataConfig:
         cfg = cls(**known)
         check_choice("data.label_source", cfg.label_source, LABEL_SOURCES)
         check_choice("data.on_bad_input", cfg.on_bad_input, BAD_INPUT_MODES)
+        check_choice("data.on_unmatched_subject", cfg.on_unmatched_subject, UNMATCHED_SUBJECT_MODES)
+        limit = cfg.max_image_pixels
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+            raise ParamError(f"params.yaml: data.max_image_pixels = {limit!r}; give a whole number "
+                             "of pixels > 0 (e.g. 50000000)")
         try:
             cfg.default_spacing_mm = float(cfg.default_spacing_mm or 0)
         except (TypeError, ValueError):
@@ -97,6 +112,13 @@ class IssueLog:
         log.warning("%s -> %s", err, action)
         self.rows.append({"file": self.relative(err.file), "row": "" if err.row is None else err.row,
                           "problem": err.problem, "action": action})
+
+    def note(self, file, name: str, detail: str) -> None:
+        """Record a conversion or guess (``readers.NOTES``) in both modes: it is not an error."""
+        action = rd.NOTES[name]
+        log.warning("%s: %s: %s -> %s", file, name, detail, action)
+        self.rows.append({"file": self.relative(file), "row": "", "problem": f"{name}: {detail}",
+                          "action": action})
 
     def bad_label(self, err: InputError) -> str:
         """A bad label of an existing frame: raise (fail) or return the label_status (exclude)."""
@@ -200,9 +222,10 @@ def read_label_table(cfg: DataConfig, index: dict[str, Path], issues: IssueLog) 
 class EllipseLabels:
     """Landmarks from each frame's annotation image, read once per annotation file."""
 
-    def __init__(self, raw_dir: Path, pattern: str):
+    def __init__(self, raw_dir: Path, pattern: str, max_pixels: int = rd.DEFAULT_MAX_PIXELS):
         self.raw_dir = raw_dir
         self.pattern = pattern
+        self.max_pixels = max_pixels
         self.cache: dict[Path, np.ndarray | InputError] = {}
 
     def get(self, frame_id: str):
@@ -214,7 +237,7 @@ class EllipseLabels:
             if not path.exists():
                 return None
             try:
-                self.cache[path] = lab.annotation_landmarks(path)
+                self.cache[path] = lab.annotation_landmarks(path, self.max_pixels)
             except InputError as err:
                 self.cache[path] = err
         return self.cache[path]
@@ -230,18 +253,39 @@ class FileInput:
     spacing: float
     spacing_source: str
     subject: str
+    subject_source: str
 
 
 def read_input(path: Path, rel: str, cfg: DataConfig, pixel_sizes: dict,
                subject_rx) -> FileInput:
-    """Read one file, find its pixel spacing and subject; InputError when unusable."""
-    content = rd.read_file(path)
+    """Read one file, find its pixel spacing and subject; InputError when unusable.
+
+    The conversions and guesses made are in ``content.notes`` (readers.NOTES)."""
+    content = rd.read_file(path, cfg.max_image_pixels)
     sidecar = rd.read_sidecar(path)
     spacing, spacing_source = resolve_spacing(
         path, rel, (content.spacing_mm, content.spacing_source), sidecar,
         pixel_sizes, cfg.default_spacing_mm)
-    subject = rd.subject_id(path.stem, subject_rx, content.patient_id, sidecar.get("subject_id"))
-    return FileInput(path, rel, content, spacing, spacing_source, subject)
+    if spacing_source == "default":
+        rd.note(content.notes, "spacing_default", f"data.default_spacing_mm = {spacing:g} mm")
+    subject, source = rd.subject_with_source(path.stem, subject_rx, content.patient_id,
+                                             sidecar.get("subject_id"))
+    if source == "stem":
+        if cfg.on_unmatched_subject == "fail":
+            raise unmatched_subject(path, cfg.subject_pattern)
+        rd.note(content.notes, "subject_from_stem",
+                f"data.subject_pattern {cfg.subject_pattern!r} does not match; subject {subject!r}")
+    return FileInput(path, rel, content, spacing, spacing_source, subject, source)
+
+
+def unmatched_subject(path: Path, pattern: str) -> InputError:
+    return InputError(
+        path, f"subject unknown: data.subject_pattern {pattern!r} does not match the file name "
+        f"{path.stem!r} and there is no DICOM PatientID or sidecar subject_id",
+        "change data.subject_pattern so its group (?P<subject>...) matches every file name, add a "
+        f'sidecar {path.stem}.json {{"subject_id": "..."}}, or set data.on_unmatched_subject: '
+        "accept (the file becomes its own subject: frames of one subject may then land in "
+        "different splits)")
 
 
 def rows_by_frame(labels: LabelTable, item: FileInput, n_frames: int) -> dict[int, list[int]]:
@@ -303,7 +347,8 @@ def resolve_label(rec: dict, cfg: DataConfig, labels: LabelTable, rows: list[int
 
 def frame_record(item: FileInput, k: int, frame_id: str, img: np.ndarray) -> dict:
     """The manifest row of frame ``k`` of a file, before its label is resolved."""
-    return {"frame_id": frame_id, "subject_id": item.subject, "source_file": item.rel,
+    return {"frame_id": frame_id, "subject_id": item.subject, "subject_source": item.subject_source,
+            "source_file": item.rel,
             "frame_index": k, "width": int(img.shape[1]), "height": int(img.shape[0]),
             "spacing_mm": item.spacing, "spacing_source": item.spacing_source,
             "label_status": lab.MISSING, "dup_count": 0}
@@ -325,7 +370,7 @@ def extract(data: dict, progress: bool = True) -> Extraction:
         pixel_sizes = rd.read_pixel_size_table(cfg.resolve(cfg.pixel_size_csv),
                                                cfg.pixel_size_columns, issues.report)
     labels = read_label_table(cfg, index, issues)
-    ellipses = EllipseLabels(raw, cfg.annotation_pattern)
+    ellipses = EllipseLabels(raw, cfg.annotation_pattern, cfg.max_image_pixels)
     frames: dict[str, np.ndarray] = {}
     records: list[dict] = []
     owner: dict[str, str] = {}
@@ -336,6 +381,8 @@ def extract(data: dict, progress: bool = True) -> Extraction:
             skip_file(err, path, labels, issues)
             continue
         content = item.content
+        for name, detail in content.notes:
+            issues.note(path, name, detail)
         by_frame = rows_by_frame(labels, item, content.frames.shape[0])
         ids = rd.frame_ids(path.stem, content.frames.shape[0], content.multi_frame)
         for k, frame_id in enumerate(ids):
@@ -380,10 +427,12 @@ def log_summary(result: Extraction, n_files: int) -> None:
     by = counts.value_counts()
     dup = int((m["dup_count"] > 1).sum())
     ref = int(m[REF_COLUMNS[0]].notna().sum())
+    n_notes = int(result.issues["problem"].map(rd.note_name).notna().sum())
     log.info("extract_frames: %d file(s) -> %d frame(s): %d labelled ok, %d without label, "
              "%d with a bad label, %d with duplicate rows, %d with ref_* ellipse; %d issue(s) "
-             "(skipped files/rows)", n_files, len(m), by.get(lab.OK, 0), by.get(lab.MISSING, 0),
-             by.get("bad label", 0), dup, ref, len(result.issues))
+             "(skipped files/rows), %d conversion(s) or guess(es) (issues.csv)", n_files, len(m),
+             by.get(lab.OK, 0), by.get(lab.MISSING, 0), by.get("bad label", 0), dup, ref,
+             len(result.issues) - n_notes, n_notes)
 
 
 def write_outputs(result: Extraction, out_dir) -> dict[str, Path]:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .geometry import COORD_COLUMNS, ellipse_landmarks
-from .readers import InputError
+from .readers import DEFAULT_MAX_PIXELS, InputError, check_pixels, pillow_limit_off
 
 CANONICAL_COLUMNS = ("image", "frame") + COORD_COLUMNS
 OK = "ok"
@@ -160,19 +160,21 @@ def fit_ellipse(xy: np.ndarray) -> tuple[float, float, float, float, float] | No
     return values
 
 
-def annotation_landmarks(path) -> np.ndarray:
+def annotation_landmarks(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Landmarks (4, 2) from an HC18 annotation image (an ellipse outline on black).
 
-    Raises InputError naming the file when it cannot be read or no ellipse fits.
+    Raises InputError naming the file when it cannot be read, is larger than ``max_pixels``
+    (params ``data.max_image_pixels``, checked before decoding) or no ellipse fits.
     """
     from PIL import Image
 
     path = Path(path)
     fix = "check the annotation image (a closed ellipse outline on black) or remove it"
     try:
-        with Image.open(path) as im:
+        with pillow_limit_off(), Image.open(path) as im:
+            check_pixels(path, *im.size, max_pixels, "annotation image")
             arr = np.asarray(im.convert("L"))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise InputError(path, f"cannot read annotation image ({err})", fix) from err
     xy = outline_points(arr > 127)
     fit = fit_ellipse(xy)
