@@ -36,8 +36,8 @@ from .store import save_npz, write_csv
 
 log = logging.getLogger(__name__)
 
-MANIFEST_COLUMNS = ("frame_id", "subject_id", "subject_source", "source_file", "frame_index", "width", "height",
-                    "spacing_mm", "spacing_source", "label_status", "dup_count",
+MANIFEST_COLUMNS = ("frame_id", "subject_id", "subject_source", "source_file", "frame_index",
+                    "width", "height", "spacing_mm", "spacing_source", "label_status", "dup_count",
                     *COORD_COLUMNS, *REF_COLUMNS, *CSV_COLUMNS)
 ISSUE_COLUMNS = ("file", "row", "problem", "action")
 LABEL_SOURCES = ("csv", "ellipse")
@@ -76,9 +76,11 @@ class DataConfig:
         check_choice("data.on_bad_input", cfg.on_bad_input, BAD_INPUT_MODES)
         check_choice("data.on_unmatched_subject", cfg.on_unmatched_subject, UNMATCHED_SUBJECT_MODES)
         limit = cfg.max_image_pixels
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        if (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0
+                or not float(limit).is_integer()):
             raise ParamError(f"params.yaml: data.max_image_pixels = {limit!r}; give a whole number "
                              "of pixels > 0 (e.g. 50000000)")
+        cfg.max_image_pixels = int(limit)
         try:
             cfg.default_spacing_mm = float(cfg.default_spacing_mm or 0)
         except (TypeError, ValueError):
@@ -209,7 +211,7 @@ def read_label_table(cfg: DataConfig, index: dict[str, Path], issues: IssueLog) 
     for i, (image, frame, status) in enumerate(zip(t["image"], t["frame"], t["status"])):
         path = index.get(image)
         if path is None:
-            labels.skip_row(i, f"image {image!r} not found under {raw}",
+            labels.skip_row(i, f"image not found: {image!r} is not under data.raw_dir",
                             "correct the image name, add the file, or set "
                             "data.on_bad_input: exclude to skip the row")
         elif frame < 0:
@@ -274,13 +276,13 @@ def read_input(path: Path, rel: str, cfg: DataConfig, pixel_sizes: dict,
         if cfg.on_unmatched_subject == "fail":
             raise unmatched_subject(path, cfg.subject_pattern)
         rd.note(content.notes, "subject_from_stem",
-                f"data.subject_pattern {cfg.subject_pattern!r} does not match; subject {subject!r}")
+                f"data.subject_pattern '{cfg.subject_pattern}' does not match; subject {subject!r}")
     return FileInput(path, rel, content, spacing, spacing_source, subject, source)
 
 
 def unmatched_subject(path: Path, pattern: str) -> InputError:
     return InputError(
-        path, f"subject unknown: data.subject_pattern {pattern!r} does not match the file name "
+        path, f"subject unknown: data.subject_pattern '{pattern}' does not match the file name "
         f"{path.stem!r} and there is no DICOM PatientID or sidecar subject_id",
         "change data.subject_pattern so its group (?P<subject>...) matches every file name, add a "
         f'sidecar {path.stem}.json {{"subject_id": "..."}}, or set data.on_unmatched_subject: '
@@ -294,7 +296,8 @@ def rows_by_frame(labels: LabelTable, item: FileInput, n_frames: int) -> dict[in
     for i in labels.rows_by_file.get(item.path, []):
         f = int(labels.table["frame"].iat[i])
         if f >= n_frames:
-            labels.skip_row(i, f"frame {f} is not in {item.rel} ({n_frames} frame(s), counted from 0)",
+            labels.skip_row(i, f"frame index out of range: frame {f} is not in {item.rel} "
+                               f"({n_frames} frame(s), counted from 0)",
                             "correct the frame index")
             continue
         out.setdefault(f, []).append(i)
@@ -403,7 +406,7 @@ def skip_file(err: InputError, path: Path, labels: LabelTable, issues: IssueLog)
     """Report an unusable file (file skipped) and each of its table rows (row skipped)."""
     issues.report(err, "file skipped")
     for i in labels.rows_by_file.get(path, []):
-        labels.skip_row(i, f"image {labels.table['image'].iat[i]!r} was excluded ({err.problem})")
+        labels.skip_row(i, f"image excluded: {labels.table['image'].iat[i]!r} ({err.problem})")
 
 
 def build_manifest(records: list[dict]) -> pd.DataFrame:

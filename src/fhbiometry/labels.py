@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .geometry import COORD_COLUMNS, ellipse_landmarks
-from .readers import DEFAULT_MAX_PIXELS, InputError, check_pixels, pillow_limit_off
+from .readers import DEFAULT_MAX_PIXELS, InputError, check_pixels, error_detail, pillow_limit_off
 
 CANONICAL_COLUMNS = ("image", "frame") + COORD_COLUMNS
 OK = "ok"
@@ -175,7 +175,7 @@ def annotation_landmarks(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
             check_pixels(path, *im.size, max_pixels, "annotation image")
             arr = np.asarray(im.convert("L"))
     except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise InputError(path, f"cannot read annotation image ({err})", fix) from err
+        raise InputError(path, f"cannot read annotation image: {error_detail(err, path)}", fix) from err
     xy = outline_points(arr > 127)
     fit = fit_ellipse(xy)
     if fit is None:
@@ -183,6 +183,6 @@ def annotation_landmarks(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     h, w = arr.shape
     cx, cy, a, b, _ = fit
     if max(a, b) > 2 * max(h, w) or not (-w < cx < 2 * w and -h < cy < 2 * h):
-        raise InputError(path, f"fitted ellipse is implausible (centre {cx:.0f},{cy:.0f}, "
-                         f"semi-axes {a:.0f},{b:.0f} px)", fix)
+        raise InputError(path, f"fitted ellipse is implausible: centre {cx:.0f},{cy:.0f}, "
+                         f"semi-axes {a:.0f},{b:.0f} px", fix)
     return ellipse_landmarks(*fit)

@@ -97,6 +97,12 @@ def note_name(problem) -> str | None:
     return name if name in NOTES else None
 
 
+def error_detail(err: Exception, path: Path) -> str:
+    """A library error as ``Type: message`` with the file's full path shortened to its name
+    (issues.csv stays free of machine paths)."""
+    return f"{type(err).__name__}: {str(err).replace(str(path), Path(path).name)}"
+
+
 def check_pixels(path, width: int, height: int, max_pixels: int, what: str = "image") -> None:
     """InputError when ``width * height`` exceeds ``max_pixels`` (params data.max_image_pixels)."""
     if max_pixels and int(width) * int(height) > max_pixels:
@@ -239,7 +245,7 @@ def read_still(path, max_pixels: int = DEFAULT_MAX_PIXELS, notes: list | None = 
                 check_pixels(path, *page.size, max_pixels)  # header only, before decoding
                 pages.append(_pil_to_array(page, notes))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        raise InputError(path, f"cannot read image ({err})",
+        raise InputError(path, f"cannot read image: {error_detail(err, path)}",
                          "replace the file with a readable PNG/JPEG/BMP/TIFF or remove it") from err
     shapes = {p.shape for p in pages}
     if len(shapes) != 1:
@@ -289,7 +295,7 @@ def read_video(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     except InputError:
         raise
     except Exception as err:  # PyAV raises many FFmpeg error classes
-        raise InputError(path, f"video cannot be decoded ({type(err).__name__}: {err})", fix) from err
+        raise InputError(path, f"video cannot be decoded: {error_detail(err, path)}", fix) from err
     if not frames:
         raise InputError(path, "video has no decodable frames", fix)
     return np.stack(frames)
@@ -303,11 +309,12 @@ def read_dicom(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> FileFrames:
     try:
         ds = pydicom.dcmread(path)
     except Exception as err:
-        raise InputError(path, f"cannot read DICOM ({type(err).__name__}: {err})",
+        raise InputError(path, f"cannot read DICOM: {error_detail(err, path)}",
                          "replace the file with a valid DICOM file or remove it") from err
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        raise InputError(path, "DICOM has no pixel data (e.g. a report or structured document)",
-                         "remove it from data.raw_dir or export the image series")
+        raise InputError(path, "DICOM has no pixel data (a report or structured document, or a "
+                         "file truncated before its pixel data)",
+                         "remove it from data.raw_dir, export the image series, or copy the file again")
     check_pixels(path, ds.get("Columns", 0) or 0, ds.get("Rows", 0) or 0, max_pixels, "DICOM frame")
     notes: list = []
     modality = str(ds.get("Modality", "") or "").strip()
@@ -327,9 +334,10 @@ def _dicom_grey(ds, path: Path, notes: list) -> np.ndarray:
         arr = ds.pixel_array  # pydicom converts YBR colour spaces to RGB
     except Exception as err:
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
-        raise InputError(path, f"DICOM pixel data cannot be decoded (transfer syntax {syntax}: {err})",
-                         "convert it to uncompressed DICOM (e.g. `gdcmconv --raw`) or install the "
-                         "pixel data handler pydicom names") from err
+        raise InputError(path, f"DICOM pixel data cannot be decoded: transfer syntax {syntax}: "
+                         f"{error_detail(err, path)}",
+                         "copy the file again if it is truncated, convert it to uncompressed DICOM "
+                         "(e.g. `gdcmconv --raw`) or install the pixel data handler pydicom names") from err
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     if n_frames == 1:
@@ -425,7 +433,7 @@ def read_sidecar(path) -> dict:
     try:
         data = json.loads(side.read_text())
     except (OSError, ValueError) as err:
-        raise InputError(side, f"sidecar is not valid JSON ({err})",
+        raise InputError(side, f"sidecar is not valid JSON: {error_detail(err, side)}",
                          'write it as {"pixel_spacing_mm": 0.2, "subject_id": "..."}') from err
     if not isinstance(data, dict):
         raise InputError(side, "sidecar must hold a JSON object",
