@@ -20,9 +20,10 @@ def gradient(h: int = 24, w: int = 32, offset: int = 0) -> np.ndarray:
 
 def write_dicom(path, frames, *, spacing=(0.2, 0.2), patient_id="", photometric="MONOCHROME2",
                 bits: int = 8, multi_frame=None, regions=None, imager_spacing=None,
-                pixel_data: bool = True) -> Path:
+                pixel_data: bool = True, modality: str | None = "US", region_units: int = 3) -> Path:
     """Write an uncompressed DICOM. ``frames``: (N, H, W) or (N, H, W, 3); ``multi_frame``
-    defaults to N > 1 (NumberOfFrames is written then). ``regions`` = (dx_cm, dy_cm)."""
+    defaults to N > 1 (NumberOfFrames is written then). ``regions`` = (dx_cm, dy_cm) in
+    ``region_units`` (3 = cm); ``modality`` None leaves the tag out."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
@@ -37,7 +38,8 @@ def write_dicom(path, frames, *, spacing=(0.2, 0.2), patient_id="", photometric=
     ds.file_meta = meta
     ds.SOPClassUID = meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "US"
+    if modality is not None:
+        ds.Modality = modality
     if patient_id:
         ds.PatientID = patient_id
     if spacing is not None:
@@ -46,8 +48,8 @@ def write_dicom(path, frames, *, spacing=(0.2, 0.2), patient_id="", photometric=
         ds.ImagerPixelSpacing = [float(imager_spacing[0]), float(imager_spacing[1])]
     if regions is not None:
         region = Dataset()
-        region.PhysicalUnitsXDirection = 3
-        region.PhysicalUnitsYDirection = 3
+        region.PhysicalUnitsXDirection = region_units
+        region.PhysicalUnitsYDirection = region_units
         region.PhysicalDeltaX = float(regions[0])
         region.PhysicalDeltaY = float(regions[1])
         ds.SequenceOfUltrasoundRegions = [region]
@@ -102,6 +104,24 @@ def write_image(path, arr) -> Path:
     return path
 
 
+def write_png_header(path, width: int, height: int) -> Path:
+    """A valid, tiny PNG (under 100 bytes) whose header claims ``width`` x ``height`` grey pixels
+    (a decompression-bomb shape: decoding it would need width * height bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    body = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    return path
+
+
 def write_json(path, obj) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +155,8 @@ def data_params(raw_dir, **overrides) -> dict:
         "default_spacing_mm": 0,
         "subject_pattern": r"^(?P<subject>[A-Za-z]*\d+)",
         "on_bad_input": "fail",
+        "on_unmatched_subject": "fail",
+        "max_image_pixels": 50_000_000,
     }
     data.update(overrides)
     return data

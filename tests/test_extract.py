@@ -94,7 +94,7 @@ def test_outputs_identical_bytes(raw, tmp_path):
     frames = load_npz(tmp_path / "a" / "frames.npz")
     assert sorted(frames) == sorted(pd.read_csv(tmp_path / "a" / "manifest.csv")["frame_id"])
     text = (tmp_path / "a" / "manifest.csv").read_text()
-    assert "sub001_cine_f000,sub001,dicom/sub001_cine.dcm,0,64,48,0.2,dicom:PixelSpacing,ok,1," \
+    assert "sub001_cine_f000,sub001,dicom,dicom/sub001_cine.dcm,0,64,48,0.2,dicom:PixelSpacing,ok,1," \
            "10.000,20.000," in text
     assert (tmp_path / "a" / "issues.csv").read_text() == "file,row,problem,action\n"
 
@@ -151,13 +151,12 @@ def test_no_spacing(raw):
 def test_image_not_found(raw):
     write_table(raw / "landmarks.csv", [("sub004_HC.png", 0, *label(0)),
                                         ("sub099_HC.png", 0, *label(1))])
-    with pytest.raises(InputError, match=r"landmarks\.csv, row 3: image 'sub099_HC.png' not found "
-                                         r"under .*raw"):
+    with pytest.raises(InputError, match=r"landmarks\.csv, row 3: image not found: 'sub099_HC.png'"):
         ex.extract(params(raw), progress=False)
     res = ex.extract(params(raw, on_bad_input="exclude"), progress=False)
     assert res.issues.to_dict("records") == [{
-        "file": "landmarks.csv", "row": 3, "problem": f"image 'sub099_HC.png' not found under {raw}",
-        "action": "row skipped"}]
+        "file": "landmarks.csv", "row": 3,
+        "problem": "image not found: 'sub099_HC.png' is not under data.raw_dir", "action": "row skipped"}]
 
 
 def test_bad_coordinate(raw):
@@ -199,8 +198,8 @@ def test_frame_out_of_range_and_duplicates(raw):
     write_table(raw / "landmarks.csv", [
         ("sub002_one.dcm", 0, *label(0)), ("sub002_one.dcm", 0, *label(1)),
         ("sub001_cine.dcm", 5, *label(2))])
-    with pytest.raises(InputError, match=r"landmarks\.csv, row 4: frame 5 is not in "
-                                         r"dicom/sub001_cine\.dcm \(3 frame"):
+    with pytest.raises(InputError, match=r"landmarks\.csv, row 4: frame index out of range: "
+                                         r"frame 5 is not in dicom/sub001_cine\.dcm \(3 frame"):
         ex.extract(params(raw), progress=False)
     res = ex.extract(params(raw, on_bad_input="exclude"), progress=False)
     r = row(res.manifest, "sub002_one")

@@ -6,7 +6,7 @@ import pytest
 
 from fhbiometry import readers as rd
 from fhbiometry.params import ParamError
-from fixtures_io import gradient, write_dicom, write_image, write_json, write_video
+from fixtures_io import HC18, gradient, write_dicom, write_image, write_json, write_png_header, write_video
 
 PATTERN = r"^(?P<subject>[A-Za-z]*\d+)"
 
@@ -248,3 +248,56 @@ def test_dicom_patient_id_used_as_subject(tmp_path):
     p = write_dicom(tmp_path / "sub001_x.dcm", frames(2), patient_id="HOSP-42")
     out = rd.read_dicom(p)
     assert rd.subject_id(p.stem, PATTERN, out.patient_id) == "HOSP-42"
+
+
+def test_subject_source():
+    assert rd.subject_with_source("sub014_2HC", PATTERN, patient_id="P") == ("P", "dicom")
+    assert rd.subject_with_source("sub014_2HC", PATTERN, sidecar_id="S3") == ("S3", "sidecar")
+    assert rd.subject_with_source("sub014_2HC", PATTERN) == ("sub014", "pattern")
+    assert rd.subject_with_source("scan_a", PATTERN) == ("scan_a", "stem")
+
+
+@pytest.mark.skipif(not HC18.exists(), reason=f"real data set not found at {HC18}")
+def test_default_pattern_matches_every_hc18_file():
+    """data.on_unmatched_subject: fail is safe on HC18: the default pattern names every file."""
+    files = rd.find_inputs(HC18, "annotations/{stem}_Annotation.png")
+    assert len(files) == 622
+    assert all(rd.subject_from_stem(p.stem, PATTERN) is not None for p in files)
+
+
+# ----------------------------------------------------------------------------- size limit, notes
+
+def test_bomb_png_is_an_input_error_before_decoding(tmp_path):
+    """A tiny PNG whose header claims 20000 x 20000: InputError, not Pillow's
+    DecompressionBombError, and Pillow's own limit is restored afterwards."""
+    from PIL import Image
+
+    saved = Image.MAX_IMAGE_PIXELS
+    p = write_png_header(tmp_path / "bomb.png", 20000, 20000)
+    assert p.stat().st_size < 200
+    with pytest.raises(rd.InputError, match=r"bomb\.png: image too large: image of 20000 x 20000 = "
+                                            r"400000000 pixels exceeds data\.max_image_pixels"):
+        rd.read_file(p)
+    assert Image.MAX_IMAGE_PIXELS == saved
+
+
+def test_size_limit_applies_to_every_format(tmp_path):
+    still = write_image(tmp_path / "s.png", gradient(24, 32))
+    dcm = write_dicom(tmp_path / "d.dcm", frames(2))
+    video = write_video(tmp_path / "v.mp4", frames(2))
+    for p in (still, dcm, video):
+        assert rd.read_file(p, max_pixels=768).frames.shape[1:] == (24, 32)  # at the limit: read
+        with pytest.raises(rd.InputError, match="32 x 24 = 768 pixels exceeds data.max_image_pixels = 767"):
+            rd.read_file(p, max_pixels=767)
+
+
+def test_conversions_are_returned_as_notes(tmp_path):
+    rgba = np.dstack([gradient(24, 32)] * 3 + [np.full((24, 32), 9, np.uint8)])
+    assert rd.read_file(write_image(tmp_path / "g.png", gradient(24, 32))).notes == []
+    names = [n for n, _ in rd.read_file(write_image(tmp_path / "c.png", rgba)).notes]
+    assert names == ["alpha_dropped", "colour_to_grey"]
+    d = write_dicom(tmp_path / "d.dcm", frames(1) * 100, bits=16, modality="MR", spacing=(0.3, 0.2))
+    names = [n for n, _ in rd.read_file(d).notes]
+    assert names == ["modality_not_us", "rescaled_to_8bit", "spacing_non_square"]
+    assert set(names) <= set(rd.NOTES) and rd.note_name("modality_not_us: Modality 'MR'") == "modality_not_us"
+    assert rd.note_name("image not found: 'x.png'") is None

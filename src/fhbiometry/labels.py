@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .geometry import COORD_COLUMNS, ellipse_landmarks
-from .readers import InputError
+from .readers import DEFAULT_MAX_PIXELS, InputError, check_pixels, error_detail, pillow_limit_off
 
 CANONICAL_COLUMNS = ("image", "frame") + COORD_COLUMNS
 OK = "ok"
@@ -56,22 +56,7 @@ def read_landmark_table(csv_path, columns: dict, strict: bool = True) -> pd.Data
     """
     csv_path = Path(csv_path)
     headers = table_headers(columns)
-    if not csv_path.exists():
-        raise InputError(csv_path, "landmark table not found",
-                         "set data.landmarks_csv (relative to data.raw_dir) to the table, or "
-                         "use data.label_source: ellipse")
-    try:
-        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (ValueError, OSError) as err:
-        raise InputError(csv_path, f"cannot parse the landmark table ({err})",
-                         "save it as a comma-separated table with one header row") from err
-    df.columns = [str(c).strip() for c in df.columns]
-    wanted = {k: v for k, v in headers.items() if v}
-    missing = [f"{v} (data.columns.{k})" for k, v in wanted.items() if v not in df.columns]
-    if missing:
-        raise InputError(csv_path, f"missing column(s): {', '.join(missing)}; the table has: "
-                         f"{', '.join(df.columns)}",
-                         "set data.columns.<name> in params.yaml to the table's header names")
+    df = _load_table(csv_path, headers)
     out = pd.DataFrame({"row": np.arange(2, len(df) + 2, dtype=np.int64),
                         "image": [str(v).strip().replace("\\", "/") for v in df[headers["image"]]]})
     status = [OK] * len(df)
@@ -110,6 +95,27 @@ def read_landmark_table(csv_path, columns: dict, strict: bool = True) -> pd.Data
             bad(i, headers["image"], value, "empty (no image name)")
     out["status"] = status
     return out
+
+
+def _load_table(csv_path: Path, headers: dict[str, str]) -> pd.DataFrame:
+    """The table as text; InputError when absent, unparsable or missing a configured header."""
+    if not csv_path.exists():
+        raise InputError(csv_path, "landmark table not found",
+                         "set data.landmarks_csv (relative to data.raw_dir) to the table, or "
+                         "use data.label_source: ellipse")
+    try:
+        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (ValueError, OSError) as err:
+        raise InputError(csv_path, f"cannot parse the landmark table ({err})",
+                         "save it as a comma-separated table with one header row") from err
+    df.columns = [str(c).strip() for c in df.columns]
+    wanted = {k: v for k, v in headers.items() if v}
+    missing = [f"{v} (data.columns.{k})" for k, v in wanted.items() if v not in df.columns]
+    if missing:
+        raise InputError(csv_path, f"missing column(s): {', '.join(missing)}; the table has: "
+                         f"{', '.join(df.columns)}",
+                         "set data.columns.<name> in params.yaml to the table's header names")
+    return df
 
 
 def _number(value) -> float | None:
@@ -154,20 +160,22 @@ def fit_ellipse(xy: np.ndarray) -> tuple[float, float, float, float, float] | No
     return values
 
 
-def annotation_landmarks(path) -> np.ndarray:
+def annotation_landmarks(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Landmarks (4, 2) from an HC18 annotation image (an ellipse outline on black).
 
-    Raises InputError naming the file when it cannot be read or no ellipse fits.
+    Raises InputError naming the file when it cannot be read, is larger than ``max_pixels``
+    (params ``data.max_image_pixels``, checked before decoding) or no ellipse fits.
     """
     from PIL import Image
 
     path = Path(path)
     fix = "check the annotation image (a closed ellipse outline on black) or remove it"
     try:
-        with Image.open(path) as im:
+        with pillow_limit_off(), Image.open(path) as im:
+            check_pixels(path, *im.size, max_pixels, "annotation image")
             arr = np.asarray(im.convert("L"))
-    except (OSError, ValueError) as err:
-        raise InputError(path, f"cannot read annotation image ({err})", fix) from err
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise InputError(path, f"cannot read annotation image: {error_detail(err, path)}", fix) from err
     xy = outline_points(arr > 127)
     fit = fit_ellipse(xy)
     if fit is None:
@@ -175,6 +183,6 @@ def annotation_landmarks(path) -> np.ndarray:
     h, w = arr.shape
     cx, cy, a, b, _ = fit
     if max(a, b) > 2 * max(h, w) or not (-w < cx < 2 * w and -h < cy < 2 * h):
-        raise InputError(path, f"fitted ellipse is implausible (centre {cx:.0f},{cy:.0f}, "
-                         f"semi-axes {a:.0f},{b:.0f} px)", fix)
+        raise InputError(path, f"fitted ellipse is implausible: centre {cx:.0f},{cy:.0f}, "
+                         f"semi-axes {a:.0f},{b:.0f} px", fix)
     return ellipse_landmarks(*fit)

@@ -170,11 +170,7 @@ def summarise(labels: pd.DataFrame, issues: pd.DataFrame | None, cfg: dict) -> d
         "policy": cfg["policy"],
         "naming": cfg["naming"],
     }
-    if issues is not None and len(issues):
-        summary["input_issues"] = {str(k): int(v) for k, v in issues["problem"].astype(str)
-                                   .str.split(":").str[0].value_counts().sort_index().items()}
-    else:
-        summary["input_issues"] = {}
+    summary["input_issues"], summary["inputs"] = count_input_issues(issues)
     if is_reference_table(labels):
         rows = labels[[c for c in CSV_COLUMNS]].notna().any(axis=1)
         flagged = labels.loc[rows, "csv_flags"].fillna("")
@@ -200,6 +196,24 @@ def summarise(labels: pd.DataFrame, issues: pd.DataFrame | None, cfg: dict) -> d
             "tolerance_mm": float(cfg["reference_tolerance_mm"]),
         }
     return summary
+
+
+def count_input_issues(issues: pd.DataFrame | None) -> tuple[dict, dict]:
+    """From issues.csv: ``input_issues`` (skipped files and rows per problem) and ``inputs``
+    (input files converted or guessed about, per note name of ``readers.NOTES``; every name is
+    present, 0 when none; docs/bad_inputs.md)."""
+    from .readers import NOTES, note_name
+
+    inputs = {name: 0 for name in sorted(NOTES)}
+    if issues is None or not len(issues):
+        return {}, inputs
+    problems = issues["problem"].astype(str)
+    names = problems.map(note_name)
+    for name, n in names.dropna().value_counts().items():
+        inputs[name] = int(n)
+    rest = problems[names.isna()]
+    counts = rest.str.split(":").str[0].value_counts().sort_index()
+    return {str(k): int(v) for k, v in counts.items()}, inputs
 
 
 def is_reference_table(labels: pd.DataFrame) -> bool:
