@@ -292,8 +292,8 @@ def test_poor_frame_rate_sets_the_quality():
 def test_low_contrast_and_blur_change_the_image():
     cfg = tiny_cfg(poor_frame_rate=0.0)
     subject = synth.make_subject(0, cfg, SEED)
-    grid = synth._polar_grid(synth.Fan(79.5, -16.0, 21.0, 142.0, 0.7), 160, 128)
-    background = synth._background(grid, np.random.default_rng(0))
+    grid = synth.render._polar_grid(synth.Fan(79.5, -16.0, 21.0, 142.0, 0.7), 160, 128)
+    background = synth.render._background(grid, np.random.default_rng(0))
     look = {"shadow": 0.6, "atten": 0.6, "ref": 1.1, "range_db": 44.0, "fluid_level": 0.02,
             "haze": 0.3, "contrast": 0.4, "blur": 2.0}
     pose = subject.poses[0]
