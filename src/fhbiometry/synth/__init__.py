@@ -21,7 +21,9 @@ Randomness: every subject has its own stream (``SeedSequence([seed, 1, index])``
 motion, quality, noise), so the format a subject is stored in, or the number of subjects after
 it, never changes its images.  Format allocation and label faults have streams of their own.
 
-Outputs (``generate``), byte-identical for identical parameters:
+Outputs (``generate``), byte-identical for identical parameters on any CPU (the
+transcendental functions of the image model come from ``fpmath``, not from numpy's
+CPU-dependent SIMD kernels):
 
 * ``dicom/subNNN.dcm``: Ultrasound Multi-frame Image Storage, MONOCHROME2, 8 bit,
   PixelSpacing and SequenceOfUltrasoundRegions, PatientID = subject id, UIDs derived from the
@@ -36,7 +38,8 @@ Outputs (``generate``), byte-identical for identical parameters:
 Modules: ``config`` (constants, random streams, params check), ``sampling`` (format allocation,
 label faults), ``anatomy`` (fan, head, probe motion), ``render`` (polar-grid image model),
 ``subject`` (one subject's cine), ``writers`` (DICOM, MP4, PNG, README), ``dataset``
-(``generate``).
+(``generate``), ``fpmath`` (exp, log10, arctan2, Gaussian filter with the same bits on
+every CPU).
 """
 from .anatomy import Fan, Head, bpd_mm_from_ga, head_fits
 from .config import (FAULT_KINDS, FORMATS, FRAME_RATE, LANDMARK_COLUMNS, QUALITIES,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..params import ParamError
+from . import fpmath
 
 
 def bpd_mm_from_ga(ga_weeks):
@@ -32,8 +33,8 @@ class Fan:
     def contains(self, x, y, margin: float = 0.0):
         dx = np.asarray(x, dtype=np.float64) - self.ax
         dy = np.asarray(y, dtype=np.float64) - self.ay
-        r = np.hypot(dx, dy)
-        theta = np.arctan2(dx, dy)
+        r = fpmath.hypot(dx, dy)
+        theta = fpmath.arctan2(dx, dy)
         ang_margin = margin / np.maximum(r, 1.0)
         return ((r >= self.r0 + margin) & (r <= self.r1 - margin)
                 & (np.abs(theta) <= self.half - ang_margin))
@@ -108,10 +109,10 @@ def _draw_head(cfg: dict, rng: np.random.Generator) -> Head:
 
 
 def _outline(cx, cy, a, b, angle, n: int = 96) -> np.ndarray:
-    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    sin_t, cos_t = fpmath.sin_cos(np.linspace(0, 2 * np.pi, n, endpoint=False))
     ca, sa = math.cos(angle), math.sin(angle)
-    x = cx + a * np.cos(t) * ca - b * np.sin(t) * sa
-    y = cy + a * np.cos(t) * sa + b * np.sin(t) * ca
+    x = cx + a * cos_t * ca - b * sin_t * sa
+    y = cy + a * cos_t * sa + b * sin_t * ca
     return np.stack([x, y], axis=-1)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from . import fpmath
 from .anatomy import Fan, Head
 from .config import QUALITIES
 
@@ -32,10 +33,10 @@ def _polar_grid(fan: Fan, width: int, height: int) -> _Grid:
     n_t = int(math.ceil(fan.r1 * 2 * fan.half)) + 1
     r = np.linspace(fan.r0, fan.r1, n_r)[:, None]
     theta = np.linspace(-fan.half, fan.half, n_t)[None, :]
-    bx, by = np.sin(theta), np.cos(theta)
+    bx, by = fpmath.sin_cos(theta)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
-    pr = np.hypot(xx - fan.ax, yy - fan.ay)
-    pt = np.arctan2(xx - fan.ax, yy - fan.ay)
+    pr = fpmath.hypot(xx - fan.ax, yy - fan.ay)
+    pt = fpmath.arctan2(xx - fan.ax, yy - fan.ay)
     ir = (pr - fan.r0) / (fan.r1 - fan.r0) * (n_r - 1)
     it = (pt + fan.half) / (2 * fan.half) * (n_t - 1)
     f32 = np.float32
@@ -53,9 +54,9 @@ def _smoothstep(x):
 
 def _smooth_field(shape, rng, sigma) -> np.ndarray:
     """Smooth random field in (0, 1) (low-frequency tissue texture)."""
-    f = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode="reflect")
+    f = fpmath.gaussian_filter(rng.standard_normal(shape), sigma, mode="reflect")
     f = (f - f.mean()) / (f.std() + 1e-9)
-    return 1.0 / (1.0 + np.exp(-1.5 * f))
+    return 1.0 / (1.0 + fpmath.exp(-1.5 * f))
 
 
 def _background(grid: _Grid, rng) -> np.ndarray:
@@ -69,7 +70,8 @@ def _background(grid: _Grid, rng) -> np.ndarray:
     wall = np.zeros(n_r)
     for _ in range(int(rng.integers(2, 5))):
         centre = rng.uniform(0.02, 0.2)
-        wall += rng.uniform(0.25, 0.6) * np.exp(-((depth - centre) / rng.uniform(0.006, 0.02)) ** 2)
+        gain = rng.uniform(0.25, 0.6)
+        wall += gain * fpmath.exp(-((depth - centre) / rng.uniform(0.006, 0.02)) ** 2)
     wiggle = 1.0 + 0.25 * (_smooth_field((1, n_t), rng, sigma=(1.0, 20.0)) - 0.5)
     return base + wall[:, None] * wiggle
 
@@ -114,7 +116,7 @@ def _bone(loc: _Local, head: Head, beam_x: np.ndarray, beam_y: np.ndarray) -> np
     dimmed in the gaps."""
     a, b, t = head.semi_a, head.semi_b, head.skull_px
     ca, sa, gx, gy = loc.ca, loc.sa, loc.gx, loc.gy
-    phi = np.arctan2(loc.v / b, loc.u / a)
+    phi = fpmath.arctan2(loc.v / b, loc.u / a)
     bone = _smoothstep((loc.dist + t) / 1.2 + 0.5) * _smoothstep(-loc.dist / 1.2 + 0.5)
     incidence = np.abs((gx * ca - gy * sa) * beam_x + (gx * sa + gy * ca) * beam_y) / loc.gnorm
     bone *= (0.35 + 0.65 * incidence) * head.skull_gain * head.skull_level
@@ -133,11 +135,11 @@ def _brain(loc: _Local, head: Head, front: float) -> np.ndarray:
     lo, hi, half = head.csp
     in_csp = (un > lo) & (un < hi)
     csp_w = half * b
-    mid_line = np.where(in_csp, 0.8 * np.exp(-((np.abs(v) - csp_w) / 0.8) ** 2),
-                        np.exp(-(v / 0.9) ** 2) * (np.abs(un) < 0.9)) * head.midline
+    mid_line = np.where(in_csp, 0.8 * fpmath.exp(-((np.abs(v) - csp_w) / 0.8) ** 2),
+                        fpmath.exp(-(v / 0.9) ** 2) * (np.abs(un) < 0.9)) * head.midline
     csp_dark = _smoothstep((csp_w - np.abs(v)) / 1.5) * in_csp
-    thal = np.exp(-(((un + 0.02) / 0.17) ** 2 + ((np.abs(vn) - 0.17) / 0.14) ** 2))
-    chor = np.exp(-(((un + 0.5) / 0.13) ** 2 + ((np.abs(vn) - 0.36) / 0.07) ** 2))
+    thal = fpmath.exp(-(((un + 0.02) / 0.17) ** 2 + ((np.abs(vn) - 0.17) / 0.14) ** 2))
+    chor = fpmath.exp(-(((un + 0.5) / 0.13) ** 2 + ((np.abs(vn) - 0.36) / 0.07) ** 2))
     inside = head.brain * (0.8 + 0.4 * rho) * (1 - 0.8 * csp_dark) * (1 - 0.55 * thal)
     return (inside + head.choroid * chor + mid_line) * inner
 
@@ -156,7 +158,7 @@ def _surroundings(loc: _Local, head: Head) -> tuple[np.ndarray, np.ndarray, np.n
         width = width + amp * (cos_k * math.cos(ph) + sin_k * math.sin(ph))
     halo = 1.0 + np.maximum(width, 0.0)
     fluid = 1.0 - _smoothstep((rho - halo) / 0.12 + 0.5)
-    scalp = 0.07 * np.exp(-((dist - 0.6 * t) / (0.5 * t)) ** 2)
+    scalp = 0.07 * fpmath.exp(-((dist - 0.6 * t) / (0.5 * t)) ** 2)
     outside = _smoothstep(dist / 1.2 + 0.5)
     return fluid, scalp, outside
 
@@ -182,11 +184,11 @@ def _head_model(grid: _Grid, head: Head, pose, front: float):
 def _speckle(shape, rng) -> np.ndarray:
     """Fully developed speckle: |complex Gaussian| (Rayleigh), correlated over about one sample
     axially and two laterally, mean 1."""
-    re = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), (1.0, 1.8),
+    re = fpmath.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), (1.0, 1.8),
                                  mode="wrap")
-    im = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), (1.0, 1.8),
+    im = fpmath.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), (1.0, 1.8),
                                  mode="wrap")
-    mag = np.hypot(re, im)
+    mag = fpmath.hypot(re, im)
     return mag / mag.mean()
 
 
@@ -199,17 +201,17 @@ def render_frame(grid: _Grid, background: np.ndarray, head: Head, pose, front: f
     refl = inside + tissue * outside * (1.0 - np.clip(bone, 0, 1)) + bone
     # acoustic shadow: transmission falls with the bone already crossed along each beam
     crossed = (np.cumsum(bone, axis=0) - bone) * grid.dr / max(head.skull_px, 1.0)
-    shadow = np.maximum(np.exp(-look["shadow"] * crossed), 0.15)
-    atten = np.exp(-look["atten"] * grid.depth)
+    shadow = np.maximum(fpmath.exp(-look["shadow"] * crossed), 0.15)
+    atten = fpmath.exp(-look["atten"] * grid.depth)
     env = refl * shadow * atten * _speckle(refl.shape, rng)
-    db = 20.0 * np.log10(np.maximum(env, 1e-6) / look["ref"])
+    db = 20.0 * fpmath.log10(np.maximum(env, 1e-6) / look["ref"])
     polar = np.clip((db + look["range_db"]) / look["range_db"], 0.0, 1.0)
     img = ndimage.map_coordinates(polar, grid.map_coords, order=1, mode="nearest")
     img = img.reshape(grid.inside.shape)
     if quality == "low_contrast":
         img = look["haze"] + look["contrast"] * (img - look["haze"])
     elif quality == "blurred":
-        img = ndimage.gaussian_filter(img, look["blur"], mode="nearest")
+        img = fpmath.gaussian_filter(img, look["blur"], mode="nearest")
     elif quality != "good":
         raise ValueError(f"unknown frame quality {quality!r}; choose one of {list(QUALITIES)}")
     img = np.where(grid.inside, img, 0.0)
