@@ -132,6 +132,8 @@ def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     out = pd.DataFrame({
         "frame_id": manifest["frame_id"].astype(str).to_numpy(),
         "subject_id": manifest["subject_id"].astype(str).to_numpy(),
+        "subject_source": (manifest["subject_source"].astype(str).to_numpy() if "subject_source" in manifest
+                           else np.full(len(manifest), "", dtype=object)),
         "spacing_mm": spacing,
         "width": manifest["width"].to_numpy(),
         "height": manifest["height"].to_numpy(),
