@@ -104,8 +104,13 @@ def test_summary_counts_flags_and_issues():
 
 
 def test_bad_qc_params_are_named():
-    with pytest.raises(ParamError, match="qc.policy"):
-        compute_flags(crafted(), {**CFG, "policy": "drop"})
+    """The schema (not qc.py) validates qc params, before any stage runs."""
+    from fhbiometry.schema import read_yaml, validate_params
+
+    raw = read_yaml(Path(__file__).resolve().parents[1] / "params.yaml")
+    raw["qc"]["policy"] = "drop"
+    with pytest.raises(ParamError, match=r"qc\.policy = 'drop'"):
+        validate_params(raw)
 
 
 def labels_for_split(n_subjects=30, frames=3):
@@ -130,8 +135,12 @@ def test_random_split_leaks_subjects_and_bad_fractions_fail():
     labels = labels_for_split()
     _, summary = make_split(labels, {"train": 0.7, "val": 0.15, "test": 0.15}, seed=1, grouped=False)
     assert summary["subject_overlap"] > 0
+    from fhbiometry.schema import read_yaml, validate_params
+
+    raw = read_yaml(Path(__file__).resolve().parents[1] / "params.yaml")
+    raw["split"]["fractions"] = {"train": 0.7, "val": 0.2, "test": 0.2}
     with pytest.raises(ParamError, match="sum to 1"):
-        make_split(labels, {"train": 0.7, "val": 0.2, "test": 0.2}, seed=1)
+        validate_params(raw)
 
 
 def test_unlabelled_frames_are_not_split():
