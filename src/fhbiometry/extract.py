@@ -30,7 +30,6 @@ from tqdm import tqdm
 from . import labels as lab
 from . import readers as rd
 from .geometry import COORD_COLUMNS, CSV_COLUMNS, REF_COLUMNS
-from .params import ParamError, check_choice
 from .readers import InputError
 from .store import save_npz, write_csv
 
@@ -40,9 +39,6 @@ MANIFEST_COLUMNS = ("frame_id", "subject_id", "subject_source", "source_file", "
                     "width", "height", "spacing_mm", "spacing_source", "label_status", "dup_count",
                     *COORD_COLUMNS, *REF_COLUMNS, *CSV_COLUMNS)
 ISSUE_COLUMNS = ("file", "row", "problem", "action")
-LABEL_SOURCES = ("csv", "ellipse")
-BAD_INPUT_MODES = ("fail", "exclude")
-UNMATCHED_SUBJECT_MODES = ("fail", "accept")
 CSV_DIGITS = 3           # coordinates: 0.001 px
 SPACING_FORMAT = ".10g"  # spacing_mm is written as text so it keeps 10 significant digits
 
@@ -67,31 +63,13 @@ class DataConfig:
 
     @classmethod
     def from_params(cls, data: dict) -> "DataConfig":
-        if "raw_dir" not in data:
-            raise ParamError("params.yaml: missing key 'data.raw_dir'")
+        """The ``data`` section as a DataConfig (raw_dir a Path, numbers as int / float). No checks:
+        ``params.load_params`` validates the section against the schema (``schema.Data``)."""
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        known["raw_dir"] = Path(known["raw_dir"])
         cfg = cls(**known)
-        check_choice("data.label_source", cfg.label_source, LABEL_SOURCES)
-        check_choice("data.on_bad_input", cfg.on_bad_input, BAD_INPUT_MODES)
-        check_choice("data.on_unmatched_subject", cfg.on_unmatched_subject, UNMATCHED_SUBJECT_MODES)
-        limit = cfg.max_image_pixels
-        if (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0
-                or not float(limit).is_integer()):
-            raise ParamError(f"params.yaml: data.max_image_pixels = {limit!r}; give a whole number "
-                             "of pixels > 0 (e.g. 50000000)")
-        cfg.max_image_pixels = int(limit)
-        try:
-            cfg.default_spacing_mm = float(cfg.default_spacing_mm or 0)
-        except (TypeError, ValueError):
-            raise ParamError(f"params.yaml: data.default_spacing_mm = {cfg.default_spacing_mm!r}; "
-                             "give a number (0 = missing spacing is an error)") from None
-        if cfg.annotation_pattern and "{stem}" not in cfg.annotation_pattern:
-            raise ParamError(f"params.yaml: data.annotation_pattern {cfg.annotation_pattern!r} "
-                             "must contain {stem}")
-        if cfg.label_source == "ellipse" and not cfg.annotation_pattern:
-            raise ParamError("params.yaml: data.label_source is 'ellipse' but "
-                             "data.annotation_pattern is empty")
+        cfg.raw_dir = Path(cfg.raw_dir)
+        cfg.max_image_pixels = int(cfg.max_image_pixels)
+        cfg.default_spacing_mm = float(cfg.default_spacing_mm)
         return cfg
 
     def resolve(self, name: str) -> Path:

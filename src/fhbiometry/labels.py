@@ -28,19 +28,9 @@ MISSING = "missing"
 # ----------------------------------------------------------------------------- tables
 
 def table_headers(columns: dict) -> dict[str, str]:
-    """Canonical name -> table header from params ``data.columns`` ('' = absent, only for frame)."""
-    from .params import ParamError
-
-    out = {}
-    for name in CANONICAL_COLUMNS:
-        if name not in columns:
-            raise ParamError(f"params.yaml: missing key 'data.columns.{name}' "
-                             "(the landmark table's header for it)")
-        header = "" if columns[name] is None else str(columns[name]).strip()
-        if not header and name != "frame":
-            raise ParamError(f"params.yaml: data.columns.{name} is empty; only 'frame' may be ''")
-        out[name] = header
-    return out
+    """Canonical name -> table header from params ``data.columns`` ('' = absent, only for frame;
+    ``schema.Columns`` validates them)."""
+    return {name: str(columns[name]).strip() for name in CANONICAL_COLUMNS}
 
 
 def read_landmark_table(csv_path, columns: dict, strict: bool = True) -> pd.DataFrame:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,6 @@ from .geometry import LANDMARKS, diameters, pair_invariant_errors, to_mm
 from .inference import predict
 from .letterbox import Letterbox, to_original
 from .models import build_model, count_parameters, init_head_at_mean_shape, to_tensor
-from .params import seed_everything
 from .paths import Paths
 from .prepare import accepted_rows, check_prepared, select
 from .schema import model_config
@@ -40,6 +41,17 @@ STEP_MILESTONES = (0.5, 0.75)  # 'step' schedule: lr x 0.1 at these fractions of
 STEP_GAMMA = 0.1
 GRAD_CLIP = 5.0
 SGD_MOMENTUM = 0.9
+
+
+def seed_everything(seed: int, threads: int | None = None) -> None:
+    """Seed Python, NumPy and PyTorch, and make PyTorch deterministic on CPU."""
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    if threads:
+        torch.set_num_threads(int(threads))
 
 
 # ---- schedule and optimiser -----------------------------------------------------------------

@@ -35,15 +35,15 @@ CPU-dependent SIMD kernels):
   ``truth.csv`` (exact ellipse, landmarks, sizes, quality and injected fault per frame),
   ``README.md``.
 
-Modules: ``config`` (constants, random streams, params check), ``sampling`` (format allocation,
-label faults), ``anatomy`` (fan, head, probe motion), ``render`` (polar-grid image model),
-``subject`` (one subject's cine), ``writers`` (DICOM, MP4, PNG, README), ``dataset``
+Modules: ``config`` (constants, random streams, params section as used), ``sampling`` (format
+allocation, label faults), ``anatomy`` (fan, head, probe motion), ``render`` (polar-grid image
+model), ``subject`` (one subject's cine), ``writers`` (DICOM, MP4, PNG, README), ``dataset``
 (``generate``), ``fpmath`` (exp, log10, arctan2, Gaussian filter with the same bits on
 every CPU).
 """
 from .anatomy import Fan, Head, bpd_mm_from_ga, head_fits
 from .config import (FAULT_KINDS, FORMATS, FRAME_RATE, LANDMARK_COLUMNS, QUALITIES,
-                     TRUTH_COLUMNS, US_MULTIFRAME_SOP_CLASS, check_config, subject_id)
+                     TRUTH_COLUMNS, US_MULTIFRAME_SOP_CLASS, normalise_config, subject_id)
 from .dataset import generate
 from .render import render_frame
 from .sampling import allocate_formats, choose_faults, corrupt_points
@@ -53,7 +53,7 @@ from .writers import X264_OPTIONS, still_names, write_dicom, write_still, write_
 __all__ = [
     "FAULT_KINDS", "FORMATS", "FRAME_RATE", "LANDMARK_COLUMNS", "QUALITIES", "TRUTH_COLUMNS",
     "US_MULTIFRAME_SOP_CLASS", "X264_OPTIONS", "Fan", "Head", "Subject", "allocate_formats",
-    "bpd_mm_from_ga", "check_config", "choose_faults", "corrupt_points", "generate", "head_fits",
-    "make_subject", "render_frame", "still_names", "subject_id", "write_dicom", "write_still",
+    "bpd_mm_from_ga", "choose_faults", "corrupt_points", "generate", "head_fits", "make_subject",
+    "normalise_config", "render_frame", "still_names", "subject_id", "write_dicom", "write_still",
     "write_subject", "write_video",
 ]

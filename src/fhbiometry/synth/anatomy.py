@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..params import ParamError
 from . import fpmath
 
 
@@ -133,10 +132,10 @@ def _initial_pose(head: Head, fan: Fan, width: int, height: int, rng, tries: int
         cy = rng.uniform(0, height - 1)
         if head_fits(cx, cy, head, angle, fan, width, height, margin=6.0):
             return cx, cy, angle
-    raise ParamError(
-        f"params.yaml: synthesize.head_fraction: a head with OFD {2 * head.semi_a:.0f} px does not "
-        f"fit into the {width}x{height} fan ({tries} tries); lower the upper bound of "
-        "head_fraction")
+    raise ValueError(
+        f"synthesize: a head with OFD {2 * head.semi_a:.0f} px does not fit into the "
+        f"{width}x{height} fan ({tries} tries); in params.yaml lower the upper bound of "
+        "synthesize.head_fraction (or raise synthesize.width)")
 
 
 def _walk(pose, head: Head, fan: Fan, cfg: dict, rng, tries: int = 20):

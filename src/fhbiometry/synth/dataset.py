@@ -9,10 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..geometry import COORD_COLUMNS
-from ..params import ParamError
 from ..store import write_csv
 from .config import (_STREAM_FAULTS, FAULT_KINDS, FORMATS, LANDMARK_COLUMNS, QUALITIES,
-                     TRUTH_COLUMNS, _rng, check_config)
+                     TRUTH_COLUMNS, _rng, normalise_config)
 from .sampling import allocate_formats, choose_faults, corrupt_points
 from .subject import Subject, make_subject
 from .writers import _readme, write_subject
@@ -53,12 +52,6 @@ def _labels_with_faults(rows: list, points: list, cfg: dict, seed: int) -> tuple
     return labels, faults
 
 
-def _check_seed(seed) -> int:
-    if int(seed) != seed or int(seed) < 0:
-        raise ParamError(f"params.yaml: seed = {seed!r}; use a whole number >= 0")
-    return int(seed)
-
-
 def generate(out_dir, cfg: dict, seed: int, progress: bool = True) -> dict:
     """Write the synthetic data set into ``out_dir`` (created if absent; the stage empties it).
 
@@ -66,8 +59,8 @@ def generate(out_dir, cfg: dict, seed: int, progress: bool = True) -> dict:
     files written."""
     from tqdm import tqdm
 
-    cfg = check_config(cfg)
-    seed = _check_seed(seed)
+    cfg = normalise_config(cfg)
+    seed = int(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     formats = allocate_formats(cfg["subjects"], cfg["formats"], seed)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..geometry import ellipse_landmarks
 from .anatomy import Head, _draw_head, _fan_for, _initial_pose, _walk
-from .config import _STREAM_SUBJECT, check_config, subject_id
+from .config import _STREAM_SUBJECT, normalise_config, subject_id
 from .render import _background, _polar_grid, render_frame
 
 
@@ -32,7 +32,7 @@ class Subject:
 
 def make_subject(index: int, cfg: dict, seed: int) -> Subject:
     """Generate subject ``index`` (0-based) from its own random stream."""
-    cfg = check_config(cfg)
+    cfg = normalise_config(cfg)
     geo_seq, noise_seq = np.random.SeedSequence([int(seed), _STREAM_SUBJECT, index]).spawn(2)
     rng, noise = np.random.default_rng(geo_seq), np.random.default_rng(noise_seq)
     width, height = cfg["width"], cfg["height"]
