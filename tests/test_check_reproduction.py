@@ -11,6 +11,10 @@ from fhbiometry.tools import check_reproduction as cr
 EVAL = "metrics/eval/heatmap.json"
 
 
+SPREAD = {EVAL: {"bpd.mae_mm": 0.12, "mre_mm": 0.5, "ofd.loa_high_mm": 1.0,
+                 "success_rate.within_2mm": 0.02, "mre_px": 0.0}}
+
+
 @pytest.mark.parametrize("path,key,old,new,status,problem", [
     ("metrics/qc.json", "flags.outside", 4, 5, "exact", True),            # data stages: exact
     ("metrics/split.json", "test.frames", 57, 57, "identical", False),
@@ -18,23 +22,40 @@ EVAL = "metrics/eval/heatmap.json"
     (EVAL, "n_evaluated", 54, 53, "exact", True),
     (EVAL, "vs_ellipse.n", 95, 94, "exact", True),
     (EVAL, "pair_decode", True, False, "exact", True),
-    (EVAL, "bpd.mae_mm", 1.40, 1.69, "close", False),                    # the measured spread
-    (EVAL, "bpd.mae_mm", 1.40, 4.50, "close", True),                     # beyond the tolerance
-    (EVAL, "mre_mm", 23.8, 35.0, "close", False),                        # 50 % of a large value
-    (EVAL, "mre_mm", 23.8, 36.0, "close", True),
-    (EVAL, "ofd.loa_high_mm", 17.1, 25.6, "close", False),               # tails are wider
+    (EVAL, "bpd.mae_mm", 1.40, 1.87, "close", False),                    # within 4 sd (0.48 mm)
+    (EVAL, "bpd.mae_mm", 1.40, 1.89, "close", True),                     # beyond 4 sd
+    (EVAL, "mre_mm", 23.8, 25.7, "close", False),
+    (EVAL, "mre_mm", 23.8, 25.9, "close", True),
+    (EVAL, "ofd.loa_high_mm", 17.1, 20.9, "close", False),               # tails have a wider spread
     (EVAL, "success_rate.within_2mm", 0.63, 0.70, "close", False),
-    (EVAL, "success_rate.within_2mm", 0.63, 0.80, "close", True),
+    (EVAL, "success_rate.within_2mm", 0.63, 0.72, "close", True),
+    (EVAL, "mre_px", 10.0, 10.15, "close", False),                       # sd 0: the minimum tolerance
+    (EVAL, "mre_px", 10.0, 10.3, "close", True),
+    (EVAL, "ofd.mae_mm", 1.0, 1.0001, "close", True),                    # no measured spread: a problem
     (EVAL, "timing.cpu_ms_per_frame", 20.0, 90.0, "ignored", False),
     (EVAL, "best_epoch", 13, 15, "ignored", False),
     (EVAL, "decode.argmax.mre_mm", 2.0, None, "exact", True),            # a section that vanished
 ])
 def test_compare_value(path, key, old, new, status, problem):
-    got, message = cr.compare_value(path, key, old, new)
+    got, message = cr.compare_value(path, key, old, new, SPREAD)
     assert got == status
     assert (message is not None) == problem
     if message:
         assert key in message and path in message
+
+
+def test_measure_spread_is_the_sample_sd_per_metric(tmp_path):
+    from fhbiometry.tools.reproduction_spread import measure_spread
+
+    for name, value in (("a", 1.0), ("b", 2.0), ("c", 3.0)):
+        folder = tmp_path / name / "eval"
+        folder.mkdir(parents=True)
+        (folder / "heatmap.json").write_text(json.dumps({"bpd": {"mae_mm": value}, "model": "heatmap"}))
+    spread = measure_spread([tmp_path / n for n in "abc"])
+    assert spread["runs"] == ["a", "b", "c"]
+    assert spread["sd"] == {EVAL: {"bpd.mae_mm": 1.0}}      # strings are not measured
+    with pytest.raises(ValueError, match="two runs"):
+        measure_spread([tmp_path / "a"])
 
 
 def write_eval(root, name, kind, bpd, ofd, floor_bpd=10.0, floor_ofd=12.0):

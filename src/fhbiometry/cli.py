@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fhbiometry.tools import ablation, check_reproduction, exp_config, label_agreement, results_table
+from fhbiometry.tools import (ablation, check_reproduction, exp_config, label_agreement, reproduction_spread,
+                              results_table)
 
 SUBCOMMANDS = {
     "check-reproduction": check_reproduction,
+    "reproduction-spread": reproduction_spread,
     "exp-config": exp_config,
     "ablation": ablation,
     "results-table": results_table,

@@ -1,0 +1,64 @@
+"""Measure the run-to-run spread of every trained-model metric: the tolerances of
+``fhbiometry check-reproduction`` (docs/reproduction.md).
+
+Each RUN folder holds ``eval/<model>.json`` from one rerun of the default pipeline (saved with
+``fhbiometry check-reproduction --save-run NAME``, or a copy of the committed metrics/eval as
+the reference). For every metrics file and every numeric key, the sample standard deviation
+(ddof=1) over the runs is written to the spread file with the run names.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from fhbiometry.tools.check_reproduction import K_SD, SPREAD_FILE
+from fhbiometry.tools.common import flatten
+
+SUMMARY = "measure the metrics' spread over reruns (check tolerances)"
+EXAMPLES = """\
+Examples:
+  fhbiometry check-reproduction --env ATEN_CPU_CAPABILITY=default --save-run cpu-default
+  fhbiometry reproduction-spread docs/reproduction/runs/reference docs/reproduction/runs/cpu-default \\
+      docs/reproduction/runs/seed-1
+"""
+
+
+def numeric(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def measure_spread(run_dirs) -> dict:
+    """{"runs": [...], "k_sd": K_SD, "sd": {"metrics/eval/<m>.json": {key: sd}}} over the runs."""
+    runs = [Path(d) for d in run_dirs]
+    if len(runs) < 2:
+        raise ValueError("the spread needs at least two runs")
+    names = sorted({p.name for d in runs for p in (d / "eval").glob("*.json")})
+    sd: dict = {}
+    for name in names:
+        tables = []
+        for d in runs:
+            path = d / "eval" / name
+            if not path.exists():
+                raise FileNotFoundError(f"{path} missing: every run needs the same models")
+            tables.append(flatten(json.loads(path.read_text())))
+        keys = sorted(set.intersection(*(set(t) for t in tables)))
+        sd[f"metrics/eval/{name}"] = {k: statistics.stdev(float(t[k]) for t in tables)
+                                      for k in keys if all(numeric(t[k]) for t in tables)}
+    return {"runs": [d.name for d in runs], "k_sd": K_SD, "sd": sd}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", help="run folders, each with eval/<model>.json")
+    parser.add_argument("--out", default=str(SPREAD_FILE), help=f"spread file (default {SPREAD_FILE})")
+
+
+def run(args: argparse.Namespace) -> int:
+    spread = measure_spread(args.runs)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(spread, indent=1, sort_keys=True) + "\n")
+    n = sum(len(v) for v in spread["sd"].values())
+    print(f"reproduction-spread: sd of {n} metrics over {len(spread['runs'])} runs -> {out}")
+    return 0
