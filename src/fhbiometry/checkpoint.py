@@ -50,7 +50,10 @@ def read_checkpoint(path, fix: str = "") -> tuple[dict, dict]:
                               f"which is never loaded because it can run code: {fix}") from err
     if text is None:
         raise CheckpointError(f"{path} has no '{META_KEY}' metadata: it is not a fhbiometry checkpoint: {fix}")
-    meta = json.loads(text)
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: the '{META_KEY}' metadata is not JSON ({err}): {fix}") from err
     missing = [k for k in REQUIRED if k not in meta]
     if missing:
         raise CheckpointError(f"{path}: checkpoint metadata lacks {missing}: {fix}")
