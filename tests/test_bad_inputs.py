@@ -270,13 +270,3 @@ def test_unmatched_subject_is_recorded_in_manifest_and_qc_summary(tmp_path):
     s = summarise(compute_flags(res.manifest, cfg), res.issues, cfg)
     assert s["inputs"]["subject_from_stem"] == 1 and s["input_issues"] == {}
     assert sorted(s["inputs"]) == sorted(NOTES) and sum(s["inputs"].values()) == 1
-
-
-def test_bad_max_image_pixels_is_named(tmp_path):
-    from fhbiometry.params import ParamError
-
-    for bad in (0, -5, 1.5, "big", True):
-        with pytest.raises(ParamError, match="data.max_image_pixels"):
-            ex.extract(data_params(tmp_path, max_image_pixels=bad), progress=False)
-    with pytest.raises(ParamError, match="data.on_unmatched_subject"):
-        ex.extract(data_params(tmp_path, on_unmatched_subject="guess"), progress=False)

@@ -4,7 +4,6 @@ import pytest
 
 from fhbiometry import labels as lab
 from fhbiometry.geometry import COORD_COLUMNS, diameters, ellipse_landmarks, pair_invariant_errors
-from fhbiometry.params import ParamError
 from fhbiometry.readers import InputError
 from fixtures_io import draw_ellipse_outline, write_image, write_table
 
@@ -33,13 +32,6 @@ def test_missing_columns_error(tmp_path):
     assert "t.csv" in msg and "bpd_2_y (data.columns.bpd_2_y)" in msg
     assert "the table has: image_name, frame" in msg and "BPD2Y" in msg
     assert "data.columns" in msg
-
-
-def test_params_columns_missing_key():
-    cols = dict(COLUMNS)
-    del cols["ofd_2_x"]
-    with pytest.raises(ParamError, match="data.columns.ofd_2_x"):
-        lab.table_headers(cols)
 
 
 @pytest.mark.parametrize("value,what", [("abc", "not a number"), ("", "empty")])

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from fhbiometry import readers as rd
-from fhbiometry.params import ParamError
 from fixtures_io import HC18, gradient, write_dicom, write_image, write_json, write_png_header, write_video
 
 PATTERN = r"^(?P<subject>[A-Za-z]*\d+)"
@@ -237,11 +236,6 @@ def test_subject_precedence(caplog):
     with caplog.at_level(logging.WARNING):
         assert rd.subject_id("scan_a", PATTERN) == "scan_a"
     assert "does not match" in caplog.text
-
-
-def test_subject_pattern_needs_group():
-    with pytest.raises(ParamError, match="subject_pattern.*named group"):
-        rd.compile_subject_pattern(r"^\d+")
 
 
 def test_dicom_patient_id_used_as_subject(tmp_path):

@@ -38,6 +38,8 @@ def test_defaults_fill_only_omitted_optional_keys():
     params = schema.validate_params(raw)
     assert params["data"]["on_unmatched_subject"] == "fail"
     assert params["split"]["near_duplicates"] == {"max_distance": 4, "on_leak": "report"}
+    omitted_column = params_with(lambda r: r["data"]["columns"].pop("ofd_2_x"))
+    assert schema.validate_params(omitted_column)["data"]["columns"]["ofd_2_x"] == "ofd_2_x"
     assert "head_channels" not in params["models"]["resnet18"]
 
 
@@ -128,6 +130,47 @@ CASES = [
      ["decode.method = 'centroid'", "['argmax', 'quadratic', 'soft_argmax']"]),
     ("old layout key", _set("models.resnet18.coordinates", "pixels"),
      ["models.resnet18.coordinates: unknown key; moved to 'codec.coordinates'"]),
+    # synthesize and seed (formerly synth.check_config and synth's seed check)
+    ("negative seed", _set("seed", -1), ["seed = -1", "whole number >= 0"]),
+    ("odd width", _set("synthesize.width", 161), ["synthesize.width = 161", "even whole number"]),
+    ("tiny height", _set("synthesize.height", 30), ["synthesize.height = 30", "from 32 to 4096"]),
+    ("unknown format", _set("synthesize.formats", {"tiff": 1.0}),
+     ["synthesize.formats.tiff: unknown key", "['dicom', 'video', 'png']"]),
+    ("all shares 0", _set("synthesize.formats", {"dicom": 0, "png": 0}),
+     ["synthesize.formats = {'dicom': 0, 'png': 0}", "at least one format a share > 0"]),
+    ("negative share", _set("synthesize.formats", {"dicom": -1, "png": 1}),
+     ["synthesize.formats.dicom = -1", ">= 0"]),
+    ("reversed ratio", _set("synthesize.ratio", [0.9, 0.7]),
+     ["synthesize.ratio = [0.9, 0.7]", "0.5 <= low <= high <= 1.0"]),
+    ("float frames", _set("synthesize.frames_per_subject", [2.5, 3]),
+     ["synthesize.frames_per_subject = [2.5, 3]", "two whole numbers"]),
+    ("no frames", _set("synthesize.frames_per_subject", [0, 3]),
+     ["synthesize.frames_per_subject = [0, 3]", "1 <= low <= high <= 1000"]),
+    ("too many subjects", _set("synthesize.subjects", 1000), ["synthesize.subjects = 1000", "<= 999"]),
+    ("head fraction", _set("synthesize.head_fraction", [0.1, 0.9]),
+     ["synthesize.head_fraction = [0.1, 0.9]", "<= 0.8"]),
+    ("video crf", _set("synthesize.video_crf", 18.5), ["synthesize.video_crf = 18.5", "whole number"]),
+    ("missing synthesize key", lambda raw: raw["synthesize"].pop("video_crf"),
+     ["synthesize.video_crf: missing key"]),
+    # data (formerly extract.DataConfig.from_params, labels.table_headers,
+    # readers.compile_subject_pattern)
+    ("bad input mode", _set("data.on_bad_input", "skip"),
+     ["data.on_bad_input = 'skip'", "['fail', 'exclude']"]),
+    ("label source", _set("data.label_source", "json"), ["data.label_source = 'json'", "['csv', 'ellipse']"]),
+    ("unmatched subject mode", _set("data.on_unmatched_subject", "guess"),
+     ["data.on_unmatched_subject = 'guess'", "['fail', 'accept']"]),
+    *[(f"max pixels {bad!r}", _set("data.max_image_pixels", bad),
+       [f"data.max_image_pixels = {bad!r}", "whole number > 0"]) for bad in (0, -5, 1.5, "big", True)],
+    ("default spacing", _set("data.default_spacing_mm", "x"), ["data.default_spacing_mm = 'x'", ">= 0"]),
+    ("annotation pattern", _set("data.annotation_pattern", "annotations/a.png"),
+     ["data.annotation_pattern = 'annotations/a.png'", "must contain {stem}"]),
+    ("ellipse without pattern", lambda raw: raw["data"].update(label_source="ellipse", annotation_pattern=""),
+     ["data.annotation_pattern = ''", "data.label_source is 'ellipse'"]),
+    ("subject pattern group", _set("data.subject_pattern", r"^\d+"),
+     ["data.subject_pattern = '^\\\\d+'", "named group (?P<subject>...)"]),
+    ("subject pattern regex", _set("data.subject_pattern", "^(?P<subject>[a-z"),
+     ["data.subject_pattern = '^(?P<subject>[a-z'", "valid regular expression"]),
+    ("empty column", _set("data.columns.ofd_2_x", ""), ["data.columns.ofd_2_x = ''", "non-empty string"]),
 ]
 
 
