@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..params import ParamError
 from ..store import write_json
 from .config import FORMATS, FRAME_RATE, QUALITIES, US_MULTIFRAME_SOP_CLASS
 from .subject import Subject
@@ -166,7 +165,7 @@ def write_subject(out_dir, subject: Subject, fmt: str, crf: int, seed: int) -> l
             write_still(out_dir / "stills" / name, frame)
             write_json(out_dir / "stills" / f"{Path(name).stem}.json", {"pixel_spacing_mm": s})
         return [(name, 0) for name in names]
-    raise ParamError(f"params.yaml: synthesize.formats has {fmt!r}; choose from {list(FORMATS)}")
+    raise ValueError(f"unknown file format {fmt!r}; one of {list(FORMATS)}")
 
 
 def _readme(cfg: dict, seed: int, summary: dict) -> str:
