@@ -58,6 +58,7 @@ def tiny_params(epochs=2, batch_size=4, **model) -> dict:
 def write_workspace(root, params: dict, n_train=12, n_val=4) -> Path:
     """A stage workspace: params.yaml and data/prepared/{train,val}.npz under ``root``."""
     root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     save_npz(root / "data/prepared/train.npz", fake_prepared(n_train, seed=1))
     save_npz(root / "data/prepared/val.npz", fake_prepared(n_val, seed=2))

@@ -38,12 +38,12 @@ def fingerprint(params: dict, cfg: dict, data_hashes, world_size: int) -> str:
 
 
 def flatten_optimizer(state: dict) -> tuple[dict, dict]:
-    """An optimiser ``state_dict`` -> (tensors ``optim.<param>.<key>``, the JSON-able rest)."""
+    """An optimiser ``state_dict`` -> (tensors ``<param>.<key>``, the JSON-able rest)."""
     tensors, scalars = {}, {}
     for index, entry in state["state"].items():
         for key, value in entry.items():
             if torch.is_tensor(value):
-                tensors[f"optim.{index}.{key}"] = value
+                tensors[f"{index}.{key}"] = value
             else:
                 scalars[f"{index}.{key}"] = value
     return tensors, {"scalars": scalars, "param_groups": state["param_groups"]}
@@ -52,7 +52,7 @@ def flatten_optimizer(state: dict) -> tuple[dict, dict]:
 def unflatten_optimizer(tensors: dict, rest: dict) -> dict:
     state: dict = {}
     for name, value in tensors.items():
-        _, index, key = name.split(".", 2)
+        index, key = name.split(".", 1)
         state.setdefault(int(index), {})[key] = value
     for name, value in rest["scalars"].items():
         index, key = name.split(".", 1)
@@ -95,4 +95,10 @@ def load(path, expected_fingerprint: str) -> tuple[dict, dict] | None:
 
 
 def clear(path) -> None:
-    Path(path).unlink(missing_ok=True)
+    """Delete the state (and its folder when that is left empty)."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:  # not empty (another model's state) or already gone
+        pass

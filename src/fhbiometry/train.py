@@ -277,7 +277,7 @@ def snapshot(run: Run, epoch: int, best: dict, fingerprint: str) -> tuple[dict, 
     """(tensors, info) of the run after ``epoch``: what ``restore`` needs to go on from epoch + 1."""
     tensors = {f"model.{k}": v for k, v in run.model.state_dict().items()}
     optim_tensors, optim_rest = resume.flatten_optimizer(run.optimizer.state_dict())
-    tensors.update(optim_tensors)
+    tensors.update({f"optim.{k}": v for k, v in optim_tensors.items()})
     best_is_model = best["epoch"] == epoch
     if not best_is_model and best["state"] is not None:
         tensors.update({f"best.{k}": v for k, v in best["state"].items()})
