@@ -45,7 +45,7 @@ def mps_available() -> bool:
 def resolve_type(wanted: str) -> str:
     """``auto`` -> cuda, else mps, else cpu; a fixed choice must be available here."""
     if wanted not in DEVICE_TYPES:
-        raise ParamError(f"params.yaml: device.type = {wanted!r}; choose one of {list(DEVICE_TYPES)}")
+        raise ParamError(f"params.yaml: device.type = {wanted!r}: choose one of {list(DEVICE_TYPES)}")
     if wanted == "auto":
         return "cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu"
     if wanted == "cuda" and not torch.cuda.is_available():
@@ -63,7 +63,7 @@ def resolve(settings: dict | None, local_rank: int = 0) -> Hardware:
     cfg = {**DEFAULTS, **(settings or {})}
     kind = resolve_type(cfg["type"])
     if cfg["amp"] not in AMP_MODES:
-        raise ParamError(f"params.yaml: device.amp = {cfg['amp']!r}; choose one of {list(AMP_MODES)}")
+        raise ParamError(f"params.yaml: device.amp = {cfg['amp']!r}: choose one of {list(AMP_MODES)}")
     if cfg["amp"] != "none" and kind != "cuda":
         raise ParamError(f"params.yaml: device.amp = {cfg['amp']!r} needs a CUDA device, but training runs "
                          f"on {kind}: set device.amp to none (mixed precision is CUDA only here)")
