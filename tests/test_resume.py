@@ -110,7 +110,7 @@ def test_changed_param_starts_afresh_and_same_params_resume(in_tmp, monkeypatch,
     assert not state.exists()
 
 
-def test_fingerprint_covers_settings_data_and_world_size():
+def test_fingerprint_covers_settings_data_code_and_world_size(monkeypatch):
     params = tiny_params()
     cfg = train.model_config(params, "m")
     base = resume.fingerprint(params, cfg, ("t", "v"), 1)
@@ -118,9 +118,12 @@ def test_fingerprint_covers_settings_data_and_world_size():
     other_device = tiny_params()
     other_device["device"] = {"type": "cpu", "amp": "none", "compile": True, "channels_last": False}
     changes = [resume.fingerprint(params, {**cfg, "lr": 0.5}, ("t", "v"), 1),
+               resume.fingerprint({**params, "threads": 2}, cfg, ("t", "v"), 1),
                resume.fingerprint(params, cfg, ("t2", "v"), 1), resume.fingerprint(params, cfg, ("t", "v2"), 1),
                resume.fingerprint(params, cfg, ("t", "v"), 2), resume.fingerprint({**params, "seed": 1}, cfg, ("t", "v"), 1),
                resume.fingerprint(other_device, cfg, ("t", "v"), 1)]
+    monkeypatch.setattr(resume, "code_hash", lambda: "edited")
+    changes.append(resume.fingerprint(params, cfg, ("t", "v"), 1))
     assert len(set(changes + [base])) == len(changes) + 1
 
 

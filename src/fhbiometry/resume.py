@@ -6,8 +6,9 @@ DVC deletes before it reruns a stage): the tensors (model, optimiser, best-so-fa
 RNG) as safetensors, the rest (epoch, step, best epoch, NumPy bit-generator states, gradient
 scaler, the logged metrics) as JSON in its header. It is written to a temporary file and renamed,
 so a kill mid-write leaves the previous state whole. A state is used only when its fingerprint
-(model settings, input, landmarks, codec, device, seed, world size, data hashes) matches the run's,
-so a changed param never resumes a stale run; it is deleted when training completes.
+(model settings, input, landmarks, codec, device, seed, threads, world size, data hashes and the
+package's source code) matches the run's, so a changed param or code never resumes a stale run; it
+is deleted when training completes.
 """
 from __future__ import annotations
 
@@ -22,17 +23,26 @@ from safetensors.torch import save_file
 
 META_KEY = "fhbiometry_resume"
 FORMAT = 1
-FINGERPRINT_KEYS = ("seed", "input", "landmarks", "codec", "device")
+FINGERPRINT_KEYS = ("seed", "threads", "input", "landmarks", "codec", "device")
 
 
 def state_path(root, name: str) -> Path:
     return Path(root) / ".resume" / f"{name}.safetensors"
 
 
+def code_hash() -> str:
+    """The hash of every source file of this package (a code change never resumes a stale run)."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def fingerprint(params: dict, cfg: dict, data_hashes, world_size: int) -> str:
     """The hash of everything that shapes a run's epochs (``cfg``: ``schema.model_config``)."""
     parts = {k: params.get(k) for k in FINGERPRINT_KEYS}
-    parts.update(model=cfg, data=list(data_hashes), world_size=int(world_size), format=FORMAT)
+    parts.update(model=cfg, data=list(data_hashes), world_size=int(world_size), code=code_hash(), format=FORMAT)
     text = json.dumps(parts, sort_keys=True, allow_nan=True)
     return hashlib.sha256(text.encode()).hexdigest()
 

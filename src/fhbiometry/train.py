@@ -165,8 +165,8 @@ def start_run(name: str, cfg: dict, codec, canonical: bool, seed: int, train: di
 
 
 def start_steps(run: Run) -> None:
-    """The module the steps call: the model, compiled when asked, in DDP for world size > 1."""
-    run.net = dist.wrap(dev.compiled(run.model, run.hw), run.world, run.hw.device)
+    """The module the steps call: the model, in DDP for world size > 1, compiled when asked."""
+    run.net = dev.compiled(dist.wrap(run.model, run.world, run.hw.device), run.hw)
 
 
 def train_step(run: Run, idx) -> float:
