@@ -1,16 +1,18 @@
 """Stage `train@<model>`: train one model of params.yaml `models`.
 
     python stages/train.py --model resnet18
+    torchrun --nproc_per_node 2 stages/train.py --model resnet18   # DDP (docs/scaling.md)
 
 Reads data/prepared/{train,val}.npz; writes models/<model>.safetensors (best epoch by validation
-MRE in mm) and the DVCLive directory metrics/train/<model>/.
+MRE in mm) and the DVCLive directory metrics/train/<model>/; keeps .resume/<model>.safetensors
+while it runs, so a rerun after a crash goes on from the last completed epoch.
 """
 import argparse
 
 from fhbiometry.params import load_params
 from fhbiometry.train import run
 
-PARAMS = ("seed", "threads", "input", "landmarks", "codec", "train", "models.{model}")
+PARAMS = ("seed", "threads", "device", "input", "landmarks", "codec", "train", "models.{model}")
 
 
 def main() -> None:

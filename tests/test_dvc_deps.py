@@ -88,7 +88,7 @@ def stages() -> dict:
             out[name] = (None, stage)
     result = {}
     for name, (key, stage) in out.items():
-        entry = re.search(r"python (stages/\S+\.py)", stage["cmd"]).group(1)
+        entry = re.search(r"^(?:python|\$\{launcher\}) (stages/\S+\.py)", stage["cmd"]).group(1)
         deps = [d for d in stage.get("deps", []) if isinstance(d, str)]
         params_list = [p for p in stage.get("params", []) if isinstance(p, str)]
         result[name] = (REPO / entry, deps, params_list, key)

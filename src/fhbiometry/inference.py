@@ -25,9 +25,11 @@ class Loaded:
     meta: dict
 
 
-def load_model(path, arch: str | None = None, kind: str | None = None, fix: str = "") -> Loaded:
-    """The model of a checkpoint in eval mode, with its codec and letterbox. ``arch`` / ``kind``,
-    when given, must match the checkpoint. Errors name the file and the fix."""
+def load_model(path, arch: str | None = None, kind: str | None = None, fix: str = "",
+               device="cpu") -> Loaded:
+    """The model of a checkpoint in eval mode on ``device`` (checkpoints are device-free: trained
+    anywhere, loaded anywhere), with its codec and letterbox. ``arch`` / ``kind``, when given, must
+    match the checkpoint. Errors name the file and the fix."""
     state, meta = read_checkpoint(path, fix)
     fix = fix or f"rerun `dvc repro train@{getattr(path, 'stem', path)}`"
     for key, wanted in (("arch", arch), ("kind", kind)):
@@ -45,7 +47,7 @@ def load_model(path, arch: str | None = None, kind: str | None = None, fix: str 
         first = str(err).strip().splitlines()[0]
         raise CheckpointError(f"{path}: the weights do not fit a {meta['kind']} {meta['arch']} model "
                               f"({first}): {fix}") from err
-    model.eval()
+    model.to(device).eval()
     return Loaded(model, codec, letterbox, meta)
 
 
@@ -56,10 +58,11 @@ def network_outputs(model, images, batch_size: int = 32) -> np.ndarray:
         raise ValueError(f"expected (N, S, S) images, got shape {images.shape}")
     check_input_size(images.shape[1])
     model.eval()
+    device = next(model.parameters()).device
     outputs = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            outputs.append(model(to_tensor(images[start:start + batch_size])).numpy())
+            outputs.append(model(to_tensor(images[start:start + batch_size]).to(device)).float().cpu().numpy())
     if not outputs:
         with torch.no_grad():
             shape = model(to_tensor(np.zeros((1,) + images.shape[1:], np.uint8))).shape[1:]

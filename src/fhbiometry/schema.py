@@ -49,6 +49,8 @@ LOSSES = REGRESSION_LOSSES
 SCHEDULES = ("cosine", "step", "constant")
 OPTIMIZERS = ("adamw", "sgd")
 HEAD_INITS = ("mean_shape", "random")
+DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
+AMP_MODES = ("none", "bf16", "fp16")
 DEFAULT_HEAD_CHANNELS = 128
 DEFAULT_HEAD_SKIPS = True
 FRACTION_TOLERANCE = 1e-6
@@ -348,6 +350,14 @@ ModelSection = _overrides(Train, "ModelSection", {
 })
 
 
+class Device(Section):
+    """Where training runs (docs/scaling.md); the defaults are the CPU path."""
+    type: choice(DEVICE_TYPES) = "auto"
+    amp: Annotated[choice(AMP_MODES), Hint(f"choose one of {list(AMP_MODES)} (bf16 and fp16 need CUDA)")] = "none"
+    compile: Bool = False
+    channels_last: Bool = False
+
+
 class Evaluate(Section):
     thresholds_mm: Thresholds
     timing_frames: NonNegativeWhole
@@ -364,6 +374,9 @@ Models = Annotated[dict[str, ModelSection], Field(min_length=1),
 class Params(Section):
     seed: NonNegativeWhole
     threads: PositiveWhole
+    launcher: Annotated[NonEmptyText, Hint("must be the command that starts a stage's Python entry point, "
+                                           "e.g. 'python' or 'torchrun --nproc_per_node 2'")] = "python"
+    device: Device = Field(default_factory=Device)
     synthesize: Synthesize
     data: Data
     qc: QC
