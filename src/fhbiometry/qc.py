@@ -155,6 +155,8 @@ def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
                         if csv_rows[i] else "" for i in range(len(manifest))]
     out["csv_swapped_naming"] = table["swapped"]
     out["csv_disagreement_mm"] = table["disagreement"]
+    if "hc_ref_mm" in manifest.columns:  # the reference HC (data.pixel_size_columns.hc), passed through
+        out["hc_ref_mm"] = pd.to_numeric(manifest["hc_ref_mm"], errors="coerce").to_numpy(np.float64)
     return out.sort_values("frame_id").reset_index(drop=True)
 
 
