@@ -149,6 +149,20 @@ def head_size_assign(unit_sizes: dict, fractions: dict, seed: int, cfg: dict) ->
     return out, threshold
 
 
+def guard_train_val(assigned: dict, usable: set, seed: int) -> tuple[dict, list]:
+    """Head-size split, small data: give train and val a usable unit each, moving the usable unit
+    of the other one with the smallest ``unit_hash`` (only when that one keeps two). Test is fixed
+    by the threshold and never changed. Returns (assignment, [(key, from, to)])."""
+    out, moved = dict(assigned), []
+    for name, other in (("val", "train"), ("train", "val")):
+        mine = [k for k in usable if out[k] == name]
+        donors = sorted((k for k in usable if out[k] == other), key=lambda k: (unit_hash(seed, k), k))
+        if not mine and len(donors) >= 2:
+            out[donors[0]] = name
+            moved.append((donors[0], other, name))
+    return out, moved
+
+
 def _range(values) -> dict:
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
@@ -220,6 +234,7 @@ def make_split(labels: pd.DataFrame, fractions: dict, seed: int, grouped: bool =
         units = table["subject_id" if grouped else "frame_id"].astype(str).to_numpy()
         sizes = unit_head_sizes(units, table["head_size_mm"], head_size["subject_stat"])
         assigned, threshold = head_size_assign(sizes, fractions, seed, head_size)
+        assigned, moved = guard_train_val(assigned, set(units[table["use_for_training"].to_numpy(bool)]), seed)
         table["split"] = [assigned[u] for u in units]
     check_usable(table, policy, grouped)
     subjects_per = table.groupby("subject_id")["split"].nunique()
