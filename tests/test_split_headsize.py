@@ -90,7 +90,8 @@ def test_configurations_validate():
     params = schema.validate_config(REPO / "configs/hc18_headsize.yaml", REPO / "params.yaml")["hc18_headsize"]
     assert params["split"]["method"] == "head_size"
     assert params["data"]["pixel_size_columns"]["hc"] == "head circumference (mm)"
-    ladders = [yaml.safe_load((REPO / f"configs/{n}.yaml").read_text()) for n in ("hc18_accuracy", "hc18_accuracy_random")]
+    ladders = [yaml.safe_load((REPO / f"configs/{n}.yaml").read_text())
+               for n in ("hc18_accuracy", "hc18_accuracy_random")]
     assert ladders[0]["rows"][1:] == ladders[1]["rows"][1:]
     assert ladders[0]["base"] == "configs/hc18_headsize.yaml" and ladders[1]["base"] == "configs/hc18.yaml"
 

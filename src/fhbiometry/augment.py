@@ -27,7 +27,7 @@ from .geometry import canonical_order
 MAX_TRIES = 10
 BLUR_SIGMA = (0.5, 1.5)     # Gaussian blur sd range, input pixels
 SPECKLE_SD = (0.05, 0.25)   # sd range of the multiplicative noise
-EDGE_DEPTH = (-0.02, 0.12)  # edge cut: how far past the border the landmark lands (fraction of S; < 0 inside)
+EDGE_DEPTH = (-0.02, 0.12)  # edge cut: how far past the border a landmark lands (fraction of S)
 
 
 def affine_matrix(size: int, angle_deg: float = 0.0, scale: float = 1.0, shift=(0.0, 0.0),
