@@ -15,7 +15,8 @@ def main() -> None:
     params, paths = load_params(only=PARAMS), Paths()
     cfg = params["split"]
     labels = pd.read_csv(paths.labels, dtype={"frame_id": str, "subject_id": str})
-    table, summary = make_split(labels, cfg["fractions"], params["seed"], cfg["grouped"], params["qc"]["policy"])
+    table, summary = make_split(labels, cfg["fractions"], params["seed"], cfg["grouped"], params["qc"]["policy"],
+                                method=cfg["method"], head_size=cfg["head_size"])
     summary["near_duplicates"] = neardup.cross_split_report(table, load_npz(paths.frames), cfg["near_duplicates"])
     write_csv(table, paths.split)
     write_json(paths.split_metrics, summary)

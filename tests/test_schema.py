@@ -127,7 +127,14 @@ CASES = [
     ("missing arch", lambda raw: raw["models"]["resnet18"].pop("arch"),
      ["models.resnet18.arch: missing key", "['alexnet', 'resnet18', 'resnet34']"]),
     ("decode method", _set("decode.method", "centroid"),
-     ["decode.method = 'centroid'", "['argmax', 'quadratic', 'soft_argmax']"]),
+     ["decode.method = 'centroid'", "['argmax', 'quadratic', 'soft_argmax', 'ellipse']"]),
+    ("split method", _set("split.method", "size"), ["split.method = 'size'", "['hash', 'head_size']"]),
+    ("head-size quantile", _set("split.head_size.test_quantile", 1.0),
+     ["split.head_size.test_quantile = 1.0", "< 1"]),
+    ("head-size threshold", _set("split.head_size.test_above_hc_mm", -5), ["test_above_hc_mm = -5", ">= 0"]),
+    ("head-size statistic", _set("split.head_size.subject_stat", "mean"), ["subject_stat = 'mean'", "['max', 'median']"]),
+    ("edge cut", _set("train.augment.edge_cut", 1.5), ["train.augment.edge_cut = 1.5", "<= 1"]),
+    ("reference HC column", _set("data.pixel_size_columns.hc", 3), ["data.pixel_size_columns.hc = 3", "string"]),
     ("old layout key", _set("models.resnet18.coordinates", "pixels"),
      ["models.resnet18.coordinates: unknown key; moved to 'codec.coordinates'"]),
     # synthesize and seed (formerly synth.check_config and synth's seed check)
@@ -232,3 +239,20 @@ def test_bad_partial_config_is_named(tmp_path):
         f"{path} (on params.yaml): codec.decode: unknown key; moved to 'decode.method' (the params layout changed)",
         f"{path} (on params.yaml): train.coordinates: unknown key; moved to 'codec.coordinates' "
         "(the params layout changed)"]
+
+
+def test_accuracy_keys_default_to_todays_behaviour():
+    """split.method, split.head_size, train.augment.edge_cut and data.pixel_size_columns.hc are
+    optional; their defaults are today's hash split, no edge cut and no reference HC column."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["split"].pop("method", None)
+    raw["split"].pop("head_size", None)
+    raw["train"]["augment"].pop("edge_cut", None)
+    raw["data"]["pixel_size_columns"].pop("hc", None)
+    params = schema.validate_params(raw)
+    assert params["split"]["method"] == "hash"
+    assert params["split"]["head_size"] == {"test_above_hc_mm": 0.0, "test_quantile": 0.8, "subject_stat": "max"}
+    assert params["train"]["augment"]["edge_cut"] == 0.0
+    assert params["data"]["pixel_size_columns"]["hc"] == ""
+    params = schema.validate_params({**raw, "decode": {"method": "ellipse", "pairs": True}})
+    assert params["decode"]["method"] == "ellipse"

@@ -4,12 +4,18 @@ Geometry: one affine about the image centre (rotation, isotropic scale, shift, h
 vertical flip), applied to the image (bilinear, zero fill) and to the (4, 2) input-pixel points
 with the same matrix; the canonical pair order is re-applied afterwards (a flip swaps the
 ends). Draws whose landmarks would leave the image are redrawn (up to ``MAX_TRIES`` times,
-then the geometry is left unchanged).
+then the geometry is left unchanged). With probability ``edge_cut`` a further shift puts one
+landmark at or past the image edge (``edge_cut_matrix``): the head is cut by the border, as in
+frames where the probe did not capture the whole skull; that landmark's target then lies partly
+or wholly outside the input (a clipped Gaussian; a regression target outside [0, 1]). With
+``edge_cut: 0`` (the default) no extra number is drawn: the outputs are those without the option.
 Photometric: gamma and gain jitter, Gaussian blur, multiplicative speckle.
 Training targets are encoded from the transformed points by the model's codec.
 
 Settings (params ``train.augment``, validated by ``schema.Augment``): enabled, rotation_deg, scale [lo, hi], shift (fraction of
-S), hflip, vflip (probabilities), contrast (jitter strength), blur, speckle (probabilities).
+S), hflip, vflip (probabilities), contrast (jitter strength), blur, speckle, edge_cut (probabilities).
+A ``scale`` range wider than the training heads' spread shows heads larger and smaller than any
+in the training set.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from .geometry import canonical_order
 MAX_TRIES = 10
 BLUR_SIGMA = (0.5, 1.5)     # Gaussian blur sd range, input pixels
 SPECKLE_SD = (0.05, 0.25)   # sd range of the multiplicative noise
+EDGE_DEPTH = (-0.02, 0.12)  # edge cut: how far past the border a landmark lands (fraction of S)
 
 
 def affine_matrix(size: int, angle_deg: float = 0.0, scale: float = 1.0, shift=(0.0, 0.0),
@@ -65,6 +72,28 @@ def random_matrix(rng: np.random.Generator, size: int, cfg: dict) -> np.ndarray:
     return affine_matrix(size, angle, scale, shift, hflip, vflip)
 
 
+def edge_cut_matrix(matrix, points, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``matrix`` followed by a shift towards a random border that puts the landmark nearest to
+    it from ``EDGE_DEPTH[0] * size`` inside to ``EDGE_DEPTH[1] * size`` past it, never so far that
+    a second landmark leaves the image. Always draws two numbers (which border, how deep);
+    returns ``matrix`` unchanged when a landmark is not finite."""
+    side = int(rng.integers(4))          # 0 left, 1 right, 2 top, 3 bottom
+    u = rng.random()
+    moved = transform_points(points, matrix)
+    if not np.isfinite(moved).all():
+        return matrix
+    axis = side // 2
+    gaps = moved[:, axis] if side % 2 == 0 else size - 1 - moved[:, axis]
+    first, second = np.sort(gaps)[:2]
+    low, high = EDGE_DEPTH[0] * size, min(EDGE_DEPTH[1] * size, second - first)
+    depth = low + u * max(high - low, 0.0)
+    shift = np.zeros(2)
+    shift[axis] = -(first + depth) if side % 2 == 0 else first + depth
+    candidate = np.asarray(matrix, np.float64).copy()
+    candidate[:, 2] += shift
+    return candidate
+
+
 def photometric(image: np.ndarray, rng: np.random.Generator, cfg: dict) -> np.ndarray:
     """Gamma/gain jitter, then blur and speckle with their probabilities. Black stays black."""
     x = image.astype(np.float64) / 255.0
@@ -100,6 +129,9 @@ def augment_sample(image: np.ndarray, points, rng: np.random.Generator, cfg: dic
         if ((moved[finite] >= 0) & (moved[finite] <= size - 1)).all():
             matrix = candidate
             break
+    edge = float(cfg.get("edge_cut", 0.0))
+    if edge > 0 and rng.random() < edge:
+        matrix = edge_cut_matrix(matrix, pts, size, rng)
     if not np.allclose(matrix, affine_matrix(size)):
         image = warp_image(image, matrix)
         pts = transform_points(pts, matrix)

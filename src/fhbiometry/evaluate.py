@@ -27,6 +27,7 @@ from tqdm import tqdm
 from .geometry import COORD_COLUMNS, LANDMARKS, diameters, pair_invariant_errors, to_mm
 from .letterbox import to_original
 from .prepare import accepted_rows
+from .report import report_sections
 
 LOA_Z = 1.96
 WARMUP_FRAMES = 3
@@ -277,6 +278,7 @@ def evaluate_model(model, codec, meta: dict, data: dict, thresholds_mm, batch_si
     floor = mean_shape_points(meta["train_mean_points"], transform)
     metrics["floor"] = compute_metrics(floor[mask], true[mask], spacing[mask], thresholds_mm)
     metrics.update(variant_metrics(codec, outputs, data, thresholds_mm))
+    metrics.update(report_sections(data, pred_orig, mask))  # hc, normalised_error, large_errors, bins
     metrics.update(reference_metrics(data, pred_orig, floor, label_source, thresholds_mm))
     if timing_frames > 0:
         metrics["timing"] = time_inference(model, codec, images, timing_frames)

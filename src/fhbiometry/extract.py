@@ -350,6 +350,9 @@ def extract(data: dict, progress: bool = True) -> Extraction:
     if cfg.pixel_size_csv:
         pixel_sizes = rd.read_pixel_size_table(cfg.resolve(cfg.pixel_size_csv),
                                                cfg.pixel_size_columns, issues.report)
+    hc_table = {}
+    if cfg.pixel_size_csv:
+        hc_table = rd.read_reference_hc(cfg.resolve(cfg.pixel_size_csv), cfg.pixel_size_columns, issues.report)
     labels = read_label_table(cfg, index, issues)
     ellipses = EllipseLabels(raw, cfg.annotation_pattern, cfg.max_image_pixels)
     frames: dict[str, np.ndarray] = {}
@@ -375,7 +378,10 @@ def extract(data: dict, progress: bool = True) -> Extraction:
             resolve_label(rec, cfg, labels, by_frame.get(k, []), ellipses, issues)
             frames[frame_id] = content.frames[k]
             records.append(rec)
-    result = Extraction(frames, build_manifest(records), merge_issues(issues, labels.issues))
+    manifest = build_manifest(records)
+    if hc_table:
+        manifest = add_reference_hc(manifest, hc_table)
+    result = Extraction(frames, manifest, merge_issues(issues, labels.issues))
     log_summary(result, len(files))
     return result
 
@@ -390,6 +396,16 @@ def skip_file(err: InputError, path: Path, labels: LabelTable, issues: IssueLog)
 def build_manifest(records: list[dict]) -> pd.DataFrame:
     manifest = pd.DataFrame(records, columns=list(MANIFEST_COLUMNS))
     return manifest.sort_values("frame_id", kind="stable").reset_index(drop=True)
+
+
+def add_reference_hc(manifest: pd.DataFrame, hc_table: dict) -> pd.DataFrame:
+    """The column ``hc_ref_mm`` (last): each frame's reference head circumference from the
+    pixel-size table (``data.pixel_size_columns.hc``), looked up by its source file; NaN if none.
+    Only added when that column is configured, so other manifests keep their bytes."""
+    out = manifest.copy()
+    found = [rd.lookup_by_name(hc_table, rel) for rel in out["source_file"].astype(str)]
+    out["hc_ref_mm"] = np.array([np.nan if v is None else v for v in found], dtype=np.float64)
+    return out
 
 
 def merge_issues(issues: IssueLog, table_issues: IssueLog) -> pd.DataFrame:

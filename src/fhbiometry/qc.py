@@ -157,7 +157,15 @@ def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
                         if csv_rows[i] else "" for i in range(len(manifest))]
     out["csv_swapped_naming"] = table["swapped"]
     out["csv_disagreement_mm"] = table["disagreement"]
-    return out.sort_values("frame_id").reset_index(drop=True)
+    return with_reference_hc(out, manifest).sort_values("frame_id").reset_index(drop=True)
+
+
+def with_reference_hc(out: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
+    """The manifest's reference HC (``hc_ref_mm``, from ``data.pixel_size_columns.hc``) passed
+    through to the labels (rows in the manifest's order); unchanged when the manifest has none."""
+    if "hc_ref_mm" in manifest.columns:
+        out["hc_ref_mm"] = pd.to_numeric(manifest["hc_ref_mm"], errors="coerce").to_numpy(np.float64)
+    return out
 
 
 def summarise(labels: pd.DataFrame, issues: pd.DataFrame | None, cfg: dict) -> dict:

@@ -478,6 +478,37 @@ def read_pixel_size_table(csv_path, columns: dict, report=None) -> dict[str, flo
     return out
 
 
+def read_reference_hc(csv_path, columns: dict, report=None) -> dict[str, float]:
+    """Reference head circumferences (mm) from the pixel-size table's column ``columns["hc"]``
+    (HC18: ``head circumference (mm)``); {} when that key is '' or absent. Image name as written
+    -> HC (first row wins). A bad value raises InputError, or is reported and skipped."""
+    import pandas as pd
+
+    header = str(columns.get("hc", "") or "").strip()
+    if not header:
+        return {}
+    csv_path = Path(csv_path)
+    df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    df.columns = [c.strip() for c in df.columns]
+    image = str(columns.get("image", "")).strip()
+    if header not in df.columns or image not in df.columns:
+        raise InputError(csv_path, f"missing column(s) {[h for h in (image, header) if h not in df.columns]}; "
+                         f"present: {list(df.columns)}",
+                         "set data.pixel_size_columns.hc to the table's HC header, or '' for none")
+    out: dict[str, float] = {}
+    for i, (name, value) in enumerate(zip(df[image], df[header])):
+        v = _positive(str(value).strip())
+        if v is None:
+            err = InputError(csv_path, f"column {header!r}: {value!r} is not a positive number",
+                             "correct the head circumference (mm) in that row", row=i + 2)
+            if report is None:
+                raise err
+            report(err, "reference HC skipped")
+            continue
+        out.setdefault(str(name).strip().replace("\\", "/"), v)
+    return out
+
+
 def lookup_by_name(table: dict, rel_path: str):
     """Find a value keyed by relative path, file name or stem of ``rel_path`` (None if absent)."""
     p = Path(rel_path)

@@ -37,7 +37,9 @@ SPLITS = ("train", "val", "test")
 LEAK_MODES = ("report", "fail")
 RESIZE_MODES = ("letterbox", "stretch")
 COORDINATE_MODES = ("normalised", "pixels")
-DECODE_MODES = ("argmax", "quadratic", "soft_argmax")
+DECODE_MODES = ("argmax", "quadratic", "soft_argmax", "ellipse")
+SPLIT_METHODS = ("hash", "head_size")
+SUBJECT_STATS = ("max", "median")
 HEATMAP_STRIDES = (1, 2, 4, 8, 16, 32)   # the deconvolution head halves the trunk's stride 32
 TRUNK_STRIDE = 32                        # the input size must be a multiple of it
 ARCHS = ("alexnet", "resnet18", "resnet34")
@@ -217,6 +219,7 @@ class Columns(Section):
 class PixelSizeColumns(Section):
     image: NonEmptyText = "filename"
     spacing: NonEmptyText = "pixel size(mm)"
+    hc: Text = ""                    # reference head circumference (mm) column; '' = none
 
 
 class Data(Section):
@@ -272,10 +275,18 @@ class NearDuplicates(Section):
     on_leak: choice(LEAK_MODES) = "report"
 
 
+class HeadSize(Section):
+    test_above_hc_mm: NonNegative = 0.0   # subjects with a larger head go to test; 0 = use test_quantile
+    test_quantile: number(0, 1, hi_open=True) = 0.8   # used when test_above_hc_mm is 0
+    subject_stat: choice(SUBJECT_STATS) = "max"
+
+
 class Split(Section):
     fractions: Fractions
     grouped: Bool
     near_duplicates: NearDuplicates = Field(default_factory=NearDuplicates)
+    method: choice(SPLIT_METHODS) = "hash"
+    head_size: HeadSize = Field(default_factory=HeadSize)
 
 
 class Input(Section):
@@ -312,6 +323,7 @@ class Augment(Section):
     contrast: number(0, 1, lo_open=False, hi_open=True)
     blur: Probability
     speckle: Probability
+    edge_cut: Probability = 0.0      # probability of a shift that pushes one landmark to or past the edge
 
 
 class Train(Section):

@@ -5,6 +5,14 @@ Each subject (each frame when ``split.grouped`` is false) goes to a split by a s
 is checked on the frames the QC policy accepts for training (``use_for_training``); a split
 with no such frame is filled by the small-set guard (``guard_empty``) or the stage fails there.
 docs/leakage.md describes the rule.
+
+``split.method: head_size`` tests where it is hard: the units (subjects) with the larger heads
+go to test, the others to train and val (val by the same hash, its share of train + val as in
+``split.fractions``). A frame's head size is its reference HC (column ``hc_ref_mm``, from
+``data.pixel_size_columns.hc``) or, where absent, the HC of its label (``geometry.head_circumference``
+of the OFD and BPD, in mm); a unit's is the max (or median) over its frames
+(``split.head_size.subject_stat``). Threshold: ``test_above_hc_mm``, or when 0 the
+``test_quantile`` of the units' head sizes (see ``head_size_assign``).
 """
 from __future__ import annotations
 
@@ -14,9 +22,10 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .geometry import COORD_COLUMNS
+from .geometry import COORD_COLUMNS, head_circumference
 
 SPLITS = ("train", "val", "test")
+METHODS = ("hash", "head_size")
 log = logging.getLogger(__name__)
 
 
@@ -97,6 +106,91 @@ def assign_splits(frame_ids, groups, usable, fractions: dict, seed: int, grouped
     return np.array([assigned[u] for u in units], dtype=str), moved
 
 
+def frame_head_size(labels: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: head size (HC, mm) and whether it is the reference HC (else the label's own)."""
+    coords = labels[list(COORD_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    spacing = (pd.to_numeric(labels["spacing_mm"], errors="coerce").to_numpy(float)
+               if "spacing_mm" in labels.columns else np.full(len(labels), np.nan))
+    own = head_circumference(coords.reshape(-1, 4, 2)) * spacing
+    ref = (pd.to_numeric(labels["hc_ref_mm"], errors="coerce").to_numpy(float)
+           if "hc_ref_mm" in labels.columns else np.full(len(labels), np.nan))
+    is_ref = np.isfinite(ref)
+    return np.where(is_ref, ref, own), is_ref
+
+
+def unit_head_sizes(units, sizes, stat: str) -> dict:
+    """unit -> max or median of its frames' head sizes (NaN frames ignored; NaN if none)."""
+    frame = pd.DataFrame({"unit": np.asarray(units).astype(str), "hc": np.asarray(sizes, float)})
+    return frame.groupby("unit", sort=True)["hc"].agg(stat).to_dict()
+
+
+def head_size_threshold(unit_sizes: dict, cfg: dict) -> float:
+    """``test_above_hc_mm`` if > 0, else the ``test_quantile`` of the units' head sizes."""
+    if float(cfg["test_above_hc_mm"]) > 0:
+        return float(cfg["test_above_hc_mm"])
+    values = np.array([v for v in unit_sizes.values() if np.isfinite(v)])
+    if len(values) == 0:
+        raise SplitError("split.method head_size: no frame has a head size (no finite label or hc_ref_mm "
+                         "in data/qc/labels.csv); use split.method: hash")
+    return float(np.quantile(values, float(cfg["test_quantile"])))
+
+
+def head_size_assign(unit_sizes: dict, fractions: dict, seed: int, cfg: dict) -> tuple[dict, float]:
+    """unit -> split: test above the threshold, else val when ``unit_hash`` < val / (train + val),
+    else train. Units without a head size go to train. Returns (assignment, threshold mm)."""
+    threshold = head_size_threshold(unit_sizes, cfg)
+    val_share = float(fractions["val"]) / (float(fractions["train"]) + float(fractions["val"]))
+    out = {}
+    for unit, size in unit_sizes.items():
+        if np.isfinite(size) and size > threshold:
+            out[unit] = "test"
+        else:
+            out[unit] = "val" if unit_hash(seed, unit) < val_share else "train"
+    return out, threshold
+
+
+def guard_train_val(assigned: dict, usable: set, seed: int) -> tuple[dict, list]:
+    """Head-size split, small data: give train and val a usable unit each, moving the usable unit
+    of the other one with the smallest ``unit_hash`` (only when that one keeps two). Test is fixed
+    by the threshold and never changed. Returns (assignment, [(key, from, to)])."""
+    out, moved = dict(assigned), []
+    for name, other in (("val", "train"), ("train", "val")):
+        mine = [k for k in usable if out[k] == name]
+        donors = sorted((k for k in usable if out[k] == other), key=lambda k: (unit_hash(seed, k), k))
+        if not mine and len(donors) >= 2:
+            out[donors[0]] = name
+            moved.append((donors[0], other, name))
+    return out, moved
+
+
+def _range(values) -> dict:
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return {"frames": 0, "min": None, "median": None, "max": None}
+    return {"frames": int(len(v)), "min": float(v.min()), "median": float(np.median(v)), "max": float(v.max())}
+
+
+def head_size_report(table: pd.DataFrame, threshold: float | None, cfg: dict | None) -> dict:
+    """HC ranges (frames, min, median, max) of train + val, each split, and the overlap: test
+    frames whose head is not larger than the largest train/val head (count, share, mm of range)."""
+    hc, split = table["head_size_mm"].to_numpy(float), table["split"].to_numpy(str)
+    fit = np.isin(split, ["train", "val"])
+    top = np.nanmax(hc[fit]) if np.isfinite(hc[fit]).any() else np.nan
+    test = hc[split == "test"]
+    test = test[np.isfinite(test)]
+    low = float(test.min()) if len(test) else np.nan
+    out = {"threshold_hc_mm": threshold, "source": {"reference": int(table["hc_is_ref"].sum()),
+                                                    "label": int((~table["hc_is_ref"]).sum())},
+           "train_val": _range(hc[fit]), **{name: _range(hc[split == name]) for name in SPLITS},
+           "overlap": {"test_frames_not_above_train_val_max": int((test <= top).sum()),
+                       "share": float((test <= top).mean()) if len(test) else None,
+                       "range_mm": float(max(0.0, top - low)) if np.isfinite(top) and np.isfinite(low) else None}}
+    if cfg is not None:
+        out["settings"] = {k: cfg[k] for k in ("test_above_hc_mm", "test_quantile", "subject_stat")}
+    return out
+
+
 def check_usable(table: pd.DataFrame, policy: str, grouped: bool) -> None:
     """Raise SplitError naming each split with no frame usable for training."""
     usable = table["use_for_training"].to_numpy(bool)
@@ -114,18 +208,34 @@ def check_usable(table: pd.DataFrame, policy: str, grouped: bool) -> None:
 
 
 def make_split(labels: pd.DataFrame, fractions: dict, seed: int, grouped: bool = True,
-               policy: str = "?") -> tuple[pd.DataFrame, dict]:
-    """labels: data/qc/labels.csv. Frames without four finite points are not split."""
+               policy: str = "?", method: str = "hash", head_size: dict | None = None
+               ) -> tuple[pd.DataFrame, dict]:
+    """labels: data/qc/labels.csv. Frames without four finite points are not split.
+
+    ``method``: ``hash`` (default) or ``head_size`` with its settings ``head_size``
+    (params ``split.head_size``). The head-size ranges are reported (``head_size`` in the summary)
+    for the head-size split and wherever the labels carry a reference HC (``hc_ref_mm``)."""
     if "use_for_training" not in labels.columns:
         raise SplitError("data/qc/labels.csv has no column 'use_for_training': rerun the qc stage "
                          "(`dvc repro qc`)")
+    if method not in METHODS:
+        raise SplitError(f"split.method is {method!r}; choose one of {list(METHODS)}")
     coords = labels[list(COORD_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     labelled = np.isfinite(coords).all(axis=1)
-    table = labels.loc[labelled, ["frame_id", "subject_id", "use_for_training"]]
+    table = labels.loc[labelled, ["frame_id", "subject_id", "use_for_training"]].copy()
+    table["head_size_mm"], table["hc_is_ref"] = frame_head_size(labels.loc[labelled])
     table = table.sort_values("frame_id").reset_index(drop=True)
     table["use_for_training"] = table["use_for_training"].astype(str).str.lower().isin(["true", "1"])
-    table["split"], moved = assign_splits(table["frame_id"], table["subject_id"],
-                                          table["use_for_training"], fractions, seed, grouped)
+    moved, threshold = [], None
+    if method == "hash":
+        table["split"], moved = assign_splits(table["frame_id"], table["subject_id"],
+                                              table["use_for_training"], fractions, seed, grouped)
+    else:
+        units = table["subject_id" if grouped else "frame_id"].astype(str).to_numpy()
+        sizes = unit_head_sizes(units, table["head_size_mm"], head_size["subject_stat"])
+        assigned, threshold = head_size_assign(sizes, fractions, seed, head_size)
+        assigned, moved = guard_train_val(assigned, set(units[table["use_for_training"].to_numpy(bool)]), seed)
+        table["split"] = [assigned[u] for u in units]
     check_usable(table, policy, grouped)
     subjects_per = table.groupby("subject_id")["split"].nunique()
     summary = {name: {"frames": int((table["split"] == name).sum()),
@@ -135,6 +245,10 @@ def make_split(labels: pd.DataFrame, fractions: dict, seed: int, grouped: bool =
     summary.update(unlabelled_frames=int((~labelled).sum()), subject_overlap=int((subjects_per > 1).sum()),
                    grouped=bool(grouped), method="sha256", guard_moved=[list(m) for m in moved],
                    subject_id_from_stem=_stem_subjects(labels))
+    if method == "head_size":
+        summary["split_method"] = "head_size"
+    if method == "head_size" or table["hc_is_ref"].any():
+        summary["head_size"] = head_size_report(table, threshold, head_size if method == "head_size" else None)
     return table[["frame_id", "subject_id", "split"]], summary
 
 

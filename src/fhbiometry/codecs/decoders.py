@@ -1,12 +1,17 @@
 """Heatmap decoders: peak cell (argmax, or both ends of a diameter jointly) and its sub-cell
-refinement (quadratic fit of the log-heatmap, or soft-argmax in a window). Cells are heatmap
-grid indices; the heatmap codec maps them to network-input pixels."""
+refinement (quadratic fit of the log-heatmap, or soft-argmax in a window), and the
+geometry-consistent ``ellipse`` decoding: the quadratic points replaced by the axis ends of the
+one ellipse (shared centre, perpendicular diameters) that fits them best, each point weighted by
+its peak height (``fit_ellipse_axes``). Cells are heatmap grid indices; the heatmap codec maps
+them to network-input pixels."""
 from __future__ import annotations
 
 import numpy as np
 
-DECODE_METHODS = ("argmax", "quadratic", "soft_argmax")
+DECODE_METHODS = ("argmax", "quadratic", "soft_argmax", "ellipse")
 SOFT_ARGMAX_RADIUS = 2
+ELLIPSE_ITERATIONS = 12     # alternations of (centre, semi-axes) and angle
+ELLIPSE_ROBUST_CELLS = 1.0  # Cauchy scale of the residual reweighting, in heatmap cells
 
 
 def decode_cells(hm, method: str, pairs=(), pair_radius: float = 6.0):
@@ -25,12 +30,15 @@ def decode_cells(hm, method: str, pairs=(), pair_radius: float = 6.0):
     peak = np.take_along_axis(flat, idx[..., None], -1)[..., 0]
     iy, ix = np.divmod(idx, w)
     cx, cy = ix.astype(np.float64), iy.astype(np.float64)
-    if method == "quadratic":
+    if method in ("quadratic", "ellipse"):
         dx, dy = quadratic_offsets(hm, ix, iy)
         cx, cy = cx + dx, cy + dy
     elif method == "soft_argmax":
         cx, cy = soft_argmax(hm, ix, iy, SOFT_ARGMAX_RADIUS)
-    return np.stack([cx, cy], -1), peak
+    cells = np.stack([cx, cy], -1)
+    if method == "ellipse" and k == 4:
+        cells = fit_ellipse_axes(cells, peak)
+    return cells, peak
 
 
 def joint_pair_peaks(a, b, radius: float):
@@ -98,3 +106,72 @@ def soft_argmax(hm, ix, iy, radius):
             cx[a, b] = (win * xx).sum() / total
             cy[a, b] = (win * yy).sum() / total
     return cx, cy
+
+
+def _axes_given_angle(p, w, theta):
+    """Weighted least squares of centre and signed semi-axes for a fixed angle (vectorised).
+
+    Model: p0 = c - a u, p1 = c + a u, p2 = c - b v, p3 = c + b v with u = (cos, sin), v = u
+    turned by +90 degrees. In the (u, v) frame the unknowns split into (c_u, a) and (c_v, b)."""
+    u = np.stack([np.cos(theta), np.sin(theta)], -1)
+    v = np.stack([-u[..., 1], u[..., 0]], -1)
+    qu = (p * u[:, None]).sum(-1)
+    qv = (p * v[:, None]).sum(-1)
+
+    def solve(q, sign, on_axis):
+        # unknowns (c, s): q_k = c + sign_k * s for the two ends on the axis, q_k = c for the others
+        x = np.where(on_axis, sign, 0.0)
+        sw, sx, sxx = w.sum(-1), (w * x).sum(-1), (w * x * x).sum(-1)
+        sq, sxq = (w * q).sum(-1), (w * x * q).sum(-1)
+        det = sw * sxx - sx * sx
+        det = np.where(np.abs(det) > 1e-12, det, 1e-12)
+        return (sxx * sq - sx * sxq) / det, (sw * sxq - sx * sq) / det
+
+    sign = np.array([-1.0, 1.0, -1.0, 1.0])
+    cu, a = solve(qu, sign, np.array([True, True, False, False]))
+    cv, b = solve(qv, sign, np.array([False, False, True, True]))
+    centre = cu[:, None] * u + cv[:, None] * v
+    return centre, a, b
+
+
+def _angle_given_axes(p, w, centre, a, b):
+    """The angle maximising the weighted agreement of the model with the points (closed form)."""
+    r = p - centre[:, None]
+    g = a[:, None] * (w[:, 1, None] * r[:, 1] - w[:, 0, None] * r[:, 0])
+    h = b[:, None] * (w[:, 3, None] * r[:, 3] - w[:, 2, None] * r[:, 2])
+    return np.arctan2(g[:, 1] - h[:, 0], g[:, 0] + h[:, 1])
+
+
+def ellipse_points(centre, a, b, theta):
+    """(N, 4, 2) axis ends c -+ a u, c -+ b v of ellipses (centre (N, 2), signed semi-axes, angle)."""
+    u = np.stack([np.cos(theta), np.sin(theta)], -1)
+    v = np.stack([-u[..., 1], u[..., 0]], -1)
+    return np.stack([centre - a[:, None] * u, centre + a[:, None] * u,
+                     centre - b[:, None] * v, centre + b[:, None] * v], 1)
+
+
+def fit_ellipse_axes(points, weights, iterations: int = ELLIPSE_ITERATIONS,
+                     robust: float = ELLIPSE_ROBUST_CELLS) -> np.ndarray:
+    """(N, 4, 2) points (OFD ends, BPD ends) -> the axis ends of the best-fitting ellipse.
+
+    Weighted least squares of centre, semi-axes and angle, alternating a closed-form solve of
+    centre and semi-axes for a fixed angle with a closed-form angle for fixed axes, started at the
+    direction of the OFD. ``weights`` (N, 4), e.g. the peak heights, are clipped at a small
+    positive value and multiplied by Cauchy weights of the residuals (scale ``robust``, in the
+    points' units), so one point far off the ellipse of the other three is discounted. The
+    returned points keep each channel's end (the semi-axes are signed)."""
+    p = np.asarray(points, np.float64)
+    base = np.maximum(np.nan_to_num(np.asarray(weights, np.float64)), 1e-3)
+    d = p[:, 1] - p[:, 0]
+    theta = np.arctan2(d[:, 1], d[:, 0])
+    w = base
+    for _ in range(iterations):
+        centre, a, b = _axes_given_angle(p, w, theta)
+        theta = _angle_given_axes(p, w, centre, a, b)
+        fitted = ellipse_points(centre, a, b, theta)
+        res = np.linalg.norm(p - fitted, axis=-1)
+        w = base / (1.0 + (res / robust) ** 2)
+    centre, a, b = _axes_given_angle(p, w, theta)
+    out = ellipse_points(centre, a, b, theta)
+    bad = ~np.isfinite(out).all(axis=(1, 2))
+    return np.where(bad[:, None, None], p, out)

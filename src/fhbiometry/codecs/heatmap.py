@@ -4,7 +4,8 @@ Heatmap cell ``k`` covers input pixels ``[k*stride, (k+1)*stride)``; its centre 
 ``k*stride + (stride-1)/2``. A target is an unnormalised Gaussian with peak ``peak`` at the
 sub-pixel landmark position and standard deviation ``sigma`` cells. Decoding: the peak cell
 (``decode.pairs``: the two ends of each diameter found jointly, see ``decoders.joint_pair_peaks``)
-refined by ``decode.method`` (``decoders.DECODE_METHODS``).
+refined by ``decode.method`` (``decoders.DECODE_METHODS``; ``ellipse``: the quadratic points moved
+onto the axis ends of one fitted ellipse, ``decoders.fit_ellipse_axes``).
 """
 from __future__ import annotations
 

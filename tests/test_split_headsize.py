@@ -1,0 +1,123 @@
+"""split.method: head_size: train and validate on the smaller heads, test on the larger ones
+(configs/hc18_headsize.yaml), and its tiny end-to-end run on real HC18 frames."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from fhbiometry import schema
+from fhbiometry.geometry import COORD_COLUMNS, ellipse_landmarks, head_circumference
+from fhbiometry.split import make_split
+from fhbiometry.tools.exp_config import apply
+from pipeline_helpers import REPO, copy_repo, dvc_env, run, tiny_params
+from test_hc18_pipeline import HC18, mini_hc18
+
+FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
+HEAD = {"test_above_hc_mm": 0.0, "test_quantile": 0.8, "subject_stat": "max"}
+
+
+def labels_table(n_subjects=40, frames=2, with_ref=False, seed=0) -> pd.DataFrame:
+    """QC-like labels: subject s has heads of semi-axes about 20 + 2 s px at 0.5 mm per pixel."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_subjects):
+        for f in range(frames):
+            a = 20 + 2 * s + rng.uniform(-1, 1)
+            pts = ellipse_landmarks(200, 150, a, 0.8 * a, rng.uniform(-1, 1)).reshape(8)
+            rows.append({"frame_id": f"{s:03d}_{f}", "subject_id": f"{s:03d}", "spacing_mm": 0.5,
+                         "use_for_training": True, **dict(zip(COORD_COLUMNS, pts))})
+    table = pd.DataFrame(rows)
+    if with_ref:
+        hc = head_circumference(table[list(COORD_COLUMNS)].to_numpy().reshape(-1, 4, 2)) * 0.5
+        table["hc_ref_mm"] = hc + 1000.0 * (table["subject_id"] == "000")   # subject 000: huge by reference
+    return table
+
+
+def split_of(table, **kw):
+    return make_split(table, FRACTIONS, 42, True, "exclude", method="head_size", head_size={**HEAD, **kw})
+
+
+def test_larger_heads_are_tested():
+    split, summary = split_of(labels_table())
+    hs = summary["head_size"]
+    assert hs["source"] == {"reference": 0, "label": 80}            # the labels' own HC
+    assert summary["test"]["subjects"] == 8                          # the top 20 % of 40 subjects
+    assert hs["test"]["min"] > hs["train_val"]["max"]                # no overlap on this table
+    assert hs["overlap"]["test_frames_not_above_train_val_max"] == 0
+    assert summary["subject_overlap"] == 0 and summary["val"]["subjects"] > 0
+    test_subjects = set(split.loc[split["split"] == "test", "subject_id"])
+    assert test_subjects == {f"{s:03d}" for s in range(32, 40)}
+
+
+def test_threshold_in_mm_and_reference_hc_wins():
+    table = labels_table(with_ref=True, frames=1)
+    _, summary = split_of(table, test_above_hc_mm=200.0)
+    hs = summary["head_size"]
+    assert hs["threshold_hc_mm"] == 200.0 and hs["source"]["reference"] == 40
+    assert hs["train_val"]["max"] <= 200.0 < hs["test"]["min"]
+    split, _ = split_of(table, test_above_hc_mm=1000.0)
+    assert set(split.loc[split["split"] == "test", "subject_id"]) == {"000"}
+
+
+def test_val_is_a_hash_share_of_the_smaller_heads_and_stable():
+    table = labels_table(n_subjects=200, frames=1)
+    a, summary = split_of(table)
+    b, _ = split_of(table.iloc[::-1].reset_index(drop=True))
+    pd.testing.assert_frame_equal(a, b)
+    share = summary["val"]["subjects"] / (summary["train"]["subjects"] + summary["val"]["subjects"])
+    assert 0.08 < share < 0.3                                       # 0.15 / 0.85 on average
+
+
+def test_hash_split_summary_unchanged_without_reference_hc():
+    _, summary = make_split(labels_table(), FRACTIONS, 42, True, "exclude")
+    assert "head_size" not in summary and "split_method" not in summary
+    _, summary = make_split(labels_table(with_ref=True), FRACTIONS, 42, True, "exclude")
+    assert summary["head_size"]["threshold_hc_mm"] is None           # ranges of the random split
+
+
+def test_small_data_keeps_val_non_empty():
+    split, summary = split_of(labels_table(n_subjects=6, frames=1), test_quantile=0.7)
+    assert set(split["split"]) == {"train", "val", "test"}
+
+
+def test_configurations_validate():
+    params = schema.validate_config(REPO / "configs/hc18_headsize.yaml", REPO / "params.yaml")["hc18_headsize"]
+    assert params["split"]["method"] == "head_size"
+    assert params["data"]["pixel_size_columns"]["hc"] == "head circumference (mm)"
+    ladders = [yaml.safe_load((REPO / f"configs/{n}.yaml").read_text())
+               for n in ("hc18_accuracy", "hc18_accuracy_random")]
+    assert ladders[0]["rows"][1:] == ladders[1]["rows"][1:]
+    assert ladders[0]["base"] == "configs/hc18_headsize.yaml" and ladders[1]["base"] == "configs/hc18.yaml"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HC18.exists(), reason=f"the HC18 landmark set is not at {HC18}")
+def test_headsize_configuration_runs_end_to_end(tmp_path):
+    root = tmp_path / "repo"
+    copy_repo(root)
+    mini_hc18(tmp_path / "hc18-mini")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    config = yaml.safe_load((REPO / "configs" / "hc18_headsize.yaml").read_text())
+    params = tiny_params(apply(params, config))
+    params["data"]["raw_dir"] = str(tmp_path / "hc18-mini")
+    params["split"]["head_size"]["test_quantile"] = 0.7
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for folder in ("metrics", "plots"):
+        shutil.rmtree(root / folder, ignore_errors=True)
+    run([sys.executable, "-m", "dvc", "repro", "evaluate@heatmap"], root, dvc_env(root))
+
+    split = json.loads((root / "metrics/split.json").read_text())
+    hs = split["head_size"]
+    assert split["split_method"] == "head_size" and split["subject_overlap"] == 0
+    assert hs["source"]["reference"] == hs["train_val"]["frames"] + hs["test"]["frames"]
+    assert hs["test"]["min"] > hs["train_val"]["max"]
+    metrics = json.loads((root / "metrics/eval/heatmap.json").read_text())
+    assert metrics["hc"]["vs_labels"]["n"] == metrics["n_evaluated"] >= 1
+    assert {"normalised_error", "large_errors", "bins"} <= set(metrics)
+    assert "ellipse" in metrics["decode"]
