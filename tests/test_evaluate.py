@@ -217,7 +217,7 @@ def test_evaluate_model_oracle(oracle_modules, kind):
     assert "vs_csv" not in metrics and "vs_csv_clean" not in metrics
     assert metrics["timing"]["frames"] == 4 and metrics["timing"]["cpu_ms_per_frame"] >= 0
     if kind == "heatmap":
-        assert set(metrics["decode"]) == {"argmax", "quadratic", "soft_argmax"}
+        assert set(metrics["decode"]) == {"argmax", "quadratic", "soft_argmax", "ellipse"}
         assert metrics["decode"]["quadratic"]["mre_mm"] == pytest.approx(metrics["mre_mm"])
         assert metrics["decode"]["argmax"]["mre_mm"] > metrics["decode"]["quadratic"]["mre_mm"]
         assert metrics["pairs"]["joint"]["mre_mm"] == pytest.approx(metrics["mre_mm"])

@@ -65,6 +65,8 @@ def label_arrays(table: pd.DataFrame, canonical: bool) -> dict:
         "csv_ok": table["csv_ok"].astype(bool).to_numpy() if "csv_ok" in table else np.zeros(n, bool),
         "ref_ok": table["ref_ok"].astype(bool).to_numpy() if "ref_ok" in table else np.zeros(n, bool),
     }
+    if "hc_ref_mm" in table:  # a reference head circumference (e.g. HC18's pixel_size.csv), when configured
+        out["hc_ref_mm"] = pd.to_numeric(table["hc_ref_mm"], errors="coerce").to_numpy(np.float64)
     if canonical:
         for key in ("points_orig", "points_ref", "points_csv"):
             finite = np.isfinite(out[key]).all(axis=(1, 2))
