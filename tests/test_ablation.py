@@ -25,8 +25,8 @@ def test_ladder_ends_at_the_committed_configuration_and_changes_one_thing_per_ro
     config["data"]["raw_dir"] = final["data"]["raw_dir"]  # made absolute for the working copy
     assert final == config
     seed = ablation.row_params(base_params(), ladder, 0, REPO)
-    assert seed["split"]["grouped"] is False and seed["codec"]["resize"] == "stretch"
-    assert seed["codec"]["decode"] == "argmax" and seed["train"]["coordinates"] == "pixels"
+    assert seed["split"]["grouped"] is False and seed["input"]["resize"] == "stretch"
+    assert seed["decode"]["method"] == "argmax" and seed["codec"]["coordinates"] == "pixels"
     budgeted = [ablation.row_params(base_params(), ladder, i, REPO) for i in range(len(rows))]
     for model in model_names(base_params()):  # one budget for every row
         assert len({p["models"][model]["epochs"] for p in budgeted}) == 1

@@ -9,7 +9,8 @@ import pytest
 
 from fhbiometry import cli
 
-COMMANDS = ("check-reproduction", "exp-config", "ablation", "results-table", "label-agreement")
+COMMANDS = ("check-reproduction", "reproduction-spread", "exp-config", "ablation", "results-table",
+            "label-agreement")
 
 
 def fhbiometry(*args: str) -> subprocess.CompletedProcess:

@@ -43,13 +43,3 @@ def validate_params(raw: dict, source: str = "params.yaml") -> dict:
     from .schema import validate_params as validate
 
     return validate(raw, source)
-
-
-def get(params: dict, dotted: str):
-    """``get(p, "codec.stride")``; raises ParamError naming the missing key."""
-    node = params
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ParamError(f"params.yaml: missing key '{dotted}' (see README, section Parameters)")
-        node = node[part]
-    return node

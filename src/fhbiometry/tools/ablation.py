@@ -30,7 +30,8 @@ from pathlib import Path
 
 import yaml
 
-from fhbiometry.tools.common import flatten, model_names, unflatten
+from fhbiometry.schema import unflatten
+from fhbiometry.tools.common import flatten, model_names
 from fhbiometry.tools.exp_config import apply
 
 SUMMARY = "run an ablation ladder and tabulate it"  # one line in `fhbiometry --help`

@@ -1,8 +1,6 @@
 """Helpers shared by the tools: nested dicts as dotted keys, and the model list of params.yaml."""
 from __future__ import annotations
 
-from fhbiometry.params import get
-
 
 def flatten(tree: dict, prefix: str = "") -> dict:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: every leaf under its dotted key, in order."""
@@ -16,18 +14,6 @@ def flatten(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-def unflatten(dotted: dict) -> dict:
-    """The inverse of ``flatten``: ``{"a.b": 1}`` -> ``{"a": {"b": 1}}``."""
-    out: dict = {}
-    for key, value in dotted.items():
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
-
-
 def model_names(params: dict) -> list[str]:
     """The models of params.yaml (section ``models``), in the order they are listed there."""
-    return list(get(params, "models"))
+    return list(params["models"])

@@ -16,7 +16,7 @@ from pathlib import Path
 from fhbiometry.tools.check_reproduction import K_SD, SPREAD_FILE
 from fhbiometry.tools.common import flatten
 
-SUMMARY = "measure the metrics' spread over reruns (check tolerances)"
+SUMMARY = "measure the metric spread over reruns"
 EXAMPLES = """\
 Examples:
   fhbiometry check-reproduction --env ATEN_CPU_CAPABILITY=default --save-run cpu-default

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fhbiometry.params import load_params
+from fhbiometry.schema import read_yaml
 from fhbiometry.tools.common import model_names
 
 SUMMARY = "print the results table from eval metrics"  # one line in `fhbiometry --help`
@@ -56,5 +56,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(table(args.folder, model_names(load_params(args.params)), args.section), end="")
+    print(table(args.folder, model_names(read_yaml(args.params)), args.section), end="")
     return 0
