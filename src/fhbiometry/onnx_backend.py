@@ -115,6 +115,14 @@ def session_options(threads: int = DEFAULT_THREADS, optimization: str = "all"):
     return options
 
 
+def same_meta(onnx_meta_: dict, checkpoint_meta: dict) -> bool:
+    """Whether an ONNX file's metadata is that of the checkpoint (JSON text compared, so NaN
+    values compare equal; the ``format`` and ``onnx`` entries are left out)."""
+    def text(meta):
+        return json.dumps({k: v for k, v in meta.items() if k not in ("format", "onnx")}, sort_keys=True)
+    return text(onnx_meta_) == text(checkpoint_meta)
+
+
 class OnnxBackend:
     """Raw network outputs from an ONNX file written by ``export_onnx`` (or ``quantize_int8``).
 
@@ -131,6 +139,24 @@ class OnnxBackend:
         self.batch_size = int(batch_size)
         self.session = ort.InferenceSession(str(self.path), session_options(threads, optimization),
                                             providers=["CPUExecutionProvider"])
+
+    @classmethod
+    def from_checkpoint(cls, loaded, path, batch_size: int = 32, suffix: str = ".onnx") -> "OnnxBackend":
+        """The backend of ``inference.BACKENDS``: the ONNX file beside the checkpoint ``path``
+        (``models/heatmap.safetensors`` -> ``models/heatmap.onnx``), checked against it."""
+        onnx_path = Path(path).with_suffix(suffix)
+        fix = f"run `fhbiometry export --model {path} --out {Path(path).with_suffix('.onnx')}" + (
+            " --quantize int8`" if suffix != ".onnx" else "`")
+        if not onnx_path.is_file():
+            raise OnnxError(f"{onnx_path} does not exist (the ONNX export of {path}): {fix}")
+        backend = cls(onnx_path, batch_size=batch_size)
+        if not same_meta(backend.meta, loaded.meta):
+            raise OnnxError(f"{onnx_path} was exported from another checkpoint than {path}: {fix}")
+        return backend
+
+    @classmethod
+    def int8_from_checkpoint(cls, loaded, path, batch_size: int = 32) -> "OnnxBackend":
+        return cls.from_checkpoint(loaded, path, batch_size, suffix=".int8.onnx")
 
     def outputs(self, images) -> np.ndarray:
         """(N, S, S) uint8 letterboxed frames -> float32 raw outputs (N, ...)."""
