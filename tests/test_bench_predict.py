@@ -3,6 +3,7 @@
 itself is measured by the lead on a quiet machine (docs/speed.md), never here."""
 import json
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -13,6 +14,7 @@ from fhbiometry.codecs import HeatmapCodec
 from fhbiometry.geometry import LANDMARKS
 from fhbiometry.letterbox import Letterbox
 from fhbiometry.models import build_model
+from fhbiometry.onnx_backend import synthetic_frames
 from fhbiometry.tools.bench_predict import flops_per_frame, timed
 
 SIZE = 64
@@ -48,9 +50,12 @@ def test_bench_reports_every_figure(tmp_path, capsys):
             "input": Letterbox(size=SIZE).to_dict(), "landmarks": list(LANDMARKS)}
     save_checkpoint(models / "heatmap.safetensors", build_model("resnet18", "heatmap").state_dict(), meta)
     out = tmp_path / "bench.json"
+    np.savez(tmp_path / "test.npz", image=synthetic_frames(3, SIZE, seed=5), spacing_mm=np.full(3, 0.25),
+             transform=np.tile([1.0, 1.0, 0.0, 0.0], (3, 1)))
     code = cli.main(["bench-predict", "--models", "heatmap", "resnet18", "--threads", "1", "--size", str(SIZE),
                      "--iterations", "2", "--matmul-size", "128", "--e2e-frames", "4",
                      "--models-dir", str(models), "--calibration", str(tmp_path / "absent.npz"),
+                     "--test-split", str(tmp_path / "test.npz"),
                      "--out", str(out)])
     assert code == 0
     report = json.loads(out.read_text())
@@ -68,6 +73,11 @@ def test_bench_reports_every_figure(tmp_path, capsys):
                 assert 0 < figures["ms_per_frame"] <= figures["ms_per_frame_median"]
                 assert figures["gflops"] == pytest.approx(model["flops_per_frame"] / figures["ms_per_frame"] / 1e6)
                 assert figures["pct_of_matmul"] == pytest.approx(100 * figures["gflops"] / limit)
-            assert row["end_to_end"]["frames"] == 4 and row["end_to_end"]["frames_per_s"] > 0
+            e2e = row["end_to_end"]
+            assert e2e["frames"] == 4 and e2e["frames_per_s"] == pytest.approx(4 / sum(e2e["seconds"].values()))
+            assert set(e2e["seconds"]) == {"read", "letterbox", "network", "decode_and_write"}
+        diff = model["int8_vs_float"]
+        assert diff["frames"] == 3 and 0 <= diff["median_mm"] <= diff["p95_mm"] <= diff["max_mm"]
     table = capsys.readouterr().out
     assert "| model | backend |" in table and table.count("| heatmap (") == 3 and "onnx-int8" in table
+    assert "heatmap: int8 vs float landmarks" in table

@@ -257,3 +257,17 @@ def calibration_frames(prepared, size: int, n: int = 32, seed: int = 0) -> tuple
         if images.ndim == 3 and images.shape[1:] == (size, size) and len(images):
             return np.asarray(images[:n], np.uint8), str(path)
     return synthetic_frames(n, size, seed), "synthetic"
+
+
+def landmark_difference_mm(backend, reference, split) -> dict:
+    """Distances (mm) between the landmarks ``backend`` and ``reference`` decode on the frames of
+    the prepared split ``split`` (.npz with image, transform, spacing_mm): median, 95th percentile
+    and maximum over every landmark of every frame."""
+    from .letterbox import to_original
+
+    with np.load(split) as data:
+        images, transform, spacing = data["image"], data["transform"], data["spacing_mm"]
+    points = [to_original(b.codec.decode(b.outputs(images)).points, transform) for b in (backend, reference)]
+    mm = np.linalg.norm(points[0] - points[1], axis=-1) * spacing[:, None]
+    return {"split": str(split), "frames": int(len(images)), "median_mm": float(np.median(mm)),
+            "p95_mm": float(np.percentile(mm, 95)), "max_mm": float(mm.max())}
