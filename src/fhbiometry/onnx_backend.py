@@ -71,7 +71,11 @@ def export_onnx(model: nn.Module, meta: dict, path, opset: int = DEFAULT_OPSET) 
                                 output_names=[OUTPUT_NAME], opset_version=int(opset), dynamo=True,
                                 dynamic_shapes={"images": {0: batch}}, verbose=False)
     proto = program.model_proto
-    props = {META_KEY: json.dumps(onnx_meta(meta, proto.opset_import[0].version), sort_keys=True)}
+    opset_made = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    if opset_made != int(opset):
+        raise OnnxError(f"{path}: the exporter could not convert the model to opset {opset} (it made "
+                        f"{opset_made}): use --opset {DEFAULT_OPSET} (the exporter's native opset) or higher")
+    props = {META_KEY: json.dumps(onnx_meta(meta, opset_made), sort_keys=True)}
     onnx.helper.set_model_props(proto, props)
     onnx.save_model(proto, str(path))
     return path
