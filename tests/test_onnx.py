@@ -148,3 +148,10 @@ def test_metadata_is_json_in_metadata_props(heatmap_files):
     tensor = proto.graph.input[0].type.tensor_type
     assert tensor.elem_type == onnx.TensorProto.UINT8
     assert tensor.shape.dim[0].dim_param and [d.dim_value for d in tensor.shape.dim[1:]] == [SIZE, SIZE]
+
+
+def test_export_is_byte_identical(heatmap_files, tmp_path):
+    ckpt, onnx_path, _ = heatmap_files
+    loaded = load_model(ckpt)
+    again = export_onnx(loaded.model, loaded.meta, tmp_path / "again.onnx")
+    assert again.read_bytes() == onnx_path.read_bytes()

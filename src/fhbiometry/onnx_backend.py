@@ -252,14 +252,15 @@ def synthetic_frames(n: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 def calibration_frames(prepared, size: int, n: int = 32, seed: int = 0) -> tuple[np.ndarray, str]:
-    """Up to ``n`` frames of the prepared split ``prepared`` (an .npz with ``image``) when it exists
-    and has ``size`` px frames, else synthetic frames; and a word saying which."""
+    """Up to ``n`` frames spread evenly over the prepared split ``prepared`` (an .npz with ``image``)
+    when it exists and has ``size`` px frames, else synthetic frames; and a word saying which."""
     path = Path(prepared) if prepared else None
     if path is not None and path.is_file():
         with np.load(path) as data:
             images = data["image"]
         if images.ndim == 3 and images.shape[1:] == (size, size) and len(images):
-            return np.asarray(images[:n], np.uint8), str(path)
+            pick = np.unique(np.linspace(0, len(images) - 1, min(n, len(images))).round().astype(int))
+            return np.asarray(images[pick], np.uint8), str(path)
     return synthetic_frames(n, size, seed), "synthetic"
 
 
