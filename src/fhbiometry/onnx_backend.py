@@ -132,6 +132,8 @@ class OnnxBackend:
 
     ``meta``, ``codec`` and ``letterbox`` come from the file itself."""
 
+    name = "onnx"
+
     def __init__(self, path, threads: int = DEFAULT_THREADS, batch_size: int = 32,
                  optimization: str = "all"):
         import onnxruntime as ort
