@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fhbiometry.tools import (ablation, check_reproduction, exp_config, label_agreement, reproduction_spread,
-                              results_table)
+from fhbiometry.tools import (ablation, bench_predict, check_reproduction, exp_config, export, label_agreement,
+                              reproduction_spread, results_table)
 
 SUBCOMMANDS = {
     "check-reproduction": check_reproduction,
@@ -18,6 +18,8 @@ SUBCOMMANDS = {
     "ablation": ablation,
     "results-table": results_table,
     "label-agreement": label_agreement,
+    "export": export,
+    "bench-predict": bench_predict,
 }
 PASSTHROUGH = ("exp-config",)  # subcommands that take `-- ARGS...` (handed on to another program)
 
