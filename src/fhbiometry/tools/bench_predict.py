@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-SUMMARY = "measure prediction speed (ms/frame, GFLOP/s against a matmul, frames/s)"
+SUMMARY = "measure prediction speed against a matmul"
 EXAMPLES = """\
 Examples:
   fhbiometry bench-predict                                  # heatmap + resnet18, 2 threads
