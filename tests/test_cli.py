@@ -9,7 +9,7 @@ import pytest
 
 from fhbiometry import cli
 
-COMMANDS = ("check-reproduction", "exp-config", "ablation", "results-table", "label-agreement")
+COMMANDS = ("check-reproduction", "exp-config", "ablation", "results-table", "label-agreement", "predict")
 
 
 def fhbiometry(*args: str) -> subprocess.CompletedProcess:

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from fhbiometry import confidence as cf
+from fhbiometry.predict import FLAG_NAMES, plausibility_flags
 from fhbiometry.geometry import ellipse_landmarks
 from fhbiometry.inference import FramePrediction, flip_images, match_ends, predict_frames, unflip_points
 
@@ -44,8 +45,8 @@ def test_plausibility_flags_follow_qc_thresholds():
     good = head(angle=0.0)
     outside = head(cx=5.0, angle=0.0)
     round_head = head(a=50, b=49, angle=0.0)              # ratio 0.98 > 0.95
-    flags = cf.plausibility_flags(np.stack([good, outside, round_head]), [200] * 3, [160] * 3, QC)
-    assert list(flags.columns) == [f"flag_{n}" for n in cf.FLAG_NAMES]
+    flags = plausibility_flags(np.stack([good, outside, round_head]), [200] * 3, [160] * 3, QC)
+    assert list(flags.columns) == [f"flag_{n}" for n in FLAG_NAMES]
     assert not flags.iloc[0].any()
     assert flags["flag_outside"].tolist() == [False, True, False]
     assert flags["flag_ratio"].tolist() == [False, False, True]

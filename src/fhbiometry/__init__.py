@@ -3,9 +3,10 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    """``fhbiometry.predict(...)`` without importing torch when another module is imported."""
+    """``fhbiometry.predict(...)`` (fhbiometry.predict.predict), imported on first use so that
+    importing the package or another module of it never loads torch or the predict module."""
     if name == "predict":
-        from .predict import predict
+        import importlib
 
-        return predict
-    raise AttributeError(f"module 'fhbiometry' has no attribute {name!r}")
+        return importlib.import_module(f"{__name__}.predict").predict
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

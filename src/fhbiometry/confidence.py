@@ -1,5 +1,5 @@
-"""How far off a predicted frame is likely to be: a confidence in [0, 1], the plausibility
-flags of the QC rules, and the per-cine aggregation that uses them.
+"""How far off a predicted frame is likely to be: a confidence in [0, 1], its evaluation, and
+the per-cine (per-subject) aggregation that uses it.
 
 The rule (params ``evaluate.confidence``; docs/predict.md) adds three kinds of evidence that
 the prediction is off, each a dimensionless number that is 0 for a perfect prediction:
@@ -30,7 +30,6 @@ import pandas as pd
 from .geometry import anatomical_naming, diameters, midpoint_distance, perpendicularity_deg
 
 DEFAULT_THRESHOLD = math.exp(-1.0)
-FLAG_NAMES = ("ratio", "not_perpendicular", "midpoint_offset", "outside")  # qc.py flag names
 
 
 def flip_term(points, flip_points) -> np.ndarray:
@@ -78,19 +77,6 @@ def confidence(points, flip_points, peak, qc: dict, cfg: dict, peak_target: floa
     total = table.sum(axis=1, skipna=False).to_numpy()
     table["confidence"] = np.exp(-np.nan_to_num(total, nan=np.inf))
     return table
-
-
-def plausibility_flags(points_orig, width, height, qc: dict) -> pd.DataFrame:
-    """The geometric QC checks of qc.py on predicted points (original pixels): one boolean
-    column ``flag_<name>`` per ``FLAG_NAMES``, with the thresholds of params ``qc``."""
-    from .qc import _flag_points
-
-    pts = np.asarray(points_orig, np.float64)
-    n = len(pts)
-    out = _flag_points(pts, np.full_like(pts, np.nan), np.full(n, "ok"), np.ones(n),
-                       np.asarray(width, np.float64), np.asarray(height, np.float64),
-                       np.full(n, np.nan), {**qc, "reference": ""})
-    return pd.DataFrame({f"flag_{name}": out["flags"][name] for name in FLAG_NAMES})
 
 
 def threshold_from_validation(confidences, reject_share: float) -> float:

@@ -252,13 +252,15 @@ def variant_metrics(codec, outputs, data: dict, thresholds_mm) -> dict:
 def test_predictions(model, codec, images, batch_size: int, scoring: dict | None):
     """(input points, raw outputs, ``inference.FramePrediction`` or None): the plain prediction,
     or with ``scoring`` (``confidence``, ``qc``, ``flip_test``) also the mirrored pass."""
-    from . import inference
-
     if not scoring:
-        decoded, outputs = inference.predict(model, codec, images, batch_size=batch_size)
+        from .inference import predict
+
+        decoded, outputs = predict(model, codec, images, batch_size=batch_size)
         return decoded.points, outputs, None
-    frames = inference.predict_frames(inference.TorchBackend(model, batch_size), codec, images,
-                                      flip=True, flip_test=bool(scoring.get("flip_test")))
+    from .inference import TorchBackend, predict_frames
+
+    frames = predict_frames(TorchBackend(model, batch_size), codec, images, flip=True,
+                            flip_test=bool(scoring.get("flip_test")))
     return frames.points, frames.outputs, frames
 
 

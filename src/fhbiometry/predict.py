@@ -28,16 +28,18 @@ from tqdm import tqdm
 
 from . import readers as rd
 from .biometry import ga_from_bpd_weeks, ga_from_hc_weeks, measurements
-from .confidence import DEFAULT_THRESHOLD, confidence, group_medians, plausibility_flags
+from .confidence import DEFAULT_THRESHOLD, confidence, group_medians
 from .extract import index_inputs, resolve_spacing
 from .geometry import COORD_COLUMNS, anatomical_naming, diameters
 from .letterbox import to_original
+from .qc import _flag_points
 from .readers import InputError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "models/heatmap.safetensors"
 OVERLAY_MODES = ("best", "all", "none")
+FLAG_NAMES = ("ratio", "not_perpendicular", "midpoint_offset", "outside")  # qc.py flag names
 SUMMARY_VALUES = ("bpd_px", "ofd_px", "bpd_mm", "ofd_mm", "hc_mm", "cephalic_index")
 CSV_DIGITS = 4
 HADLOCK = ("Hadlock FP, Deter RL, Harrist RB, Park SK. Estimating fetal age: computer-assisted "
@@ -114,6 +116,17 @@ def read_scan(path: Path, rel: str, settings: Settings, subject_rx) -> Scan:
 
 
 # ---- per-frame table ------------------------------------------------------------------------
+def plausibility_flags(points_orig, width, height, qc: dict) -> pd.DataFrame:
+    """The geometric QC checks of qc.py on predicted points (original pixels): one boolean
+    column ``flag_<name>`` per ``FLAG_NAMES``, with the thresholds of params ``qc``."""
+    pts = np.asarray(points_orig, np.float64)
+    n = len(pts)
+    out = _flag_points(pts, np.full_like(pts, np.nan), np.full(n, "ok"), np.ones(n),
+                       np.asarray(width, np.float64), np.asarray(height, np.float64),
+                       np.full(n, np.nan), {**qc, "reference": ""})
+    return pd.DataFrame({f"flag_{name}": out["flags"][name] for name in FLAG_NAMES})
+
+
 def frame_table(scan: Scan, points_orig, conf: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """One row per frame of ``scan``: ids, landmarks (original px), diameters in px and mm,
     HC, cephalic index, gestational ages, confidence and its terms, QC flags, ``accepted``."""

@@ -15,7 +15,7 @@ import argparse
 import logging
 import sys
 
-SUMMARY = "measure new scans (DICOM cine, video, stills) with a trained model"
+SUMMARY = "measure BPD, OFD, HC of new scans"
 EXAMPLES = """\
 Examples:
   fhbiometry predict scan.dcm                                  # models/heatmap.safetensors -> predictions/
