@@ -27,13 +27,13 @@ def test_perfect_ellipse_agreeing_flip_gives_one():
 def test_each_term_lowers_the_confidence():
     p = head()[None]
     moved = p + np.array([[2.0, 0.0]] * 4)                # 2 px of a 100 px OFD = 0.02 = one unit
-    assert cf.confidence(p, moved, None, QC, CFG)["confidence"].iloc[0] == pytest.approx(np.exp(-1.0))
+    assert cf.confidence(p, moved, None, QC, CFG)["confidence"].iloc[0] == pytest.approx(0.5)
     skew = p.copy()
     skew[0, 2] += [0.0, 10.0]                              # a BPD end off the ellipse
     assert cf.confidence(skew, skew, None, QC, CFG)["confidence"].iloc[0] < 0.9
     low_peak = cf.confidence(p, p, np.full((1, 4), 0.5), QC, CFG)
     assert low_peak["conf_peak"].iloc[0] == pytest.approx(0.5)
-    assert low_peak["confidence"].iloc[0] == pytest.approx(np.exp(-0.5))
+    assert low_peak["confidence"].iloc[0] == pytest.approx(1 / 1.5)
 
 
 def test_nan_points_give_zero_confidence():

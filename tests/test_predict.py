@@ -39,7 +39,7 @@ def run_cli(args, capsys):
 
 
 def test_cli_on_dicom_video_and_stills(case, capsys, monkeypatch):
-    monkeypatch.chdir(case["root"])        # no metrics/eval here: the 1/e default threshold
+    monkeypatch.chdir(case["root"])        # no metrics/eval here: the default threshold 0.5
     out = case["root"] / "out"
     code, stdout, _ = run_cli([case["root"] / "in", "--model", case["heatmap"], "--out", out], capsys)
     assert code == 0
@@ -68,7 +68,7 @@ def test_cli_on_dicom_video_and_stills(case, capsys, monkeypatch):
         summary["best_source_file"][2].replace("/", "_") + "_f0000.png"]
     from PIL import Image
     assert Image.open(out / "overlays" / f"cine.dcm_f{summary['best_frame_index'][0]:04d}.png").size == (96, 72)
-    assert "cine.dcm" in stdout and "GA(HC)" in stdout and "confidence threshold 0.368" in stdout
+    assert "cine.dcm" in stdout and "GA(HC)" in stdout and "confidence threshold 0.500" in stdout
 
 
 def test_python_api_regressor_and_threshold(case):

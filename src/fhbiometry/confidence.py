@@ -14,14 +14,16 @@ the prediction is off, each a dimensionless number that is 0 for a perfect predi
 * ``peak`` (heatmap models only): 1 - the mean heatmap peak height / the codec's target peak
   (clipped to [0, 1]), times ``peak_weight``.
 
-``confidence = exp(-(flip + geometry + peak))``: 1 when every term is 0, 1/e when the evidence
-adds up to one unit. The default threshold is not a constant: the evaluate stage sets it to the
-``reject_share`` quantile of the validation frames' confidences (``threshold_from_validation``);
-``DEFAULT_THRESHOLD`` (1/e) is used only where no such figure exists.
+``confidence = 1 / (1 + flip + geometry + peak)``: 1 when every term is 0, 0.5 when the evidence
+adds up to one unit, 0 for a degenerate prediction (a term is NaN or infinite, e.g. a zero-length
+diameter). The map is monotonic, so it ranks frames exactly as the sum does, and it does not
+underflow for very wrong frames as an exponential would. The default threshold is not a
+constant: the evaluate stage sets it to the ``reject_share`` quantile of the validation frames'
+confidences (``threshold_from_validation``); ``DEFAULT_THRESHOLD`` (0.5) is used only where no
+such figure exists.
 """
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -29,7 +31,7 @@ import pandas as pd
 
 from .geometry import anatomical_naming, diameters, midpoint_distance, perpendicularity_deg
 
-DEFAULT_THRESHOLD = math.exp(-1.0)
+DEFAULT_THRESHOLD = 0.5
 
 
 def flip_term(points, flip_points) -> np.ndarray:
@@ -75,7 +77,7 @@ def confidence(points, flip_points, peak, qc: dict, cfg: dict, peak_target: floa
     terms["conf_peak"] = np.zeros(len(points)) if peaks is None else float(cfg["peak_weight"]) * peaks
     table = pd.DataFrame(terms)
     total = table.sum(axis=1, skipna=False).to_numpy()
-    table["confidence"] = np.exp(-np.nan_to_num(total, nan=np.inf))
+    table["confidence"] = 1.0 / (1.0 + np.nan_to_num(total, nan=np.inf))
     return table
 
 
@@ -165,9 +167,9 @@ def per_subject_report(subjects, pred_mm, true_mm, keep) -> dict:
 def evaluation_report(conf, conf_val, subjects, pred_mm, true_mm, cfg: dict) -> dict:
     """Sections ``confidence`` and ``per_subject`` of metrics/eval/<model>.json for the evaluated
     test frames (``conf``, ``subjects``, (N, 2) OFD/BPD in mm) and the validation confidences
-    ``conf_val`` (None when there is no validation split: the threshold is then 1/e)."""
+    ``conf_val`` (None when there is no validation split: the threshold is then 0.5)."""
     threshold = DEFAULT_THRESHOLD if conf_val is None else threshold_from_validation(conf_val, cfg["reject_share"])
-    source = "default 1/e (no validation frames)" if conf_val is None else \
+    source = "default 0.5 (no validation frames)" if conf_val is None else \
         f"validation quantile {cfg['reject_share']:g} ({len(conf_val)} frames)"
     conf = np.asarray(conf, np.float64)
     section = {**rejection_report(conf, diameter_error(pred_mm, true_mm), threshold, cfg["bad_error_mm"]),

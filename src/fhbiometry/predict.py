@@ -253,7 +253,7 @@ def overlay_name(row) -> str:
 # ---- running --------------------------------------------------------------------------------
 def resolve_threshold(value, model_path) -> tuple[float, str]:
     """The confidence threshold: ``value`` when given, else the evaluate stage's (validation
-    quantile, metrics/eval/<model>.json section ``confidence``), else 1/e."""
+    quantile, metrics/eval/<model>.json section ``confidence``), else 0.5."""
     from .paths import Paths
 
     if value is not None:
@@ -263,7 +263,7 @@ def resolve_threshold(value, model_path) -> tuple[float, str]:
         found = json.loads(metrics.read_text()).get("confidence", {}).get("threshold")
         if found is not None and np.isfinite(found):
             return float(found), f"{metrics.as_posix()} (evaluate stage, validation quantile)"
-    return DEFAULT_THRESHOLD, "default 1/e (no metrics/eval/<model>.json)"
+    return DEFAULT_THRESHOLD, "default 0.5 (no metrics/eval/<model>.json)"
 
 
 def run_predict(inputs, loaded, backend, settings: Settings, overlays: str = "best", out=None,

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="overlay the best frame of each cine, every frame, or none (default: best)")
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="torch", help="what runs the network")
     parser.add_argument("--confidence-threshold", type=float, default=None, metavar="X",
-                        help="frames below it are rejected (default: the evaluate stage's, else 1/e)")
+                        help="frames below it are rejected (default: the evaluate stage's, else 0.5)")
     parser.add_argument("--batch", type=int, default=32, metavar="N", help="frames per forward pass")
     parser.add_argument("--params", default="params.yaml", help="parameter file (default: %(default)s)")
 
