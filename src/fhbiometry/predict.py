@@ -215,11 +215,12 @@ def ellipse_outline(points, n: int = 96) -> np.ndarray:
 
 
 def overlay_text(row) -> str:
+    """Two lines: the diameters, then HC, cephalic index and confidence."""
     if np.isfinite(row["bpd_mm"]):
-        return (f"BPD {row['bpd_mm']:.1f} mm  OFD {row['ofd_mm']:.1f} mm  HC {row['hc_mm']:.1f} mm  "
-                f"CI {row['cephalic_index']:.0f}  conf {row['confidence']:.2f}")
-    return (f"BPD {row['bpd_px']:.1f} px  OFD {row['ofd_px']:.1f} px (no spacing)  "
-            f"CI {row['cephalic_index']:.0f}  conf {row['confidence']:.2f}")
+        return (f"BPD {row['bpd_mm']:.1f} mm  OFD {row['ofd_mm']:.1f} mm\n"
+                f"HC {row['hc_mm']:.1f} mm  CI {row['cephalic_index']:.0f}  conf {row['confidence']:.2f}")
+    return (f"BPD {row['bpd_px']:.1f} px  OFD {row['ofd_px']:.1f} px\n"
+            f"(no spacing)  CI {row['cephalic_index']:.0f}  conf {row['confidence']:.2f}")
 
 
 def draw_overlay(image: np.ndarray, row, path) -> Path:
@@ -238,7 +239,9 @@ def draw_overlay(image: np.ndarray, row, path) -> Path:
         draw.line([tuple(p[2]), tuple(p[3])], fill=colour, width=2)
         for x, y in p:
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], outline=(255, 23, 68), width=2)
-    draw.text((4, 4), overlay_text(row), fill=(255, 255, 0))
+    text = overlay_text(row)
+    draw.rectangle(draw.multiline_textbbox((4, 4), text), fill=(0, 0, 0))
+    draw.multiline_text((4, 4), text, fill=(255, 255, 0))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     im.save(path, format="PNG")
@@ -288,7 +291,7 @@ def run_predict(inputs, loaded, backend, settings: Settings, overlays: str = "be
             if overlays == "all" and out is not None:
                 draw_overlay(scan.frames[i], row, Path(out) / "overlays" / overlay_name(row))
             if overlays == "best" and row["confidence"] > best.get(row["cine_id"], (-1.0,))[0]:
-                best[row["cine_id"]] = (row["confidence"], scan.frames[i], row)
+                best[row["cine_id"]] = (row["confidence"], scan.frames[i].copy(), row)
         tables.append(table)
     bar.close()
     frames = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
