@@ -55,3 +55,17 @@ def make_inputs(folder) -> dict:
     for key, spacing in (("video", 0.25), ("still1", 0.15), ("still2", 0.15)):
         paths[key].with_suffix(".json").write_text(json.dumps({"pixel_spacing_mm": spacing}))
     return paths
+
+
+def tiny_split(n: int = 6) -> dict:
+    """Prepared test arrays (contract 5 keys that evaluate reads) of ``n`` ring frames, 2 per subject."""
+    from fhbiometry.geometry import ellipse_landmarks
+    from fhbiometry.letterbox import Letterbox
+
+    frames = head_frames(n)
+    boxed = [Letterbox(size=SIZE).image_to_input(f) for f in frames]
+    points = np.stack([ellipse_landmarks(48 + k, 36, 30, 24, 0.0) for k in range(n)])
+    return {"image": np.stack([b[0] for b in boxed]), "transform": np.stack([b[1] for b in boxed]),
+            "points_orig": points, "spacing_mm": np.full(n, 0.2), "label_ok": np.ones(n, bool),
+            "use_for_training": np.ones(n, bool), "frame_id": np.array([f"s{k // 2}_f{k}" for k in range(n)]),
+            "subject_id": np.array([f"s{k // 2}" for k in range(n)])}

@@ -132,3 +132,26 @@ def test_predict_frames_flip_and_flip_test():
     tta = predict_frames(backend, codec, images, flip_test=True)
     assert np.allclose(tta.points, points + 0.25)
     assert predict_frames(backend, codec, images, flip=False).flip_points is None
+
+
+def test_evaluate_adds_sections_and_keeps_the_headline(tmp_path):
+    """The confidence and per-subject sections are added; the headline metrics stay those of the
+    plain prediction unless decode.flip_test is set."""
+    torch = pytest.importorskip("torch")
+    from fhbiometry import evaluate as ev
+    from fhbiometry.inference import load_model
+    from predict_helpers import make_checkpoint, tiny_split
+
+    torch.set_num_threads(1)
+    loaded = load_model(make_checkpoint(tmp_path / "m.safetensors"))
+    data = tiny_split()
+    plain, _ = ev.evaluate_model(loaded.model, loaded.codec, loaded.meta, data, [2.0])
+    scoring = {"confidence": CFG, "qc": QC, "val": data, "flip_test": False}
+    scored, table = ev.evaluate_model(loaded.model, loaded.codec, loaded.meta, data, [2.0], scoring=scoring)
+    assert {k: scored[k] for k in plain} == plain
+    assert scored["confidence"]["n"] == 6 and scored["per_subject"]["all_frames"]["n_subjects"] == 3
+    assert "validation quantile 0.1 (6 frames)" == scored["confidence"]["threshold_source"]
+    assert table["confidence"].between(0, 1).all()
+    flipped, _ = ev.evaluate_model(loaded.model, loaded.codec, loaded.meta, data, [2.0],
+                                   scoring={**scoring, "flip_test": True})
+    assert flipped["mre_mm"] != plain["mre_mm"]
