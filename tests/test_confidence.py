@@ -1,6 +1,5 @@
 """Confidence terms, rejection report, per-subject aggregation, flip helpers."""
 import numpy as np
-import pandas as pd
 import pytest
 
 from fhbiometry import confidence as cf

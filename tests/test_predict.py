@@ -148,3 +148,25 @@ def test_import_fhbiometry_does_not_import_torch():
     code = ("import sys, fhbiometry, fhbiometry.geometry; assert 'torch' not in sys.modules; "
             "assert callable(fhbiometry.predict); import fhbiometry.predict as m; assert callable(fhbiometry.predict)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_pixel_size_table_gives_the_spacing(case, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bare = tmp_path / "bare.png"
+    bare.write_bytes(case["inputs"]["still1"].read_bytes())
+    table = tmp_path / "sizes.csv"
+    table.write_text("filename,pixel size(mm)\nbare.png,0.3\n")
+    code, _, _ = run_cli([bare, "--model", case["heatmap"], "--out", tmp_path / "o", "--overlays", "none",
+                          "--pixel-size-csv", table, "--spacing", "0.9"], capsys)
+    frames = pd.read_csv(tmp_path / "o/frames.csv")
+    assert code == 0 and frames["spacing_mm"].tolist() == [0.3]
+    assert frames["spacing_source"].tolist() == ["pixel_size_csv"]
+
+
+def test_help_names_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--model", "--out", "--spacing", "--pixel-size-csv", "--overlays", "--backend",
+                   "--confidence-threshold", "--batch", "Examples:"):
+        assert option in out
