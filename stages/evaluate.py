@@ -10,7 +10,7 @@ import argparse
 from fhbiometry.evaluate import run
 from fhbiometry.params import load_params
 
-PARAMS = ("threads", "data.label_source", "decode", "evaluate", "models.{model}")
+PARAMS = ("threads", "data.label_source", "qc", "decode", "evaluate", "models.{model}")
 
 
 def main() -> None:

@@ -43,6 +43,14 @@ def test_defaults_fill_only_omitted_optional_keys():
     assert "head_channels" not in params["models"]["resnet18"]
 
 
+def test_predict_params_default_when_omitted():
+    raw = params_with(lambda r: (r["decode"].pop("flip_test"), r["evaluate"].pop("confidence")))
+    params = schema.validate_params(raw)
+    assert params["decode"]["flip_test"] is False
+    assert params["evaluate"]["confidence"] == {"flip_scale": 0.02, "geometry_weight": 1.0, "peak_weight": 1.0,
+                                                "reject_share": 0.1, "bad_error_mm": 4.0}
+
+
 def test_committed_configs_validate():
     hc18 = schema.validate_config(REPO / "configs/hc18.yaml", REPO / "params.yaml")["hc18"]
     assert hc18["data"]["label_source"] == "ellipse" and hc18["data"]["columns"]["frame"] == ""
@@ -50,7 +58,7 @@ def test_committed_configs_validate():
     assert list(rows)[0] == "seed" and len(rows) == len(yaml.safe_load(
         (REPO / "configs/hc18_ablation.yaml").read_text())["rows"])
     assert rows["seed"]["decode"]["method"] == "argmax" and rows["seed"]["codec"]["coordinates"] == "pixels"
-    assert rows["skips"]["decode"] == {"method": "quadratic", "pairs": True}
+    assert rows["skips"]["decode"] == {"method": "quadratic", "pairs": True, "flip_test": False}
     assert rows["seed"]["models"]["heatmap"]["epochs"] == 8          # the budget applies to every row
 
 
@@ -135,6 +143,10 @@ CASES = [
     ("head-size statistic", _set("split.head_size.subject_stat", "mean"), ["subject_stat = 'mean'", "['max', 'median']"]),
     ("edge cut", _set("train.augment.edge_cut", 1.5), ["train.augment.edge_cut = 1.5", "<= 1"]),
     ("reference HC column", _set("data.pixel_size_columns.hc", 3), ["data.pixel_size_columns.hc = 3", "string"]),
+    ("flip test", _set("decode.flip_test", "no"), ["decode.flip_test = 'no'", "true or false"]),
+    ("reject share", _set("evaluate.confidence.reject_share", 1.0), ["evaluate.confidence.reject_share = 1.0", "< 1"]),
+    ("flip scale", _set("evaluate.confidence.flip_scale", 0), ["evaluate.confidence.flip_scale = 0"]),
+    ("confidence key", _set("evaluate.confidence.threshold", 0.5), ["evaluate.confidence.threshold: unknown key"]),
     ("old layout key", _set("models.resnet18.coordinates", "pixels"),
      ["models.resnet18.coordinates: unknown key; moved to 'codec.coordinates'"]),
     # synthesize and seed (formerly synth.check_config and synth's seed check)

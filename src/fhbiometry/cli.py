@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from fhbiometry.tools import (ablation, bench_predict, check_reproduction, exp_config, export, label_agreement,
-                              reproduction_spread, results_table)
+                              predict, reproduction_spread, results_table)
 
 SUBCOMMANDS = {
     "check-reproduction": check_reproduction,
@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "ablation": ablation,
     "results-table": results_table,
     "label-agreement": label_agreement,
+    "predict": predict,
     "export": export,
     "bench-predict": bench_predict,
 }

@@ -250,24 +250,62 @@ def variant_metrics(codec, outputs, data: dict, thresholds_mm) -> dict:
             for section, entries in codec.variants(outputs).items()}
 
 
+def test_predictions(model, codec, images, batch_size: int, scoring: dict | None):
+    """(input points, raw outputs, ``inference.FramePrediction`` or None): the plain prediction,
+    or with ``scoring`` (``confidence``, ``qc``, ``flip_test``) also the mirrored pass."""
+    if not scoring:
+        from .inference import predict
+
+        decoded, outputs = predict(model, codec, images, batch_size=batch_size)
+        return decoded.points, outputs, None
+    from .inference import TorchBackend, predict_frames
+
+    frames = predict_frames(TorchBackend(model, batch_size), codec, images, flip=True,
+                            flip_test=bool(scoring.get("flip_test")))
+    return frames.points, frames.outputs, frames
+
+
+def confidence_metrics(model, codec, data: dict, frames, table: pd.DataFrame, scoring: dict) -> dict:
+    """Sections ``confidence`` and ``per_subject`` (confidence.evaluation_report) of the
+    evaluated test frames; the threshold comes from ``scoring["val"]`` (the validation arrays)."""
+    from .confidence import evaluation_report, frame_confidence
+    from .inference import TorchBackend, predict_frames
+
+    cfg, qc, val = scoring["confidence"], scoring["qc"], scoring.get("val")
+    peak = float(getattr(codec, "peak", 1.0))
+    conf = frame_confidence(frames, data["transform"], qc, cfg, peak)["confidence"].to_numpy()
+    table["confidence"] = conf
+    conf_val = None
+    if val is not None and len(val["image"]):
+        val_frames = predict_frames(TorchBackend(model), codec, val["image"],
+                                    flip_test=bool(scoring.get("flip_test")))
+        conf_val = frame_confidence(val_frames, val["transform"], qc, cfg, peak)["confidence"].to_numpy()
+    rows = table[table["evaluated"]]
+    mm = {k: rows[[f"{k}_ofd_mm", f"{k}_bpd_mm"]].to_numpy() for k in ("pred", "true")}
+    return evaluation_report(rows["confidence"].to_numpy(), conf_val, rows["subject_id"].to_numpy(),
+                             mm["pred"], mm["true"], cfg)
+
+
 def evaluate_model(model, codec, meta: dict, data: dict, thresholds_mm, batch_size: int = 32,
-                   timing_frames: int = 0, label_source: str = "csv") -> tuple[dict, pd.DataFrame]:
+                   timing_frames: int = 0, label_source: str = "csv",
+                   scoring: dict | None = None) -> tuple[dict, pd.DataFrame]:
     """Predict the test arrays ``data`` (contract 5) with ``model`` and its ``codec`` (decoding
     as params ``decode``) and compute every metric.
 
     Besides the headline (against the training labels, on the frames ``accepted_rows`` keeps),
     each reference of ``reference_sections(label_source)`` present in ``data`` gets a section
     ``vs_<name>`` with the same metrics and its own mean-shape floor; the codec's alternative
-    decodings get short metrics. Returns (metrics for metrics/eval/<model>.json, predictions table).
+    decodings get short metrics. ``scoring`` (params ``evaluate.confidence``, ``qc``,
+    ``decode.flip_test``, the validation arrays ``val``) adds ``confidence`` and ``per_subject``.
+    Returns (metrics for metrics/eval/<model>.json, predictions table).
     """
-    from .inference import predict
     from .models import count_parameters
 
     images = np.asarray(data["image"])
     transform = np.asarray(data["transform"], np.float64)
     spacing = np.asarray(data["spacing_mm"], np.float64)
-    decoded, outputs = predict(model, codec, images, batch_size=batch_size)
-    pred_orig = to_original(decoded.points, transform)
+    points, outputs, frames = test_predictions(model, codec, images, batch_size, scoring)
+    pred_orig = to_original(points, transform)
     mask = accepted_rows(data)
     true = np.asarray(data["points_orig"], np.float64)
     metrics = {"model_kind": str(meta.get("kind")), "arch": str(meta.get("arch")),
@@ -282,7 +320,10 @@ def evaluate_model(model, codec, meta: dict, data: dict, thresholds_mm, batch_si
     metrics.update(reference_metrics(data, pred_orig, floor, label_source, thresholds_mm))
     if timing_frames > 0:
         metrics["timing"] = time_inference(model, codec, images, timing_frames)
-    return metrics, predictions_table(data, pred_orig)
+    table = predictions_table(data, pred_orig)
+    if scoring:
+        metrics.update(confidence_metrics(model, codec, data, frames, table, scoring))
+    return metrics, table
 
 
 def run(params: dict, name: str, root=".") -> dict:
@@ -301,15 +342,21 @@ def run(params: dict, name: str, root=".") -> dict:
     check_checkpoint(loaded.meta, params["models"][name], data, name, paths.checkpoint(name))
     codec = loaded.codec.with_decoding(params["decode"])
     print(f"evaluate@{name}: {len(data['frame_id'])} test frames, {loaded.meta['kind']} {loaded.meta['arch']}")
+    val = load_npz(paths.prepared("val")) if paths.prepared("val").is_file() else None
+    scoring = {"confidence": params["evaluate"]["confidence"], "qc": params["qc"], "val": val,
+               "flip_test": bool(params["decode"].get("flip_test", False))}
     with torch.no_grad():
         metrics, table = evaluate_model(loaded.model, codec, loaded.meta, data,
                                         [float(t) for t in params["evaluate"]["thresholds_mm"]],
                                         timing_frames=int(params["evaluate"]["timing_frames"]),
-                                        label_source=str(params["data"]["label_source"]))
+                                        label_source=str(params["data"]["label_source"]), scoring=scoring)
     metrics = {"model": name, **metrics}
     write_csv(table, paths.predictions(name))
     write_json(paths.eval_metrics(name), metrics)
     print(f"evaluate@{name}: MRE {metrics['mre_mm']:.2f} mm, BPD MAE {metrics['bpd']['mae_mm']:.2f} mm, "
           f"OFD MAE {metrics['ofd']['mae_mm']:.2f} mm on {metrics['n_evaluated']} frames "
           f"({metrics['n_excluded']} excluded); floor MRE {metrics['floor']['mre_mm']:.2f} mm")
+    c = metrics["confidence"]
+    print(f"evaluate@{name}: confidence AUC(error > {c['bad_error_mm']:g} mm) {c['auc_bad']:.3f}; at threshold "
+          f"{c['threshold']:.3f} rejects {c['rejected_share']:.1%} of frames, {c['bad_removed_share']:.1%} of bad ones")
     return metrics

@@ -12,7 +12,7 @@ import torch
 
 from .checkpoint import CheckpointError, read_checkpoint
 from .codecs import codec_from_settings
-from .geometry import LANDMARKS
+from .geometry import BPD, LANDMARKS, OFD
 from .letterbox import Letterbox
 from .models import build_model, check_input_size, to_tensor
 
@@ -78,3 +78,85 @@ def predict(model, codec, images, batch_size: int = 32):
                          f"{codec.input_size} px inputs")
     outputs = network_outputs(model, images, batch_size)
     return codec.decode(outputs), outputs
+
+
+# ---- backends: who runs the network ----------------------------------------------------------
+class TorchBackend:
+    """Runs a PyTorch model: ``outputs`` gives the raw network outputs of (N, S, S) uint8 images,
+    ``batch_size`` frames at a time. Every backend (``BACKENDS``) has this one method."""
+
+    name = "torch"
+
+    def __init__(self, model, batch_size: int = 32):
+        self.model = model
+        self.batch_size = int(batch_size)
+
+    @classmethod
+    def from_checkpoint(cls, loaded: Loaded, path, batch_size: int = 32) -> "TorchBackend":
+        return cls(loaded.model, batch_size)
+
+    def outputs(self, images) -> np.ndarray:
+        return network_outputs(self.model, images, self.batch_size)
+
+
+# name -> factory(loaded: Loaded, checkpoint path, batch_size) -> an object with ``outputs``
+BACKENDS = {"torch": TorchBackend.from_checkpoint}
+
+
+def make_backend(name: str, loaded: Loaded, path, batch_size: int = 32):
+    """The backend ``name`` (a key of ``BACKENDS``) for a loaded checkpoint."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")
+    return BACKENDS[name](loaded, path, batch_size)
+
+
+# ---- horizontal flip: test-time augmentation and the flip agreement of the confidence -----------
+def flip_images(images) -> np.ndarray:
+    """(N, S, S) images mirrored left-right."""
+    return np.ascontiguousarray(np.asarray(images)[:, :, ::-1])
+
+
+def unflip_points(points, size: int) -> np.ndarray:
+    """Points predicted on a mirrored input, in the unmirrored input: x -> (size - 1) - x (integer
+    coordinates are pixel centres, so the mirror axis is at (size - 1) / 2)."""
+    p = np.array(points, dtype=np.float64, copy=True)
+    p[..., 0] = (size - 1) - p[..., 0]
+    return p
+
+
+def match_ends(reference, points) -> np.ndarray:
+    """``points`` with the two ends of each pair swapped where that brings them closer to
+    ``reference`` (a mirror exchanges left and right ends, so the canonical order flips)."""
+    ref, p = np.asarray(reference, np.float64), np.array(points, dtype=np.float64, copy=True)
+    for i, j in (OFD, BPD):
+        same = np.linalg.norm(p[:, i] - ref[:, i], axis=-1) + np.linalg.norm(p[:, j] - ref[:, j], axis=-1)
+        cross = np.linalg.norm(p[:, j] - ref[:, i], axis=-1) + np.linalg.norm(p[:, i] - ref[:, j], axis=-1)
+        swap = cross < same
+        p[swap, i], p[swap, j] = p[swap, j], p[swap, i]  # fancy indexing copies
+    return p
+
+
+@dataclass
+class FramePrediction:
+    """What the network says about N frames, in network-input pixels."""
+
+    points: np.ndarray              # (N, 4, 2) the prediction (the flip mean when flip_test)
+    peak: np.ndarray | None         # (N, 4) heatmap peaks of the unflipped pass; None for regressors
+    flip_points: np.ndarray | None  # (N, 4, 2) the mirrored input's prediction, unmirrored, ends matched
+    outputs: np.ndarray             # raw outputs of the unflipped pass
+
+
+def predict_frames(backend, codec, images, flip: bool = True, flip_test: bool = False) -> FramePrediction:
+    """Predict (N, S, S) letterboxed images with ``backend`` and decode with ``codec``. ``flip``:
+    also predict the mirrored images (one more forward pass) for ``flip_points``; ``flip_test``:
+    the prediction is the mean of the frame's and the unmirrored mirror's points."""
+    images = np.asarray(images)
+    outputs = backend.outputs(images)
+    decoded = codec.decode(outputs)
+    points, flipped = np.asarray(decoded.points, np.float64), None
+    if flip or flip_test:
+        mirrored = codec.decode(backend.outputs(flip_images(images))).points
+        flipped = match_ends(points, unflip_points(mirrored, images.shape[-1]))
+    if flip_test:
+        points = 0.5 * (points + flipped)
+    return FramePrediction(points, decoded.peak, flipped, outputs)

@@ -308,6 +308,16 @@ class Codec(Section):
 class Decode(Section):
     method: choice(DECODE_MODES)
     pairs: Bool
+    flip_test: Bool = False
+
+
+class Confidence(Section):
+    flip_scale: PositiveNumber = 0.02
+    geometry_weight: NonNegative = 1.0
+    peak_weight: NonNegative = 1.0
+    reject_share: Annotated[number(0, 1, hi_open=True), Hint("must be a number > 0 and < 1 "
+                                                             "(a share of the validation frames)")] = 0.1
+    bad_error_mm: PositiveNumber = 4.0
 
 
 class Augment(Section):
@@ -373,6 +383,7 @@ class Device(Section):
 class Evaluate(Section):
     thresholds_mm: Thresholds
     timing_frames: NonNegativeWhole
+    confidence: Confidence = Field(default_factory=Confidence)
 
 
 class Plots(Section):

@@ -1,0 +1,71 @@
+"""Measure new scans with a trained model: BPD, OFD, HC, cephalic index and gestational age.
+
+INPUT: files and folders, any mix the extract_frames stage reads (multi-frame DICOM, video,
+stills); pixel spacing from the DICOM tags, a sidecar <stem>.json {"pixel_spacing_mm": ...} or a
+pixel-size table (--pixel-size-csv), else --spacing, else pixels only (with a warning).
+Writes OUT/frames.csv (one row per frame), OUT/summary.csv and OUT/summary.json (one row per
+cine: the median of its accepted frames) and overlays at the original resolution, and prints the
+summary. Exit status: 0, 1 when an input could not be read (the others are still measured and
+written), 2 when the checkpoint or an option is unusable. Reads params.yaml (qc, data, decode,
+evaluate.confidence) from the working directory (--params). See docs/predict.md.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+SUMMARY = "measure BPD, OFD, HC of new scans"
+EXAMPLES = """\
+Examples:
+  fhbiometry predict scan.dcm                                  # models/heatmap.safetensors -> predictions/
+  fhbiometry predict cines/ stills/ --out results/patient7 --spacing 0.12
+  fhbiometry predict clip.mp4 --model models/resnet18.safetensors --overlays all
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fhbiometry.inference import BACKENDS
+    from fhbiometry.predict import DEFAULT_MODEL, OVERLAY_MODES
+
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files and folders to measure")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint (default: %(default)s)")
+    parser.add_argument("--out", default="predictions", help="output folder (default: %(default)s)")
+    parser.add_argument("--spacing", type=float, default=None, metavar="MM",
+                        help="pixel size in mm where the input gives none")
+    parser.add_argument("--pixel-size-csv", default=None, metavar="CSV",
+                        help="table of pixel sizes (columns as params data.pixel_size_columns)")
+    parser.add_argument("--overlays", choices=OVERLAY_MODES, default="best",
+                        help="overlay the best frame of each cine, every frame, or none (default: best)")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="torch", help="what runs the network")
+    parser.add_argument("--confidence-threshold", type=float, default=None, metavar="X",
+                        help="frames below it are rejected (default: the evaluate stage's, else 0.5)")
+    parser.add_argument("--batch", type=int, default=32, metavar="N", help="frames per forward pass")
+    parser.add_argument("--params", default="params.yaml", help="parameter file (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fhbiometry.checkpoint import CheckpointError
+    from fhbiometry.params import ParamError
+    from fhbiometry.predict import measure, terminal_table
+    from fhbiometry.readers import InputError
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    if args.spacing is not None and not args.spacing > 0:
+        print(f"error: --spacing {args.spacing} must be a positive number of mm per pixel", file=sys.stderr)
+        return 2
+    try:
+        result = measure(args.inputs, args.model, args.spacing, args.out, args.pixel_size_csv, args.overlays,
+                         args.backend, args.confidence_threshold, args.batch, args.params, progress=True)
+    except (CheckpointError, ParamError, InputError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    s = result.settings
+    print(terminal_table(result.summary))
+    print(f"\n{len(result.frames)} frame(s) of {len(result.summary)} cine(s); confidence threshold "
+          f"{s.threshold:.3f} ({s.threshold_source}); '!' = no frame accepted, median of all frames")
+    print(f"wrote {args.out}/frames.csv, summary.csv, summary.json" +
+          ("" if args.overlays == "none" else f", overlays/ ({args.overlays})"))
+    for err in result.errors:
+        print(f"error: {err}", file=sys.stderr)
+    return 1 if result.errors else 0
