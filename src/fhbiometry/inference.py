@@ -83,7 +83,7 @@ def predict(model, codec, images, batch_size: int = 32):
 # ---- backends: who runs the network ----------------------------------------------------------
 class TorchBackend:
     """Runs a PyTorch model: ``outputs`` gives the raw network outputs of (N, S, S) uint8 images,
-    ``batch_size`` frames at a time. Every backend (``BACKENDS``) has this one method."""
+    ``batch_size`` frames at a time. Every backend (``predict.BACKENDS``) has this one method."""
 
     name = "torch"
 
@@ -100,16 +100,6 @@ class TorchBackend:
 
 
 # name -> factory(loaded: Loaded, checkpoint path, batch_size) -> an object with ``outputs``
-BACKENDS = {"torch": TorchBackend.from_checkpoint}
-
-
-def make_backend(name: str, loaded: Loaded, path, batch_size: int = 32):
-    """The backend ``name`` (a key of ``BACKENDS``) for a loaded checkpoint."""
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")
-    return BACKENDS[name](loaded, path, batch_size)
-
-
 # ---- horizontal flip: test-time augmentation and the flip agreement of the confidence -----------
 def flip_images(images) -> np.ndarray:
     """(N, S, S) images mirrored left-right."""

@@ -7,7 +7,7 @@ a pixel-size table); ``spacing_mm`` is used only where none of those gives one. 
 spacing the frame is measured in pixels only (mm columns empty) and a warning says so.
 
 Each frame is letterboxed with the checkpoint's ``Letterbox``, predicted by a backend
-(``inference.BACKENDS``) and once more mirrored (the flip agreement of the confidence), and its
+(``BACKENDS``) and once more mirrored (the flip agreement of the confidence), and its
 points mapped back to the original pixels. A cine is a multi-frame file; stills are grouped by
 subject id (DICOM PatientID, sidecar ``subject_id``, ``data.subject_pattern`` on the file stem,
 else the stem). Its robust measurement is the median over the frames that pass the QC flags and
@@ -36,6 +36,36 @@ from .qc import _flag_points
 from .readers import InputError
 
 log = logging.getLogger(__name__)
+
+
+def _torch_backend(loaded, path, batch_size: int = 32):
+    from .inference import TorchBackend
+
+    return TorchBackend.from_checkpoint(loaded, path, batch_size)
+
+
+def _onnx_backend(loaded, path, batch_size: int = 32):
+    from .onnx_backend import OnnxBackend  # onnxruntime only when asked for
+
+    return OnnxBackend.from_checkpoint(loaded, path, batch_size)
+
+
+def _onnx_int8_backend(loaded, path, batch_size: int = 32):
+    from .onnx_backend import OnnxBackend
+
+    return OnnxBackend.int8_from_checkpoint(loaded, path, batch_size)
+
+
+# what runs the network: name -> factory(loaded checkpoint, checkpoint path, batch size); every
+# backend has ``outputs(images)`` (``inference.TorchBackend``, ``onnx_backend.OnnxBackend``)
+BACKENDS = {"torch": _torch_backend, "onnx": _onnx_backend, "onnx-int8": _onnx_int8_backend}
+
+
+def make_backend(name: str, loaded, path, batch_size: int = 32):
+    """The backend ``name`` (a key of ``BACKENDS``) for a loaded checkpoint."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")
+    return BACKENDS[name](loaded, path, batch_size)
 
 DEFAULT_MODEL = "models/heatmap.safetensors"
 OVERLAY_MODES = ("best", "all", "none")
@@ -357,7 +387,7 @@ def measure(inputs, model=DEFAULT_MODEL, spacing=None, out=None, pixel_size_csv=
             backend: str = "torch", confidence_threshold=None, batch_size: int = 32,
             params="params.yaml", progress: bool = False) -> Result:
     """``predict`` returning the whole ``Result`` (with the inputs that could not be read)."""
-    from .inference import load_model, make_backend
+    from .inference import load_model
 
     if overlays not in OVERLAY_MODES:
         raise ValueError(f"overlays must be one of {OVERLAY_MODES}, got {overlays!r}")

@@ -25,8 +25,7 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fhbiometry.inference import BACKENDS
-    from fhbiometry.predict import DEFAULT_MODEL, OVERLAY_MODES
+    from fhbiometry.predict import BACKENDS, DEFAULT_MODEL, OVERLAY_MODES
 
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files and folders to measure")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint (default: %(default)s)")
