@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fhbiometry.tools import ablation, check_reproduction, exp_config, label_agreement, results_table
+from fhbiometry.tools import ablation, bench_train, check_reproduction, exp_config, label_agreement, results_table
 
 SUBCOMMANDS = {
     "check-reproduction": check_reproduction,
@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "ablation": ablation,
     "results-table": results_table,
     "label-agreement": label_agreement,
+    "bench-train": bench_train,
 }
 PASSTHROUGH = ("exp-config",)  # subcommands that take `-- ARGS...` (handed on to another program)
 
