@@ -10,8 +10,7 @@ clipping, optimizer step), and reports:
 * GFLOP/step: the FLOPs of one training step counted by torch.utils.flop_counter.FlopCounterMode
   around forward, loss and backward (matmul and convolution families, 2 FLOPs per
   multiply-add; the optimizer's element-wise work is not counted); ``fwd`` is the forward alone
-  (the rule of thumb is step = 3 x forward; the first convolution has no input gradient, so the
-  counted ratio is a little under 3);
+  (rule of thumb: step = 3 x forward, the backward computing input and weight gradients);
 * GFLOP/s: GFLOP/step / compute seconds, and its share of the float32 matmul figure: the best of
   several 2048 x 2048 @ 2048 x 2048 ``torch.mm`` on the same threads, measured in the same run.
 
