@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fhbiometry.tools import (ablation, bench_predict, check_reproduction, exp_config, export, label_agreement,
-                              predict, reproduction_spread, results_table)
+from fhbiometry.tools import (ablation, bench_predict, bench_train, check_reproduction, exp_config, export,
+                              label_agreement, predict, reproduction_spread, results_table)
 
 SUBCOMMANDS = {
     "check-reproduction": check_reproduction,
@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "predict": predict,
     "export": export,
     "bench-predict": bench_predict,
+    "bench-train": bench_train,
 }
 PASSTHROUGH = ("exp-config",)  # subcommands that take `-- ARGS...` (handed on to another program)
 
