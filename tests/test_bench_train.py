@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from fhbiometry import cli, train
-from fhbiometry.params import load_params, seed_everything
+from fhbiometry.params import load_params
+from fhbiometry.train import seed_everything
 from fhbiometry.tools import bench_train as bench
 
 REPO = Path(__file__).resolve().parents[1]

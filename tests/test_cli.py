@@ -10,7 +10,7 @@ import pytest
 from fhbiometry import cli
 
 COMMANDS = ("check-reproduction", "reproduction-spread", "exp-config", "ablation", "results-table",
-            "label-agreement", "predict", "export", "bench-predict", "bench-train")
+            "label-agreement", "near-duplicates", "predict", "export", "bench-predict", "bench-train")
 
 
 def fhbiometry(*args: str) -> subprocess.CompletedProcess:

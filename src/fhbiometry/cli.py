@@ -9,7 +9,8 @@ import argparse
 import sys
 
 from fhbiometry.tools import (ablation, bench_predict, bench_train, check_reproduction, exp_config, export,
-                              label_agreement, predict, reproduction_spread, results_table)
+                              label_agreement, near_duplicates, predict, reproduction_spread,
+                              results_table)
 
 SUBCOMMANDS = {
     "check-reproduction": check_reproduction,
@@ -18,6 +19,7 @@ SUBCOMMANDS = {
     "ablation": ablation,
     "results-table": results_table,
     "label-agreement": label_agreement,
+    "near-duplicates": near_duplicates,
     "predict": predict,
     "export": export,
     "bench-predict": bench_predict,

@@ -38,12 +38,13 @@ from fhbiometry import augment as aug
 from fhbiometry import train
 from fhbiometry.codecs import make_codec
 from fhbiometry.models import to_tensor
-from fhbiometry.params import load_params, seed_everything
+from fhbiometry.params import load_params
+from fhbiometry.train import seed_everything
 from fhbiometry.schema import model_config
 from fhbiometry.store import load_npz
 from fhbiometry.tools.common import model_names
 
-SUMMARY = "training frames/s, data-path share and GFLOP/s per model against a matmul"
+SUMMARY = "measure training throughput against a matmul"
 EXAMPLES = """\
 Examples:
   fhbiometry bench-train --out bench_train.json               # the four models, batch 16
