@@ -3,10 +3,12 @@ within tolerance, or not at all."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from fhbiometry.tools import check_reproduction as cr
+from fhbiometry.tools.common import flatten
 
 EVAL = "metrics/eval/heatmap.json"
 
@@ -76,3 +78,46 @@ def test_invariants_every_model_beats_the_floor_and_the_heatmap_model_widely(tmp
     assert len(problems) == 2
     assert any("resnet18.json: ofd" in p for p in problems)
     assert any("heatmap.json: bpd" in p and "/ 3" in p for p in problems)
+
+
+RUNS = cr.RUNS_DIR
+
+
+def run_problems(run: str) -> list[str]:
+    """Problems of the saved run ``run`` against the saved reference, with the committed spread."""
+    repo = Path(__file__).resolve().parents[1]
+    spread = cr.load_spread(repo / cr.SPREAD_FILE)
+    problems = []
+    for path in sorted((repo / RUNS / "reference" / "eval").glob("*.json")):
+        old = flatten(json.loads(path.read_text()))
+        new = flatten(json.loads((repo / RUNS / run / "eval" / path.name).read_text()))
+        for key in sorted(set(old) | set(new)):
+            _, problem = cr.compare_value(f"metrics/eval/{path.name}", key, old.get(key), new.get(key), spread)
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def test_committed_spread_passes_each_measured_rerun():
+    repo = Path(__file__).resolve().parents[1]
+    runs = json.loads((repo / cr.SPREAD_FILE).read_text())["runs"]
+    assert "reference" in runs and len(runs) >= 3
+    for run in runs:
+        assert run_problems(run) == [], run
+
+
+def test_committed_spread_fails_the_model_trained_with_half_its_epochs():
+    problems = run_problems("degraded-heatmap-half-epochs")
+    assert any("metrics/eval/heatmap.json: bpd.mae_mm" in p or "metrics/eval/heatmap.json: mre_mm" in p
+               for p in problems), problems
+    assert all("heatmap.json" in p for p in problems), problems   # the other models are untouched
+
+
+def test_reference_run_is_the_committed_metrics():
+    repo = Path(__file__).resolve().parents[1]
+    for path in sorted((repo / "metrics/eval").glob("*.json")):
+        saved = json.loads((repo / RUNS / "reference" / "eval" / path.name).read_text())
+        committed = json.loads(path.read_text())
+        for section in (saved, committed):
+            section.pop("timing", None)
+        assert saved == committed, path.name

@@ -226,6 +226,24 @@ def bench_end_to_end(backend, meta: dict, work: Path, n_frames: int, iterations:
                         "steps, not `fhbiometry predict`)"}
 
 
+def bench_predict_command(checkpoint: Path, backend: str, work: Path, n_frames: int, threads: int) -> dict:
+    """Frames per second of ``fhbiometry predict`` itself (the Python API: reading, letterbox, the
+    network twice (the frame and its mirror, for the confidence), decoding, biometry, flags, the
+    CSV and JSON files, no overlays) on the benchmark's multi-frame DICOM; best of 2 after a warm-up."""
+    from fhbiometry.predict import measure
+
+    dicom = work / "cine.dcm"
+    times = []
+    for i in range(3):
+        start = time.perf_counter()
+        measure([dicom], model=checkpoint, out=work / f"predict_{backend}", overlays="none", backend=backend,
+                spacing=0.2)
+        times.append(time.perf_counter() - start)
+    return {"frames": n_frames, "frames_per_s": n_frames / min(times[1:]), "backend": backend,
+            "pipeline": "fhbiometry predict (measure): read, letterbox, network on the frame and its mirror, "
+                        "decode, biometry, confidence, flags, frames.csv + summary.csv/json"}
+
+
 def int8_difference(backends: dict, split: Path, size: int) -> dict | None:
     """Landmark distance (mm) of the int8 model to the float model on a prepared split, when the
     split exists and has frames of the model's input size."""
@@ -250,9 +268,18 @@ def bench_model(name: str, args, limit: float, work: Path) -> dict:
     result = {"source": source, "arch": meta["arch"], "kind": meta["kind"], "input_size": size,
               "flops_per_frame": flops, "backends": {}}
     backends = make_backends(model, meta, work, args)
+    checkpoint = Path(args.models_dir) / f"{name}.safetensors"
+    copy = None
+    if checkpoint.is_file():  # a copy with the export beside it, as `predict --backend onnx` opens it
+        copy = work / "checkpoint" / checkpoint.name
+        copy.parent.mkdir()
+        copy.write_bytes(checkpoint.read_bytes())
+        copy.with_suffix(".onnx").write_bytes((work / "model.onnx").read_bytes())
     for backend_name, backend in backends.items():
         row = bench_backend(backend, frames, flops, limit, args.iterations)
         row["end_to_end"] = bench_end_to_end(backend, meta, work, args.e2e_frames, args.iterations)
+        if copy is not None and backend_name in ("torch", "onnx"):
+            row["predict_command"] = bench_predict_command(copy, backend_name, work, args.e2e_frames, args.threads)
         result["backends"][backend_name] = row
     result["int8_vs_float"] = int8_difference(backends, args.test_split, size)
     return result
@@ -261,14 +288,17 @@ def bench_model(name: str, args, limit: float, work: Path) -> dict:
 def markdown(report: dict) -> str:
     lines = [f"matmul {report['matmul']['n']}^3 float32: {report['matmul']['torch_gflops']:.1f} GFLOP/s (torch), "
              f"{report['matmul']['numpy_gflops']:.1f} (numpy); {report['threads']} threads", "",
-             "| model | backend | GFLOP/frame | ms/frame b1 | % matmul b1 | ms/frame b32 | % matmul b32 | e2e frames/s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | backend | GFLOP/frame | ms/frame b1 | % matmul b1 | ms/frame b32 | % matmul b32 | e2e frames/s "
+             "| `predict` frames/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, model in report["models"].items():
         for backend, row in model["backends"].items():
             b1, b32 = row["batch1"], row["batch32"]
             lines.append(f"| {name} ({model['source']}) | {backend} | {model['flops_per_frame'] / 1e9:.2f} | "
                          f"{b1['ms_per_frame']:.2f} | {b1['pct_of_matmul']:.0f} | {b32['ms_per_frame']:.2f} | "
-                         f"{b32['pct_of_matmul']:.0f} | {row['end_to_end']['frames_per_s']:.0f} |")
+                         f"{b32['pct_of_matmul']:.0f} | {row['end_to_end']['frames_per_s']:.0f} | "
+                         f"{row['predict_command']['frames_per_s']:.0f} |" if "predict_command" in row else
+                         f"{b32['pct_of_matmul']:.0f} | {row['end_to_end']['frames_per_s']:.0f} | - |")
     for name, model in report["models"].items():
         diff = model.get("int8_vs_float")
         if diff:
