@@ -12,6 +12,16 @@ from fhbiometry.geometry import COORD_COLUMNS
 HC18 = Path(__file__).resolve().parents[2] / "shared/datasets/hc18-landmarks"
 
 
+def hc18_csv_data() -> dict:
+    """Params `data` for the HC18 landmark set read from its CSV (with the ellipse references)."""
+    return {"raw_dir": str(HC18), "label_source": "csv",
+            "landmarks_csv": "role_challenge_dataset_ground_truth.csv",
+            "columns": {"image": "image_name", "frame": "", **{c: c for c in COORD_COLUMNS}},
+            "annotation_pattern": "annotations/{stem}_Annotation.png", "pixel_size_csv": "pixel_size.csv",
+            "pixel_size_columns": {"image": "filename", "spacing": "pixel size(mm)"},
+            "default_spacing_mm": 0, "subject_pattern": r"^(?P<subject>[A-Za-z]*\d+)", "on_bad_input": "fail"}
+
+
 def gradient(h: int = 24, w: int = 32, offset: int = 0) -> np.ndarray:
     """A smooth uint8 test pattern (distinct per ``offset``)."""
     y, x = np.mgrid[0:h, 0:w]

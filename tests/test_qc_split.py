@@ -10,6 +10,8 @@ from fhbiometry.params import ParamError
 from fhbiometry.qc import FLAGS, QCError, compute_flags, enforce_policy, summarise
 from fhbiometry.split import make_split
 
+from fixtures_io import HC18, hc18_csv_data
+
 CFG = {"policy": "exclude", "naming": "anatomical", "max_midpoint_offset": 0.15,
        "max_perpendicular_deviation_deg": 15, "ratio_range": [0.6, 0.95], "reference": "",
        "reference_tolerance_mm": 3.0, "overlay_limit": 4}
@@ -150,19 +152,11 @@ def test_unlabelled_frames_are_not_split():
     assert summary["unlabelled_frames"] == 1 and len(table) == 19
 
 
-HC18 = Path(__file__).resolve().parents[2] / "shared/datasets/hc18-landmarks"
-
-
 @pytest.mark.skipif(not HC18.exists(), reason=f"real data set not found at {HC18}")
 def test_qc_finds_the_known_faults_of_the_hc18_csv():
     from fhbiometry.extract import extract
 
-    data = {"raw_dir": str(HC18), "label_source": "csv",
-            "landmarks_csv": "role_challenge_dataset_ground_truth.csv",
-            "columns": {"image": "image_name", "frame": "", **{c: c for c in COORD_COLUMNS}},
-            "annotation_pattern": "annotations/{stem}_Annotation.png", "pixel_size_csv": "pixel_size.csv",
-            "pixel_size_columns": {"image": "filename", "spacing": "pixel size(mm)"},
-            "default_spacing_mm": 0, "subject_pattern": r"^(?P<subject>[A-Za-z]*\d+)", "on_bad_input": "fail"}
+    data = hc18_csv_data()
     manifest = extract(data, progress=False).manifest
     table = compute_flags(manifest, {**CFG, "reference": "ellipse"})
     s = summarise(table, None, {**CFG, "reference": "ellipse"})

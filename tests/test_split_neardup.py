@@ -1,5 +1,4 @@
 """Near-duplicate frames: the dHash, the pair search, the cross-split report and its policy."""
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -7,6 +6,8 @@ import pytest
 
 from fhbiometry.neardup import (cross_split_report, dhash, enforce, hamming_pairs,
                                 hash_frames, measure)
+
+from fixtures_io import HC18, hc18_csv_data
 
 CFG = {"max_distance": 4, "on_leak": "report"}
 
@@ -86,20 +87,11 @@ def test_measure_reports_recall_and_cross_subject_pairs():
     assert m.loc[4, "recall"] == 0.5 and m.loc[4, "cross_subject_pairs"] == 2
 
 
-HC18 = Path(__file__).resolve().parents[2] / "shared/datasets/hc18-landmarks"
-
-
 @pytest.mark.skipif(not HC18.exists(), reason=f"real data set not found at {HC18}")
 def test_hc18_has_no_cross_subject_near_duplicate_at_the_default_threshold():
     from fhbiometry.extract import extract
-    from fhbiometry.geometry import COORD_COLUMNS
 
-    data = {"raw_dir": str(HC18), "label_source": "csv",
-            "landmarks_csv": "role_challenge_dataset_ground_truth.csv",
-            "columns": {"image": "image_name", "frame": "", **{c: c for c in COORD_COLUMNS}},
-            "annotation_pattern": "annotations/{stem}_Annotation.png", "pixel_size_csv": "pixel_size.csv",
-            "pixel_size_columns": {"image": "filename", "spacing": "pixel size(mm)"},
-            "default_spacing_mm": 0, "subject_pattern": r"^(?P<subject>[A-Za-z]*\d+)", "on_bad_input": "fail"}
+    data = hc18_csv_data()
     ex = extract(data, progress=False)
     m = measure(ex.frames, ex.manifest, thresholds=(4, 5)).set_index("max_distance")
     # docs/leakage.md: the first pair (237_3HC ~ 284_HC, 5 bits) is two different scans

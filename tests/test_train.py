@@ -8,6 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import tiny_training
+
 from fhbiometry import losses, schema, train
 from fhbiometry.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from fhbiometry.codecs import HeatmapCodec, RegressionCodec
@@ -49,30 +51,10 @@ def tiny_params(**model):
 
 
 def fake_prepared(n, seed=0, width=80, height=64):
-    """Contract-5 arrays: a bright elliptical ring on noise at a random position and angle."""
-    letterbox = Letterbox(size=SIZE)
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:height, :width]
-    rows = []
-    for i in range(n):
-        a = rng.uniform(0.28, 0.36) * height
-        b = a * rng.uniform(0.7, 0.9)
-        cx, cy = rng.uniform(0.4, 0.6) * width, rng.uniform(0.42, 0.58) * height
-        angle = rng.uniform(-0.5, 0.5)
-        pts = ellipse_landmarks(cx, cy, a, b, angle)
-        u, v = xx - cx, yy - cy
-        r = np.hypot((u * np.cos(angle) + v * np.sin(angle)) / a, (-u * np.sin(angle) + v * np.cos(angle)) / b)
-        frame = np.clip(rng.uniform(0, 50, (height, width)) + 190 * (np.abs(r - 1) < 0.08), 0, 255)
-        image, t = letterbox.image_to_input(frame.astype(np.uint8))
-        p_in = to_input(pts, t)
-        rows.append(dict(image=image, points=p_in.astype(np.float32), transform=t,
-                         points_orig=pts, points_ref=np.full((4, 2), np.nan), spacing_mm=rng.uniform(0.1, 0.3),
-                         width=width, height=height, frame_id=f"f{seed}_{i:03d}", subject_id=f"s{i // 3}"))
-    data = {k: np.asarray([r[k] for r in rows]) for k in rows[0]}
-    data["frame_id"] = data["frame_id"].astype("U")
-    data["subject_id"] = data["subject_id"].astype("U")
-    data["label_ok"] = np.ones(n, bool)
-    data["use_for_training"] = np.ones(n, bool)
+    """Contract-5 arrays (``tiny_training.fake_prepared``: a bright elliptical ring on noise at a
+    random position and angle), with an empty reference."""
+    data = tiny_training.fake_prepared(n, seed, width, height)
+    data["points_ref"] = np.full((n, 4, 2), np.nan)
     return data
 
 
