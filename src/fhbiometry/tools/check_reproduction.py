@@ -11,7 +11,7 @@ with the one committed at ``--rev``. What must hold (README, "Determinism, CI an
   deterministic on one machine (same params, seed and thread count give the same bytes), but
   another CPU or BLAS code path rounds differently, and a few hundred optimiser steps amplify the
   last bit into a different, equally good model. The standard deviation of each metric is
-  measured over such reruns (``--env`` runs saved with ``--save-run``, and training seeds) and
+  measured over such reruns (``--env`` runs saved with ``--save-run``) and
   kept in ``SPREAD_FILE`` (``fhbiometry reproduction-spread``; docs/reproduction.md);
 * always: every model beats the mean-shape floor on BPD and OFD, and the heatmap model by a
   wide margin (``HEATMAP_MARGIN``).
@@ -45,7 +45,7 @@ EXACT_EVAL = ("model", "arch", "model_kind", "decode_mode", "n", "n_params", "n_
               "n_excluded", "floor.*", "vs_*.n", "vs_*.floor.*")
 # trained-model metrics: |reproduced - committed| <= max(K_SD * sd, MIN_TOLERANCE), where sd is the
 # sample standard deviation of that metric over the runs in SPREAD_FILE (reruns of the default
-# pipeline on other CPU code paths and training seeds: docs/reproduction.md). A metric with no
+# pipeline on other CPU code paths: docs/reproduction.md). A metric with no
 # measured spread is a problem: measure it (`fhbiometry reproduction-spread`).
 SPREAD_FILE = Path("docs/reproduction/spread.json")
 RUNS_DIR = Path("docs/reproduction/runs")
