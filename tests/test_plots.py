@@ -19,7 +19,7 @@ from fhbiometry.store import load_npz, save_npz, write_csv, write_json
 REPO = Path(__file__).resolve().parents[1]
 STAGE_PARAMS = runpy.run_path(str(REPO / "stages/plots.py"))["PARAMS"]
 
-NAMES = ["alexnet", "resnet18", "resnet34", "heatmap"]
+NAMES = list(load_params(REPO / "params.yaml")["models"])  # the model list of params.yaml
 THRESHOLDS = [2.0, 4.0]
 PNGS = ["errors_box.png", "error_cdf.png", "bland_altman.png", "training_curves.png"] + \
     [f"overlays_{n}.png" for n in NAMES]

@@ -97,6 +97,16 @@ def _flag_points(pts, ref, status, dup, width, height, spacing, cfg) -> dict:
             "disagreement": disagreement, "finite": finite, "label_ok": finite & ~fault}
 
 
+def _frame_columns(manifest: pd.DataFrame, spacing) -> pd.DataFrame:
+    """The id and size columns of labels.csv (``subject_source`` empty when the manifest has none)."""
+    source = (manifest["subject_source"].astype(str).to_numpy() if "subject_source" in manifest
+              else np.full(len(manifest), "", dtype=object))
+    return pd.DataFrame({"frame_id": manifest["frame_id"].astype(str).to_numpy(),
+                         "subject_id": manifest["subject_id"].astype(str).to_numpy(),
+                         "subject_source": source, "spacing_mm": spacing,
+                         "width": manifest["width"].to_numpy(), "height": manifest["height"].to_numpy()})
+
+
 def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     """One row per manifest frame: ids, points after naming, flags, policy; plus the ellipse
     reference (``ref_*``, anatomical naming) with ``ref_ok`` and the landmark table's points
@@ -129,15 +139,7 @@ def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     else:
         use = label["label_ok"]
 
-    out = pd.DataFrame({
-        "frame_id": manifest["frame_id"].astype(str).to_numpy(),
-        "subject_id": manifest["subject_id"].astype(str).to_numpy(),
-        "subject_source": (manifest["subject_source"].astype(str).to_numpy() if "subject_source" in manifest
-                           else np.full(len(manifest), "", dtype=object)),
-        "spacing_mm": spacing,
-        "width": manifest["width"].to_numpy(),
-        "height": manifest["height"].to_numpy(),
-    })
+    out = _frame_columns(manifest, spacing)
     for columns, values in ((COORD_COLUMNS, label["points"]), (REF_COLUMNS, ref_out),
                             (CSV_COLUMNS, table["points"])):
         for j, col in enumerate(columns):
