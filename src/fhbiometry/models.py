@@ -213,9 +213,8 @@ def build_model(arch: str, kind: str, num_landmarks: int = 4, head_channels: int
     if int(head_channels) <= 0:
         raise ValueError(f"head_channels must be positive, got {head_channels}")
     # ResNet regressors start with every residual branch's last BN at zero (torchvision's
-    # zero_init_residual): each block is the identity at first, and from scratch on a few hundred
-    # frames ResNet-34 then learns in 9 epochs (val MRE 19.7 mm) where it otherwise stays at the
-    # mean shape (29.9 mm). The heatmap trunk keeps the default (14 epochs: 2.4 mm against 5.0 mm).
+    # zero_init_residual): each block is the identity at first; the heatmap trunk keeps the default
+    # (measured effect of both: docs/architecture.md, "Measured design choices").
     extra = {"zero_init_residual": True} if kind == "regression" and arch.startswith("resnet") else {}
     net = _CONSTRUCTORS[arch](weights=None, **extra)
     report = None
