@@ -143,6 +143,7 @@ CASES = [
     ("head-size statistic", _set("split.head_size.subject_stat", "mean"), ["subject_stat = 'mean'", "['max', 'median']"]),
     ("edge cut", _set("train.augment.edge_cut", 1.5), ["train.augment.edge_cut = 1.5", "<= 1"]),
     ("reference HC column", _set("data.pixel_size_columns.hc", 3), ["data.pixel_size_columns.hc = 3", "string"]),
+    ("training seed", _set("train.seed", -2), ["train.seed = -2", "or null (the top-level seed)"]),
     ("flip test", _set("decode.flip_test", "no"), ["decode.flip_test = 'no'", "true or false"]),
     ("reject share", _set("evaluate.confidence.reject_share", 1.0), ["evaluate.confidence.reject_share = 1.0", "< 1"]),
     ("flip scale", _set("evaluate.confidence.flip_scale", 0), ["evaluate.confidence.flip_scale = 0"]),

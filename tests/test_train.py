@@ -318,3 +318,19 @@ def test_stage_entry_point(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "train@m: best epoch 1" in done.stdout
     assert (tmp_path / "models/m.safetensors").is_file() and (tmp_path / "metrics/train/m/metrics.json").is_file()
+
+
+def test_train_seed_reseeds_training_only():
+    """`train.seed` (null: the top-level seed) seeds initialisation, batches and augmentation; set
+    to the top-level seed it changes nothing, set to another value it gives another model, and
+    the checkpoint's model_params only name it when it is set."""
+    data = fake_prepared(8, seed=1), fake_prepared(4, seed=2)
+    base = tiny_params()
+    state0, meta0 = train.train_model(base, "m", *data, progress=False)
+    same = schema.validate_params({**base, "train": {**base["train"], "seed": base["seed"]}})
+    state1, _ = train.train_model(same, "m", *data, progress=False)
+    other = schema.validate_params({**base, "train": {**base["train"], "seed": base["seed"] + 1}})
+    state2, meta2 = train.train_model(other, "m", *data, progress=False)
+    assert all(torch.equal(state0[k], state1[k]) for k in state0)
+    assert not all(torch.equal(state0[k], state2[k]) for k in state0)
+    assert "seed" not in meta0["model_params"] and meta2["model_params"]["seed"] == base["seed"] + 1

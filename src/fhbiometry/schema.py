@@ -351,6 +351,7 @@ class Train(Section):
     pretrained: Annotated[str, Hint("must be a file path or '' (from scratch)")]
     head_init: choice(HEAD_INITS)
     augment: Augment
+    seed: Annotated[NonNegativeWhole | None, Hint("must be a whole number >= 0, or null (the top-level seed)")] = None
 
 
 def _overrides(model: type[Section], name: str, extra: dict) -> type[Section]:

@@ -328,6 +328,12 @@ def restore(run: Run, live, tensors: dict, info: dict) -> tuple[int, dict]:
     return int(info["epoch"]) + 1, best
 
 
+def training_seed(params: dict, cfg: dict) -> int:
+    """The seed of initialisation, batch order and augmentation: ``train.seed`` (or the model's
+    override) when set, else the top-level ``seed`` (which also seeds the data)."""
+    return int(params["seed"] if cfg.get("seed") is None else cfg["seed"])
+
+
 def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=None,
                 data_hash: str = "", progress: bool = True, hw: dev.Hardware | None = None,
                 world: dist.World | None = None, state_file=None, val_hash: str = "") -> tuple[dict, dict]:
@@ -340,8 +346,8 @@ def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=
     letterbox = Letterbox(**params["input"])
     codec = make_codec(cfg["kind"], letterbox.size, params["codec"], VALIDATION_DECODE)
     train, val = training_frames(train_data, val_data)
-    run = start_run(name, cfg, codec, bool(params["landmarks"]["canonical_order"]), int(params["seed"]), train, val,
-                    hw, world)
+    run = start_run(name, cfg, codec, bool(params["landmarks"]["canonical_order"]), training_seed(params, cfg),
+                    train, val, hw, world)
     if world.main:
         print(f"train@{name}: {cfg['arch']} {cfg['kind']}, {count_parameters(run.model):,} parameters, "
               f"{len(run.points)} training frames, {len(val['image'])} validation frames, {cfg['epochs']} epochs "
@@ -351,7 +357,8 @@ def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=
     best = fit(run, live, progress, state_file, key)
     meta = {"arch": cfg["arch"], "kind": cfg["kind"], "codec": codec.settings(), "input": letterbox.to_dict(),
             "landmarks": list(LANDMARKS), "head_channels": int(cfg["head_channels"]),
-            "head_skips": bool(cfg["head_skips"]), "data_hash": data_hash, "model_params": cfg,
+            "head_skips": bool(cfg["head_skips"]), "data_hash": data_hash,
+            "model_params": {k: v for k, v in cfg.items() if k != "seed" or v is not None},
             "best_epoch": int(best["epoch"]), "best_val_mre_mm": float(best["mre_mm"]),
             "train_mean_points": run.points.mean(axis=0).tolist()}
     return best["state"], meta
@@ -379,7 +386,7 @@ def run(params: dict, name: str, root=".", progress: bool = True, resumable: boo
     paths = Paths(root)
     model_config(params, name)  # fail on bad params before reading data
     world = dist.from_env()
-    seed_everything(int(params["seed"]), int(params["threads"]))
+    seed_everything(training_seed(params, model_config(params, name)), int(params["threads"]))
     hw = dev.resolve(params.get("device"), world.local_rank)
     dev.deterministic(hw)
     train_data, val_data = load_npz(paths.prepared("train")), load_npz(paths.prepared("val"))
