@@ -9,6 +9,8 @@ import pytest
 
 from fhbiometry import cli
 
+REPO = Path(__file__).resolve().parents[1]
+
 COMMANDS = ("check-reproduction", "reproduction-spread", "exp-config", "ablation", "results-table",
             "label-agreement", "near-duplicates", "predict", "export", "bench-predict", "bench-train")
 
@@ -55,7 +57,7 @@ def test_an_unknown_subcommand_fails_and_names_the_choices():
 
 def test_arguments_after_double_dash_go_only_to_exp_config(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text("qc:\n  policy: flag\nmodels:\n  a: {epochs: 1}\n")
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text().replace("policy: exclude", "policy: keep"))
     (tmp_path / "c.yaml").write_text("qc:\n  policy: exclude\n")
     assert cli.main(["exp-config", "c.yaml", "--name", "x", "--print", "--", "qc"]) == 0
     assert capsys.readouterr().out.strip() == "dvc exp run -n x -S qc.policy=exclude qc"

@@ -41,18 +41,14 @@ def overrides(config_path) -> list[str]:
 
 
 def apply(params: dict, config: dict) -> dict:
-    """params updated by the configuration, key by key (used by tests and for a quick look)."""
-    out = json.loads(json.dumps(params))
-    for key, value in flatten(config).items():
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            if part not in node or not isinstance(node[part], dict):
-                raise KeyError(f"configuration key '{key}' does not exist in params.yaml")
-            node = node[part]
-        if leaf not in node:
-            raise KeyError(f"configuration key '{key}' does not exist in params.yaml")
-        node[leaf] = value
+    """params updated by the configuration, key by key (mappings merged, anything else replaced);
+    the result must validate against the schema, so a key that is not a parameter (a typo) stops
+    with its path and a suggestion, while keys the schema allows but params.yaml omits (a model's
+    own ``augment`` override, say) are accepted."""
+    from fhbiometry.schema import deep_merge, validate_params
+
+    out = deep_merge(params, config)
+    validate_params(out, source="params.yaml + configuration")
     return out
 
 
