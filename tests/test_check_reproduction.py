@@ -34,6 +34,8 @@ SPREAD = {EVAL: {"bpd.mae_mm": 0.12, "mre_mm": 0.5, "ofd.loa_high_mm": 1.0,
     (EVAL, "mre_px", 10.0, 10.15, "close", False),                       # sd 0: the minimum tolerance
     (EVAL, "mre_px", 10.0, 10.3, "close", True),
     (EVAL, "ofd.mae_mm", 1.0, 1.0001, "close", True),                    # no measured spread: a problem
+    (EVAL, "confidence.auc_bad", 0.47, None, "close", False),            # undefined when every frame is bad
+    (EVAL, "bpd.mae_mm", 1.40, None, "exact", True),                     # a headline metric may not vanish
     (EVAL, "timing.cpu_ms_per_frame", 20.0, 90.0, "ignored", False),
     (EVAL, "best_epoch", 13, 15, "ignored", False),
     (EVAL, "decode.argmax.mre_mm", 2.0, None, "exact", True),            # a section that vanished
@@ -101,8 +103,8 @@ def run_problems(run: str) -> list[str]:
 def test_committed_spread_passes_each_measured_rerun():
     repo = Path(__file__).resolve().parents[1]
     runs = json.loads((repo / cr.SPREAD_FILE).read_text())["runs"]
-    assert "reference" in runs and len(runs) >= 3
-    for run in runs:
+    assert "reference" in runs and len(runs) >= 2
+    for run in runs + ["cpu-avx2"]:   # cpu-avx2: a rerun on another code path, not in the spread
         assert run_problems(run) == [], run
 
 

@@ -40,6 +40,9 @@ Examples:
 
 METRIC_GLOBS = ("metrics/qc.json", "metrics/split.json", "metrics/eval/*.json")
 IGNORED = ("timing.*", "best_epoch")
+# trained-model metrics that are undefined (null) in some runs: an AUC when every frame, or none,
+# is over the error threshold; a rerun may define one the other leaves undefined
+MAY_BE_UNDEFINED = ("*confidence.auc_bad",)
 # metrics/eval keys that do not depend on trained weights: compared exactly
 EXACT_EVAL = ("model", "arch", "model_kind", "decode_mode", "n", "n_params", "n_test", "n_evaluated",
               "n_excluded", "floor.*", "vs_*.n", "vs_*.floor.*")
@@ -82,6 +85,8 @@ def compare_value(path: str, key: str, old, new, spread: dict | None = None) -> 
     if old == new:
         return "identical", None
     exact = not path.startswith("metrics/eval/") or matches(key, EXACT_EVAL)
+    if not exact and None in (old, new) and matches(key, MAY_BE_UNDEFINED):
+        return "close", None
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (old, new))
     if exact or not numbers:
         return "exact", f"{path}: {key}: committed {old!r}, reproduced {new!r} (must be identical)"
