@@ -40,9 +40,9 @@ Examples:
 
 METRIC_GLOBS = ("metrics/qc.json", "metrics/split.json", "metrics/eval/*.json")
 IGNORED = ("timing.*", "best_epoch")
-# trained-model metrics that are undefined (null) in some runs: an AUC when every frame, or none,
-# is over the error threshold; a rerun may define one the other leaves undefined
-MAY_BE_UNDEFINED = ("*confidence.auc_bad",)
+# trained-model metrics that are undefined (null) in some runs: the confidence figures (an AUC when
+# every frame, or none, is over the error threshold; the mean error of rejected frames when none is)
+MAY_BE_UNDEFINED = ("*confidence.*",)
 # metrics/eval keys that do not depend on trained weights: compared exactly
 EXACT_EVAL = ("model", "arch", "model_kind", "decode_mode", "n", "n_params", "n_test", "n_evaluated",
               "n_excluded", "floor.*", "vs_*.n", "vs_*.floor.*")
@@ -85,12 +85,12 @@ def compare_value(path: str, key: str, old, new, spread: dict | None = None) -> 
     if old == new:
         return "identical", None
     exact = not path.startswith("metrics/eval/") or matches(key, EXACT_EVAL)
-    if not exact and None in (old, new) and matches(key, MAY_BE_UNDEFINED):
-        return "close", None
+    sd = (spread or {}).get(path, {}).get(key)
+    if not exact and matches(key, MAY_BE_UNDEFINED) and (None in (old, new) or sd is None):
+        return "close", None   # undefined in some run, so no spread either: not compared
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (old, new))
     if exact or not numbers:
         return "exact", f"{path}: {key}: committed {old!r}, reproduced {new!r} (must be identical)"
-    sd = (spread or {}).get(path, {}).get(key)
     if sd is None:
         return "close", (f"{path}: {key}: no measured spread in {SPREAD_FILE}: measure it "
                          "(docs/reproduction.md)")
