@@ -444,13 +444,11 @@ def read_sidecar(path) -> dict:
     return data
 
 
-def read_pixel_size_table(csv_path, columns: dict, report=None) -> dict[str, float]:
-    """Pixel sizes from a table (HC18 layout: ``filename, pixel size(mm)``).
-
-    ``columns`` = ``{"image": header, "spacing": header}`` (params ``data.pixel_size_columns``).
-    Returns image name as written -> spacing (first row wins). A row with a bad value raises
-    InputError, or, when ``report(error, action)`` is given, is reported and skipped.
-    """
+def read_table_column(csv_path, image: str, column: str, what: str, fix: str, report=None) -> dict[str, float]:
+    """Positive numbers of one column of a per-image table (the pixel-size table): image name as
+    written -> value (first row wins). A missing file or column raises InputError naming it and
+    ``fix``; a row with a bad value raises InputError, or, when ``report(error, action)`` is
+    given, is reported and skipped."""
     import pandas as pd
 
     csv_path = Path(csv_path)
@@ -459,54 +457,40 @@ def read_pixel_size_table(csv_path, columns: dict, report=None) -> dict[str, flo
                          "set data.pixel_size_csv (relative to data.raw_dir) or '' for none")
     df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     df.columns = [c.strip() for c in df.columns]
-    want = {k: str(columns.get(k, "")).strip() for k in ("image", "spacing")}
-    missing = [h for h in want.values() if h not in df.columns]
+    missing = [h for h in (image, column) if h not in df.columns]
     if missing:
-        raise InputError(csv_path, f"missing column(s) {missing}; present: {list(df.columns)}",
-                         "set data.pixel_size_columns.image / .spacing to the table's headers")
+        raise InputError(csv_path, f"missing column(s) {missing}; present: {list(df.columns)}", fix)
     out: dict[str, float] = {}
-    for i, (name, value) in enumerate(zip(df[want["image"]], df[want["spacing"]])):
+    for i, (name, value) in enumerate(zip(df[image], df[column])):
         v = _positive(str(value).strip())
         if v is None:
-            err = InputError(csv_path, f"column {want['spacing']!r}: {value!r} is not a positive "
-                             "number", "correct the pixel size (mm) in that row", row=i + 2)
+            err = InputError(csv_path, f"column {column!r}: {value!r} is not a positive number",
+                             f"correct the {what} in that row", row=i + 2)
             if report is None:
                 raise err
-            report(err, "row skipped")
+            report(err, "row skipped" if what == "pixel size (mm)" else f"{what} skipped")
             continue
         out.setdefault(str(name).strip().replace("\\", "/"), v)
     return out
+
+
+def read_pixel_size_table(csv_path, columns: dict, report=None) -> dict[str, float]:
+    """Pixel sizes from a table (HC18 layout: ``filename, pixel size(mm)``); ``columns`` =
+    ``{"image": header, "spacing": header}`` (params ``data.pixel_size_columns``)."""
+    return read_table_column(csv_path, str(columns.get("image", "")).strip(),
+                             str(columns.get("spacing", "")).strip(), "pixel size (mm)",
+                             "set data.pixel_size_columns.image / .spacing to the table's headers", report)
 
 
 def read_reference_hc(csv_path, columns: dict, report=None) -> dict[str, float]:
     """Reference head circumferences (mm) from the pixel-size table's column ``columns["hc"]``
-    (HC18: ``head circumference (mm)``); {} when that key is '' or absent. Image name as written
-    -> HC (first row wins). A bad value raises InputError, or is reported and skipped."""
-    import pandas as pd
-
+    (HC18: ``head circumference (mm)``); {} when that key is '' or absent."""
     header = str(columns.get("hc", "") or "").strip()
     if not header:
         return {}
-    csv_path = Path(csv_path)
-    df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    df.columns = [c.strip() for c in df.columns]
-    image = str(columns.get("image", "")).strip()
-    if header not in df.columns or image not in df.columns:
-        raise InputError(csv_path, f"missing column(s) {[h for h in (image, header) if h not in df.columns]}; "
-                         f"present: {list(df.columns)}",
-                         "set data.pixel_size_columns.hc to the table's HC header, or '' for none")
-    out: dict[str, float] = {}
-    for i, (name, value) in enumerate(zip(df[image], df[header])):
-        v = _positive(str(value).strip())
-        if v is None:
-            err = InputError(csv_path, f"column {header!r}: {value!r} is not a positive number",
-                             "correct the head circumference (mm) in that row", row=i + 2)
-            if report is None:
-                raise err
-            report(err, "reference HC skipped")
-            continue
-        out.setdefault(str(name).strip().replace("\\", "/"), v)
-    return out
+    return read_table_column(csv_path, str(columns.get("image", "")).strip(), header,
+                             "head circumference (mm)",
+                             "set data.pixel_size_columns.hc to the table's HC header, or '' for none", report)
 
 
 def lookup_by_name(table: dict, rel_path: str):
