@@ -11,8 +11,9 @@ from fhbiometry import cli
 
 REPO = Path(__file__).resolve().parents[1]
 
-COMMANDS = ("check-reproduction", "reproduction-spread", "exp-config", "ablation", "results-table",
-            "label-agreement", "near-duplicates", "predict", "export", "bench-predict", "bench-train")
+COMMANDS = ("check-reproduction", "reproduction-spread", "exp-config", "ablation", "accuracy-report",
+            "results-table", "label-agreement", "near-duplicates", "predict", "export", "bench-predict",
+            "bench-train", "size-bias")
 
 
 def fhbiometry(*args: str) -> subprocess.CompletedProcess:

@@ -358,3 +358,29 @@ def test_frames_kept_by_the_qc_policy_count_in_the_metrics(oracle_modules):
     metrics, table = ev.evaluate_model(Oracle(data), codec, meta_of("regression", data, codec), data, THRESHOLDS)
     assert metrics["n_evaluated"] == 6 and metrics["n_excluded"] == 0
     assert table["evaluated"].all() and not table["label_ok"].iloc[-1]
+
+
+def test_run_size_calibration_scales_the_test_predictions(tmp_path):
+    """decode.size_calibration: validation: factors from the validation frames (written to the
+    metrics), each test diameter scaled about its midpoint; none: the predictions as decoded."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from fhbiometry.calibration import apply_factors
+
+    data, _ = fake_split(n=5)
+    val, _ = fake_split(n=6, seed=1)
+    save_npz(tmp_path / "data/prepared/test.npz", data)
+    save_npz(tmp_path / "data/prepared/val.npz", val)
+    make_checkpoint(tmp_path / "models/m.safetensors", "resnet18", "heatmap", data)
+    params = tiny_params("m", "resnet18", "heatmap", timing_frames=0)
+    columns = [f"pred_{c}" for c in COORD_COLUMNS]
+    plain = ev.run(params, "m", root=tmp_path)
+    before = pd.read_csv(tmp_path / "results/m/predictions.csv")[columns].to_numpy().reshape(-1, 4, 2)
+    assert "size_calibration" not in plain
+    params["decode"]["size_calibration"] = "validation"
+    metrics = ev.run(params, "m", root=tmp_path)
+    factors = metrics["size_calibration"]
+    assert factors["method"] == "validation" and factors["n"] == 5         # the accepted validation frames
+    assert factors["ofd"] > 0 and factors["bpd"] > 0 and (factors["ofd"], factors["bpd"]) != (1.0, 1.0)
+    after = pd.read_csv(tmp_path / "results/m/predictions.csv")[columns].to_numpy().reshape(-1, 4, 2)
+    np.testing.assert_allclose(after, apply_factors(before, factors), atol=2e-3)   # the CSV's 4 decimals

@@ -11,7 +11,7 @@ from test_dvc_deps import SRC, imported_names, project_closure
 PKG = SRC / "fhbiometry"
 # modules behind the data stages (synthesize .. prepare): numpy, pandas, Pillow, pydicom, PyAV
 TORCH_FREE = ["geometry", "store", "letterbox", "paths", "params", "schema", "readers", "labels",
-              "extract", "qc", "split", "neardup", "prepare", "viz", "synth/__init__"]
+              "extract", "qc", "split", "neardup", "prepare", "viz", "report", "calibration", "synth/__init__"]
 COMMAND_LINE = {"fhbiometry.cli", "fhbiometry.tools", "fhbiometry.__main__"}
 
 

@@ -170,3 +170,27 @@ def test_help_names_every_option(capsys):
     for option in ("--model", "--out", "--spacing", "--pixel-size-csv", "--overlays", "--backend",
                    "--confidence-threshold", "--batch", "Examples:"):
         assert option in out
+
+
+def test_size_calibration_from_the_evaluate_metrics(case, tmp_path, monkeypatch):
+    """decode.size_calibration: validation scales each diameter by the evaluate stage's factors
+    (metrics/eval/<model>.json); without them predict refuses and names the fix."""
+    import yaml
+
+    raw = yaml.safe_load(Path(PARAMS).read_text())
+    raw["decode"]["size_calibration"] = "validation"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    from fhbiometry import predict as pr
+    with pytest.raises(FileNotFoundError, match="dvc repro evaluate@heatmap"):
+        pr.predict([case["inputs"]["still1"]], model=case["heatmap"], params=tmp_path / "params.yaml")
+    (tmp_path / "metrics/eval").mkdir(parents=True)
+    (tmp_path / "metrics/eval/heatmap.json").write_text(json.dumps(
+        {"size_calibration": {"method": "validation", "ofd": 1.1, "bpd": 0.9, "n": 7}}))
+    plain, _ = pr.predict([case["inputs"]["still1"]], model=case["heatmap"], params=PARAMS)
+    scaled, _ = pr.predict([case["inputs"]["still1"]], model=case["heatmap"], params=tmp_path / "params.yaml")
+    # anatomical naming (OFD = the longer axis) runs after the scaling, so the network's first pair
+    # is either diameter of the plain prediction
+    got = sorted([scaled["ofd_px"].iloc[0], scaled["bpd_px"].iloc[0]])
+    a, b = plain["ofd_px"].iloc[0], plain["bpd_px"].iloc[0]
+    assert any(np.allclose(got, sorted(pair), rtol=1e-6) for pair in ([1.1 * a, 0.9 * b], [1.1 * b, 0.9 * a]))

@@ -58,7 +58,8 @@ def test_committed_configs_validate():
     assert list(rows)[0] == "seed" and len(rows) == len(yaml.safe_load(
         (REPO / "configs/hc18_ablation.yaml").read_text())["rows"])
     assert rows["seed"]["decode"]["method"] == "argmax" and rows["seed"]["codec"]["coordinates"] == "pixels"
-    assert rows["skips"]["decode"] == {"method": "quadratic", "pairs": True, "flip_test": False}
+    assert rows["skips"]["decode"] == {"method": "quadratic", "pairs": True, "flip_test": False,
+                                       "size_calibration": "none"}
     assert rows["seed"]["models"]["heatmap"]["epochs"] == 8          # the budget applies to every row
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fhbiometry.tools import (ablation, bench_predict, bench_train, check_reproduction, exp_config, export,
+from fhbiometry.tools import (ablation, accuracy_report, bench_predict, bench_train, check_reproduction, exp_config, export,
                               label_agreement, near_duplicates, predict, reproduction_spread,
-                              results_table)
+                              results_table, size_bias)
 
 SUBCOMMANDS = {
     "check-reproduction": check_reproduction,
@@ -18,6 +18,8 @@ SUBCOMMANDS = {
     "exp-config": exp_config,
     "ablation": ablation,
     "results-table": results_table,
+    "accuracy-report": accuracy_report,
+    "size-bias": size_bias,
     "label-agreement": label_agreement,
     "near-duplicates": near_duplicates,
     "predict": predict,

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from .calibration import apply_factors
 from .geometry import COORD_COLUMNS, LANDMARKS, diameters, pair_invariant_errors, to_mm
 from .letterbox import to_original
 from .prepare import accepted_rows
@@ -265,6 +266,28 @@ def test_predictions(model, codec, images, batch_size: int, scoring: dict | None
     return frames.points, frames.outputs, frames
 
 
+def validation_size_factors(model, codec, scoring: dict | None) -> dict | None:
+    """The size calibration of params ``decode.size_calibration`` (calibration.py): None for
+    ``none``; for ``validation`` the factors estimated on the validation arrays ``scoring["val"]``
+    (their accepted frames), predicted the way the test frames are (``flip_test`` included)."""
+    from .calibration import estimate_factors
+
+    method = (scoring or {}).get("size_calibration", "none")
+    if method == "none":
+        return None
+    val = scoring.get("val")
+    if val is None or not len(val["image"]):
+        raise ValueError("decode.size_calibration: validation needs the validation split "
+                         "(data/prepared/val.npz): give split.fractions.val a share, or set it to none")
+    from .inference import TorchBackend, predict_frames
+
+    flip_test = bool(scoring.get("flip_test"))
+    frames = predict_frames(TorchBackend(model), codec, val["image"], flip=flip_test, flip_test=flip_test)
+    use = accepted_rows(val)
+    pred = to_original(frames.points, np.asarray(val["transform"], np.float64))[use]
+    return {"method": method, **estimate_factors(pred, np.asarray(val["points_orig"], np.float64)[use])}
+
+
 def confidence_metrics(model, codec, data: dict, frames, table: pd.DataFrame, scoring: dict) -> dict:
     """Sections ``confidence`` and ``per_subject`` (confidence.evaluation_report) of the
     evaluated test frames; the threshold comes from ``scoring["val"]`` (the validation arrays)."""
@@ -296,7 +319,9 @@ def evaluate_model(model, codec, meta: dict, data: dict, thresholds_mm, batch_si
     each reference of ``reference_sections(label_source)`` present in ``data`` gets a section
     ``vs_<name>`` with the same metrics and its own mean-shape floor; the codec's alternative
     decodings get short metrics. ``scoring`` (params ``evaluate.confidence``, ``qc``,
-    ``decode.flip_test``, the validation arrays ``val``) adds ``confidence`` and ``per_subject``.
+    ``decode.flip_test``, the validation arrays ``val``) adds ``confidence`` and ``per_subject``;
+    its ``size_calibration`` (params ``decode.size_calibration``) scales the test predictions'
+    diameters by factors estimated on ``val`` (section ``size_calibration``).
     Returns (metrics for metrics/eval/<model>.json, predictions table).
     """
     from .models import count_parameters
@@ -305,13 +330,16 @@ def evaluate_model(model, codec, meta: dict, data: dict, thresholds_mm, batch_si
     transform = np.asarray(data["transform"], np.float64)
     spacing = np.asarray(data["spacing_mm"], np.float64)
     points, outputs, frames = test_predictions(model, codec, images, batch_size, scoring)
-    pred_orig = to_original(points, transform)
+    factors = validation_size_factors(model, codec, scoring)
+    pred_orig = apply_factors(to_original(points, transform), factors)
     mask = accepted_rows(data)
     true = np.asarray(data["points_orig"], np.float64)
     metrics = {"model_kind": str(meta.get("kind")), "arch": str(meta.get("arch")),
                "n_params": int(count_parameters(model)), "best_epoch": meta.get("best_epoch"),
                "n_test": int(len(images)), "n_evaluated": int(mask.sum()),
                "n_excluded": int(len(images) - mask.sum()), **codec.report()}
+    if factors is not None:
+        metrics["size_calibration"] = factors
     metrics.update(compute_metrics(pred_orig[mask], true[mask], spacing[mask], thresholds_mm))
     floor = mean_shape_points(meta["train_mean_points"], transform)
     metrics["floor"] = compute_metrics(floor[mask], true[mask], spacing[mask], thresholds_mm)
@@ -344,7 +372,8 @@ def run(params: dict, name: str, root=".") -> dict:
     print(f"evaluate@{name}: {len(data['frame_id'])} test frames, {loaded.meta['kind']} {loaded.meta['arch']}")
     val = load_npz(paths.prepared("val")) if paths.prepared("val").is_file() else None
     scoring = {"confidence": params["evaluate"]["confidence"], "qc": params["qc"], "val": val,
-               "flip_test": bool(params["decode"].get("flip_test", False))}
+               "flip_test": bool(params["decode"].get("flip_test", False)),
+               "size_calibration": params["decode"].get("size_calibration", "none")}
     with torch.no_grad():
         metrics, table = evaluate_model(loaded.model, codec, loaded.meta, data,
                                         [float(t) for t in params["evaluate"]["thresholds_mm"]],

@@ -8,7 +8,9 @@ spacing the frame is measured in pixels only (mm columns empty) and a warning sa
 
 Each frame is letterboxed with the checkpoint's ``Letterbox``, predicted by a backend
 (``BACKENDS``) and once more mirrored (the flip agreement of the confidence), and its
-points mapped back to the original pixels. A cine is a multi-frame file; stills are grouped by
+points mapped back to the original pixels (and, with params ``decode.size_calibration:
+validation``, each diameter scaled by the factors the evaluate stage estimated on the validation
+frames: calibration.py). A cine is a multi-frame file; stills are grouped by
 subject id (DICOM PatientID, sidecar ``subject_id``, ``data.subject_pattern`` on the file stem,
 else the stem). Its robust measurement is the median over the frames that pass the QC flags and
 the confidence threshold (all frames, with ``fallback`` true, when none passes).
@@ -28,6 +30,7 @@ from tqdm import tqdm
 
 from . import readers as rd
 from .biometry import ga_from_bpd_weeks, ga_from_hc_weeks, measurements
+from .calibration import apply_factors
 from .confidence import DEFAULT_THRESHOLD, confidence, group_medians
 from .extract import index_inputs, resolve_spacing
 from .geometry import COORD_COLUMNS, anatomical_naming, diameters
@@ -89,6 +92,7 @@ class Settings:
     spacing_mm: float = 0.0
     pixel_sizes: dict = field(default_factory=dict)
     batch_size: int = 32
+    size_factors: dict | None = None      # calibration.py: from the evaluate stage's metrics
 
 
 @dataclass
@@ -190,7 +194,7 @@ def predict_scan(scan: Scan, loaded, backend, settings: Settings, bar=None):
         boxed = [letterbox.image_to_input(f) for f in chunk]
         images, transform = np.stack([b[0] for b in boxed]), np.stack([b[1] for b in boxed])
         fp = predict_frames(backend, codec, images, flip=True, flip_test=bool(settings.decode.get("flip_test")))
-        pts.append(to_original(fp.points, transform))
+        pts.append(apply_factors(to_original(fp.points, transform), settings.size_factors))
         flips.append(to_original(fp.flip_points, transform))
         peaks.append(fp.peak)
         if bar is not None:
@@ -369,6 +373,23 @@ def terminal_table(summary: pd.DataFrame) -> str:
     return t.to_string(index=False)
 
 
+def resolve_size_factors(method: str, model_path) -> dict | None:
+    """The size calibration of params ``decode.size_calibration``: None for ``none``; for
+    ``validation`` the factors the evaluate stage estimated on the validation frames
+    (metrics/eval/<model>.json, section ``size_calibration``)."""
+    from .paths import Paths
+
+    if method == "none":
+        return None
+    name = Path(model_path).name.split(".")[0]
+    metrics = Paths(".").eval_metrics(name)
+    found = json.loads(metrics.read_text()).get("size_calibration") if metrics.is_file() else None
+    if not found:
+        raise FileNotFoundError(f"{metrics.as_posix()}: no size_calibration section for decode.size_calibration: "
+                                f"{method}; run `dvc repro evaluate@{name}` with these params, or set it to none")
+    return found
+
+
 def load_settings(params_path, spacing_mm=None, pixel_size_csv=None, threshold=None, model_path=DEFAULT_MODEL,
                   batch_size: int = 32) -> Settings:
     """Settings from params.yaml (qc, data, decode, evaluate.confidence) and the options."""
@@ -379,8 +400,9 @@ def load_settings(params_path, spacing_mm=None, pixel_size_csv=None, threshold=N
     if pixel_size_csv:
         pixel_sizes = rd.read_pixel_size_table(pixel_size_csv, params["data"]["pixel_size_columns"])
     value, source = resolve_threshold(threshold, model_path)
+    factors = resolve_size_factors(params["decode"].get("size_calibration", "none"), model_path)
     return Settings(params["qc"], params["evaluate"]["confidence"], params["decode"], params["data"], value,
-                    source, float(spacing_mm or 0.0), pixel_sizes, int(batch_size))
+                    source, float(spacing_mm or 0.0), pixel_sizes, int(batch_size), factors)
 
 
 def measure(inputs, model=DEFAULT_MODEL, spacing=None, out=None, pixel_size_csv=None, overlays: str = "best",

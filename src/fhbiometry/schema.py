@@ -38,6 +38,7 @@ LEAK_MODES = ("report", "fail")
 RESIZE_MODES = ("letterbox", "stretch")
 COORDINATE_MODES = ("normalised", "pixels")
 DECODE_MODES = ("argmax", "quadratic", "soft_argmax", "ellipse")
+SIZE_CALIBRATIONS = ("none", "validation")        # calibration.METHODS
 SPLIT_METHODS = ("hash", "head_size")
 SUBJECT_STATS = ("max", "median")
 HEATMAP_STRIDES = (1, 2, 4, 8, 16, 32)   # the deconvolution head halves the trunk's stride 32
@@ -309,6 +310,7 @@ class Decode(Section):
     method: choice(DECODE_MODES)
     pairs: Bool
     flip_test: Bool = False
+    size_calibration: choice(SIZE_CALIBRATIONS) = "none"
 
 
 class Confidence(Section):
