@@ -54,7 +54,7 @@ def hc18_like(dst: Path, n_subjects: int = 12, seed: int = 0) -> int:
         semi = 22.0 + 30.0 * s / max(1, n_subjects - 1)  # the head grows with the subject number
         for k, suffix in enumerate(["_", "_2"][: 1 + (s % 2)]):
             name = f"{s:03d}{suffix}HC.png"
-            a = semi * rng.uniform(0.97, 1.03)
+            a = semi * rng.uniform(0.995, 1.005)           # frames of a subject: nearly one size
             b = a * rng.uniform(0.72, 0.85)
             angle = rng.uniform(-0.6, 0.6)
             cx = WIDTH / 2 + rng.uniform(-15, 15)

@@ -97,11 +97,30 @@ def test_configurations_validate():
     assert ladders[0]["base"] == "configs/hc18_headsize.yaml" and ladders[1]["base"] == "configs/hc18.yaml"
 
 
+@pytest.mark.parametrize("name", ["hc18_accuracy", "hc18_accuracy_random"])
+def test_the_last_lever_row_is_the_committed_configuration(name):
+    """Keep what helps: the committed configuration is the ladder's last lever row (the rows after
+    it are reruns with other seeds), and the first row is that configuration without the levers."""
+    from fhbiometry.tools.ablation import load_ladder, row_params
+
+    ladder = load_ladder(REPO / "configs" / f"{name}.yaml")
+    names = [r["name"] for r in ladder["rows"]]
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    last = names.index("calibrate")
+    assert all(r.get("seed_of") == "calibrate" for r in ladder["rows"][last + 1:])
+    final = row_params(base, ladder, last, REPO, budget=False)
+    config = apply(base, yaml.safe_load((REPO / ladder["base"]).read_text()))
+    config["data"]["raw_dir"] = final["data"]["raw_dir"]
+    assert final == config
+    first = row_params(base, ladder, 0, REPO, budget=False)
+    assert first["decode"]["size_calibration"] == "none" and first["models"]["heatmap"]["epochs"] == 30
+
+
 @pytest.mark.slow
 def test_headsize_configuration_runs_end_to_end(tmp_path):
     root = tmp_path / "repo"
     copy_repo(root)
-    hc18_like(tmp_path / "hc18-mini")
+    hc18_like(tmp_path / "hc18-mini", n_subjects=60)   # enough validation frames for the size calibration
     params = yaml.safe_load((root / "params.yaml").read_text())
     config = yaml.safe_load((REPO / "configs" / "hc18_headsize.yaml").read_text())
     params = tiny_params(apply(params, config))
@@ -121,3 +140,4 @@ def test_headsize_configuration_runs_end_to_end(tmp_path):
     assert metrics["hc"]["vs_labels"]["n"] == metrics["n_evaluated"] >= 1
     assert {"normalised_error", "large_errors", "bins"} <= set(metrics)
     assert "ellipse" in metrics["decode"]
+    assert metrics["decode_mode"] == "ellipse" and metrics["size_calibration"]["n"] >= 5   # the final levers
