@@ -243,6 +243,9 @@ def report(ladder_path: str, out_dir: Path, repo: Path, model: str, n_worst: int
     table = pd.read_csv(folder / "predictions" / f"{model}.csv", dtype={"subject_id": str, "frame_id": str})
     raw_dir = Path(row_params(base, ladder, last_i, repo)["data"]["raw_dir"])
     lines += ["", f"## {model}: the {n_worst} worst frames, row {last_i + 1} ({last['name']})", "",
+              "Each drawn at its original resolution, labelled axes green, predicted red, to `worst/` beside "
+              "this report (not committed: they are the data set's images; rerun the command above where "
+              "the data set is).", "",
               "| frame | BPD error mm | OFD error mm | HC error vs data set mm | label HC mm | BPD/OFD | overlay |",
               "|---|---|---|---|---|---|---|"]
     shutil.rmtree(out_dir / "worst", ignore_errors=True)       # only this report's frames
@@ -254,7 +257,7 @@ def report(ladder_path: str, out_dir: Path, repo: Path, model: str, n_worst: int
         hc_err = f["hc_pred"][i] - f["hc_ref"][i]
         lines.append(f"| {frame} | {f['bpd_err'][i]:+.1f} | {f['ofd_err'][i]:+.1f} | "
                      f"{'n/a' if not np.isfinite(hc_err) else f'{hc_err:+.1f}'} | {f['hc_true'][i]:.0f} | "
-                     f"{ratio:.2f} | {f'[worst/{frame}.jpg](worst/{frame}.jpg)' if drawn else 'not a still image'} |")
+                     f"{ratio:.2f} | {f'`worst/{frame}.jpg`' if drawn else 'not a still image'} |")
     return "\n".join(lines) + "\n"
 
 
