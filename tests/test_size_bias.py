@@ -15,18 +15,18 @@ from test_evaluate import fake_split, make_checkpoint
 def test_size_bias_of_each_split(tmp_path, capsys):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    data, _ = fake_split(n=5)
+    data, _ = fake_split(n=6)
     save_npz(tmp_path / "prepared/val.npz", data)
-    save_npz(tmp_path / "prepared/test.npz", fake_split(n=4, seed=3)[0])
+    save_npz(tmp_path / "prepared/test.npz", fake_split(n=6, seed=3)[0])
     make_checkpoint(tmp_path / "m.safetensors", "resnet18", "heatmap", data)
     code = main(["size-bias", "--model", str(tmp_path / "m.safetensors"), "--prepared", str(tmp_path / "prepared"),
                  "--splits", "val", "test", "--json", str(tmp_path / "bias.json")])
     assert code == 0
     out = json.loads((tmp_path / "bias.json").read_text())
-    assert out["val"]["frames"] == int(accepted_rows(data).sum()) == 4
+    assert out["val"]["frames"] == int(accepted_rows(data).sum()) == 5
     for split in ("val", "test"):
         b = out[split]
         assert b["ofd_factor"] > 0 and b["bpd_factor"] > 0 and np.isfinite(b["ofd_bias_mm"])
-    assert "| val | 4 |" in capsys.readouterr().out
+    assert "| val | 5 |" in capsys.readouterr().out
     assert main(["size-bias", "--model", str(tmp_path / "m.safetensors"), "--prepared", str(tmp_path),
                  "--splits", "train"]) == 2                          # no such split: says so

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .calibration import apply_factors
+from .calibration import apply_factors, estimate_factors
 from .geometry import COORD_COLUMNS, LANDMARKS, diameters, pair_invariant_errors, to_mm
 from .letterbox import to_original
 from .prepare import accepted_rows
@@ -266,42 +266,43 @@ def test_predictions(model, codec, images, batch_size: int, scoring: dict | None
     return frames.points, frames.outputs, frames
 
 
-def validation_size_factors(model, codec, scoring: dict | None) -> dict | None:
-    """The size calibration of params ``decode.size_calibration`` (calibration.py): None for
-    ``none``; for ``validation`` the factors estimated on the validation arrays ``scoring["val"]``
-    (their accepted frames), predicted the way the test frames are (``flip_test`` included)."""
-    from .calibration import estimate_factors
+def validation_frames(model, codec, scoring: dict | None):
+    """The validation arrays ``scoring["val"]`` predicted once, the way the test frames are
+    (mirrored pass and ``flip_test``), for the confidence threshold and the size calibration;
+    None without scoring or validation frames."""
+    val = (scoring or {}).get("val")
+    if val is None or not len(val["image"]):
+        return None
+    from .inference import TorchBackend, predict_frames
 
-    method = (scoring or {}).get("size_calibration", "none")
+    return predict_frames(TorchBackend(model), codec, val["image"], flip_test=bool(scoring.get("flip_test")))
+
+
+def size_factors(method: str, frames, arrays: dict) -> dict | None:
+    """The size calibration of params ``decode.size_calibration`` (calibration.py): None for
+    ``none``; for ``validation`` the factors estimated from ``frames`` (predictions of the
+    prepared ``arrays``, e.g. the validation split) on the frames ``accepted_rows`` keeps."""
     if method == "none":
         return None
-    val = scoring.get("val")
-    if val is None or not len(val["image"]):
+    if frames is None:
         raise ValueError("decode.size_calibration: validation needs the validation split "
                          "(data/prepared/val.npz): give split.fractions.val a share, or set it to none")
-    from .inference import TorchBackend, predict_frames
-
-    flip_test = bool(scoring.get("flip_test"))
-    frames = predict_frames(TorchBackend(model), codec, val["image"], flip=flip_test, flip_test=flip_test)
-    use = accepted_rows(val)
-    pred = to_original(frames.points, np.asarray(val["transform"], np.float64))[use]
-    return {"method": method, **estimate_factors(pred, np.asarray(val["points_orig"], np.float64)[use])}
+    use = accepted_rows(arrays)
+    pred = to_original(frames.points, np.asarray(arrays["transform"], np.float64))[use]
+    return {"method": method, **estimate_factors(pred, np.asarray(arrays["points_orig"], np.float64)[use])}
 
 
-def confidence_metrics(model, codec, data: dict, frames, table: pd.DataFrame, scoring: dict) -> dict:
+def confidence_metrics(codec, data: dict, frames, table: pd.DataFrame, scoring: dict, val_frames) -> dict:
     """Sections ``confidence`` and ``per_subject`` (confidence.evaluation_report) of the
-    evaluated test frames; the threshold comes from ``scoring["val"]`` (the validation arrays)."""
+    evaluated test frames; the threshold comes from ``val_frames`` (``validation_frames``)."""
     from .confidence import evaluation_report, frame_confidence
-    from .inference import TorchBackend, predict_frames
 
     cfg, qc, val = scoring["confidence"], scoring["qc"], scoring.get("val")
     peak = float(getattr(codec, "peak", 1.0))
     conf = frame_confidence(frames, data["transform"], qc, cfg, peak)["confidence"].to_numpy()
     table["confidence"] = conf
     conf_val = None
-    if val is not None and len(val["image"]):
-        val_frames = predict_frames(TorchBackend(model), codec, val["image"],
-                                    flip_test=bool(scoring.get("flip_test")))
+    if val_frames is not None:
         conf_val = frame_confidence(val_frames, val["transform"], qc, cfg, peak)["confidence"].to_numpy()
     rows = table[table["evaluated"]]
     mm = {k: rows[[f"{k}_ofd_mm", f"{k}_bpd_mm"]].to_numpy() for k in ("pred", "true")}
@@ -330,7 +331,8 @@ def evaluate_model(model, codec, meta: dict, data: dict, thresholds_mm, batch_si
     transform = np.asarray(data["transform"], np.float64)
     spacing = np.asarray(data["spacing_mm"], np.float64)
     points, outputs, frames = test_predictions(model, codec, images, batch_size, scoring)
-    factors = validation_size_factors(model, codec, scoring)
+    val_frames = validation_frames(model, codec, scoring)
+    factors = size_factors((scoring or {}).get("size_calibration", "none"), val_frames, (scoring or {}).get("val"))
     pred_orig = apply_factors(to_original(points, transform), factors)
     mask = accepted_rows(data)
     true = np.asarray(data["points_orig"], np.float64)
@@ -350,7 +352,7 @@ def evaluate_model(model, codec, meta: dict, data: dict, thresholds_mm, batch_si
         metrics["timing"] = time_inference(model, codec, images, timing_frames)
     table = predictions_table(data, pred_orig)
     if scoring:
-        metrics.update(confidence_metrics(model, codec, data, frames, table, scoring))
+        metrics.update(confidence_metrics(codec, data, frames, table, scoring, val_frames))
     return metrics, table
 
 

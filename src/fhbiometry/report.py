@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import diameters, head_circumference, pair_invariant_errors, to_mm
+from .geometry import COORD_COLUMNS, diameters, head_circumference, pair_invariant_errors, to_mm
 
 LARGE_ERROR_MM = 4.0
 RATIO_EDGES = (0.75, 0.85)
@@ -138,8 +138,6 @@ def table_figures(table, hc_ref=None) -> dict:
     """``frame_figures`` of the evaluated rows of a predictions table (results/<model>/predictions.csv:
     true_* / pred_* points in original pixels, spacing_mm), with ``subject`` and ``frame`` added.
     ``hc_ref``: {frame_id: reference HC in mm} (e.g. HC18's own values), missing frames NaN."""
-    from .geometry import COORD_COLUMNS
-
     rows = table[table["evaluated"].astype(bool)]
     pred = rows[[f"pred_{c}" for c in COORD_COLUMNS]].to_numpy(np.float64).reshape(-1, 4, 2)
     true = rows[[f"true_{c}" for c in COORD_COLUMNS]].to_numpy(np.float64).reshape(-1, 4, 2)

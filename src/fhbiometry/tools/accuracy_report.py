@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from fhbiometry.report import paired_bootstrap
 from fhbiometry.tools.ablation import load_ladder, row_params
 from fhbiometry.tools.common import model_names
 
@@ -77,12 +78,6 @@ def train_minutes(folder: Path, model: str) -> str:
     path = folder / "train" / f"{model}.json"
     seconds = json.loads(path.read_text()).get("train_seconds") if path.exists() else None
     return "n/a" if seconds is None else f"{seconds / 60:.0f}"
-
-
-def paired_bootstrap(before: dict, after: dict, keys, n_boot: int) -> dict:
-    from fhbiometry.report import paired_bootstrap as paired
-
-    return paired(before, after, keys, n_boot=n_boot)
 
 
 def row_figures(folder: Path, model: str, hc_ref: dict, n_boot: int) -> tuple[dict, dict]:

@@ -28,21 +28,21 @@ def split_bias(loaded, data: dict, flip_test: bool) -> dict:
     """{"frames", "ofd_bias_mm", "bpd_bias_mm", "ofd_factor", "bpd_factor"} of one split's arrays."""
     import torch
 
-    from fhbiometry.calibration import estimate_factors
+    from fhbiometry.evaluate import size_factors
     from fhbiometry.geometry import diameters, to_mm
     from fhbiometry.inference import TorchBackend, predict_frames
     from fhbiometry.letterbox import to_original
     from fhbiometry.prepare import accepted_rows
 
-    use = accepted_rows(data)
     with torch.no_grad():
-        frames = predict_frames(TorchBackend(loaded.model), loaded.codec, np.asarray(data["image"])[use],
+        frames = predict_frames(TorchBackend(loaded.model), loaded.codec, np.asarray(data["image"]),
                                 flip=flip_test, flip_test=flip_test)
-    pred = to_original(frames.points, np.asarray(data["transform"], np.float64)[use])
+    factors = size_factors("validation", frames, data)
+    use = accepted_rows(data)
+    pred = to_original(frames.points, np.asarray(data["transform"], np.float64))[use]
     true = np.asarray(data["points_orig"], np.float64)[use]
     spacing = np.asarray(data["spacing_mm"], np.float64)[use]
     err = to_mm(diameters(pred), spacing) - to_mm(diameters(true), spacing)
-    factors = estimate_factors(pred, true, min_frames=1)
     return {"frames": int(use.sum()), "ofd_bias_mm": float(np.nanmean(err[:, 0])),
             "bpd_bias_mm": float(np.nanmean(err[:, 1])), "ofd_factor": factors["ofd"], "bpd_factor": factors["bpd"]}
 
