@@ -7,8 +7,8 @@ and metrics/eval/<model>.json.
 """
 import argparse
 
-from fhbiometry.evaluate import run
-from fhbiometry.params import load_params
+from fhbiometry.evaluation.evaluate import run
+from fhbiometry.config.params import load_params
 
 PARAMS = ("threads", "data.label_source", "qc", "decode", "evaluate", "models.{model}")
 

@@ -7,10 +7,10 @@ import logging
 import sys
 import time
 
-from fhbiometry.extract import extract, write_outputs
-from fhbiometry.params import load_params
-from fhbiometry.paths import Paths
-from fhbiometry.readers import InputError
+from fhbiometry.data.extract import extract, write_outputs
+from fhbiometry.config.params import load_params
+from fhbiometry.config.paths import Paths
+from fhbiometry.readers.media import InputError
 
 PARAMS = ("data",)
 

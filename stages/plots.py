@@ -5,8 +5,8 @@
 Reads metrics/eval/<model>.json, results/<model>/predictions.csv, metrics/train/<model>/ (DVCLive),
 data/prepared/test.npz and models/; rewrites plots/models/.
 """
-from fhbiometry.params import load_params
-from fhbiometry.plots import run
+from fhbiometry.config.params import load_params
+from fhbiometry.reporting.plots import run
 
 PARAMS = ("threads", "decode", "models", "plots")
 

@@ -7,11 +7,11 @@ import shutil
 
 import pandas as pd
 
-from fhbiometry.letterbox import Letterbox
-from fhbiometry.params import load_params
-from fhbiometry.paths import Paths
-from fhbiometry.prepare import prepare_all
-from fhbiometry.store import load_npz, save_npz, write_json
+from fhbiometry.core.letterbox import Letterbox
+from fhbiometry.config.params import load_params
+from fhbiometry.config.paths import Paths
+from fhbiometry.data.prepare import prepare_all
+from fhbiometry.core.store import load_npz, save_npz, write_json
 
 PARAMS = ("input", "landmarks")
 

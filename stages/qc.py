@@ -3,10 +3,10 @@ import shutil
 
 import pandas as pd
 
-from fhbiometry.params import load_params
-from fhbiometry.paths import Paths
-from fhbiometry.qc import compute_flags, enforce_policy, plot_report, summarise
-from fhbiometry.store import load_npz, write_csv, write_json
+from fhbiometry.config.params import load_params
+from fhbiometry.config.paths import Paths
+from fhbiometry.data.qc import compute_flags, enforce_policy, plot_report, summarise
+from fhbiometry.core.store import load_npz, write_csv, write_json
 
 
 PARAMS = ("qc",)

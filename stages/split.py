@@ -2,11 +2,11 @@
 near-duplicate frame pairs that cross it."""
 import pandas as pd
 
-from fhbiometry import neardup
-from fhbiometry.params import load_params
-from fhbiometry.paths import Paths
-from fhbiometry.split import make_split
-from fhbiometry.store import load_npz, write_csv, write_json
+from fhbiometry.data import neardup
+from fhbiometry.config.params import load_params
+from fhbiometry.config.paths import Paths
+from fhbiometry.data.split import make_split
+from fhbiometry.core.store import load_npz, write_csv, write_json
 
 PARAMS = ("seed", "split", "qc.policy")
 

@@ -8,8 +8,8 @@ from an earlier run (e.g. with more subjects) survives.
 import logging
 import shutil
 import time
-from fhbiometry.params import load_params
-from fhbiometry.paths import Paths
+from fhbiometry.config.params import load_params
+from fhbiometry.config.paths import Paths
 from fhbiometry.synth import generate
 
 PARAMS = ("seed", "synthesize")

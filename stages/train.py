@@ -9,8 +9,8 @@ while it runs, so a rerun after a crash goes on from the last completed epoch.
 """
 import argparse
 
-from fhbiometry.params import load_params
-from fhbiometry.train import run
+from fhbiometry.config.params import load_params
+from fhbiometry.training.loop import run
 
 PARAMS = ("seed", "threads", "device", "input", "landmarks", "codec", "train", "models.{model}")
 

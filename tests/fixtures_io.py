@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fhbiometry.geometry import COORD_COLUMNS
+from fhbiometry.core.geometry import COORD_COLUMNS
 
 HC18 = Path(__file__).resolve().parents[2] / "shared/datasets/hc18-landmarks"
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from fhbiometry.geometry import ellipse_landmarks, ellipse_perimeter
+from fhbiometry.core.geometry import ellipse_landmarks, ellipse_perimeter
 
 WIDTH, HEIGHT = 200, 136           # HC18's 800 x 540 at a quarter
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fhbiometry.params import load_params
+from fhbiometry.config.params import load_params
 from fhbiometry.tools.common import model_names
 
 REPO = Path(__file__).resolve().parents[1]

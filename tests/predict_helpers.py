@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fhbiometry.checkpoint import save_checkpoint
+from fhbiometry.models.checkpoint import save_checkpoint
 from fhbiometry.codecs import make_codec
-from fhbiometry.geometry import LANDMARKS
+from fhbiometry.core.geometry import LANDMARKS
 
 SIZE = 64
 
@@ -30,7 +30,7 @@ def make_checkpoint(path, kind: str = "heatmap", arch: str = "resnet18") -> Path
     """An untrained tiny checkpoint (64 px input) with the metadata ``load_model`` needs."""
     import torch
 
-    from fhbiometry.models import build_model
+    from fhbiometry.models.networks import build_model
 
     codec = make_codec(kind, SIZE, {"coordinates": "normalised", "stride": 4, "sigma": 1.5, "peak": 1.0},
                        {"method": "quadratic", "pairs": True})
@@ -59,8 +59,8 @@ def make_inputs(folder) -> dict:
 
 def tiny_split(n: int = 6) -> dict:
     """Prepared test arrays (contract 5 keys that evaluate reads) of ``n`` ring frames, 2 per subject."""
-    from fhbiometry.geometry import ellipse_landmarks
-    from fhbiometry.letterbox import Letterbox
+    from fhbiometry.core.geometry import ellipse_landmarks
+    from fhbiometry.core.letterbox import Letterbox
 
     frames = head_frames(n)
     boxed = [Letterbox(size=SIZE).image_to_input(f) for f in frames]

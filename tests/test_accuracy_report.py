@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from fhbiometry import report as rep
-from fhbiometry.geometry import COORD_COLUMNS
+from fhbiometry.metrics import breakdown as rep
+from fhbiometry.core.geometry import COORD_COLUMNS
 from fhbiometry.tools import accuracy_report
 from hc18_like import hc18_like
 from pipeline_helpers import REPO

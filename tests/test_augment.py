@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import yaml
 
-from fhbiometry import augment as aug
-from fhbiometry import schema
-from fhbiometry.geometry import canonical_order, ellipse_landmarks
+from fhbiometry.training import augment as aug
+from fhbiometry.config import schema
+from fhbiometry.core.geometry import canonical_order, ellipse_landmarks
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -7,9 +7,9 @@ import copy
 import numpy as np
 import yaml
 
-from fhbiometry import augment as aug
+from fhbiometry.training import augment as aug
 from fhbiometry.codecs import HeatmapCodec, RegressionCodec
-from fhbiometry.geometry import ellipse_landmarks
+from fhbiometry.core.geometry import ellipse_landmarks
 
 from pathlib import Path
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fhbiometry import extract as ex
-from fhbiometry.qc import count_input_issues
-from fhbiometry.readers import NOTES, InputError
+from fhbiometry.data import extract as ex
+from fhbiometry.data.qc import count_input_issues
+from fhbiometry.readers.media import NOTES, InputError
 from fixtures_io import (data_params, draw_ellipse_outline, gradient, write_dicom, write_image,
                          write_json, write_png_header, write_table, write_video)
 
@@ -252,7 +252,7 @@ def test_ellipse_bomb_leaves_other_frames_alone(tmp_path):
 def test_unmatched_subject_is_recorded_in_manifest_and_qc_summary(tmp_path):
     """Without on_unmatched_subject the stem fallback was silent (a log line only): now the
     manifest says where each subject id came from and metrics/qc.json counts the fallbacks."""
-    from fhbiometry.qc import compute_flags, summarise
+    from fhbiometry.data.qc import compute_flags, summarise
 
     raw = tmp_path / "raw"
     png(raw, name="sub001_ok.png")

@@ -9,12 +9,12 @@ import torch
 from torch import nn
 
 from fhbiometry import cli
-from fhbiometry.checkpoint import save_checkpoint
+from fhbiometry.models.checkpoint import save_checkpoint
 from fhbiometry.codecs import HeatmapCodec
-from fhbiometry.geometry import LANDMARKS
-from fhbiometry.letterbox import Letterbox
-from fhbiometry.models import build_model
-from fhbiometry.onnx_backend import synthetic_frames
+from fhbiometry.core.geometry import LANDMARKS
+from fhbiometry.core.letterbox import Letterbox
+from fhbiometry.models.networks import build_model
+from fhbiometry.inference.onnx_backend import synthetic_frames
 from fhbiometry.tools.bench_predict import flops_per_frame, practical_limit, timed
 
 SIZE = 64

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from fhbiometry import cli, train
-from fhbiometry.params import load_params
-from fhbiometry.train import seed_everything
+from fhbiometry import cli
+from fhbiometry.training import loop as train
+from fhbiometry.config.params import load_params
+from fhbiometry.training.loop import seed_everything
 from fhbiometry.tools import bench_train as bench
 
 REPO = Path(__file__).resolve().parents[1]

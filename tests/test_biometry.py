@@ -3,7 +3,7 @@ published values."""
 import numpy as np
 import pytest
 
-from fhbiometry import biometry as bio
+from fhbiometry.core import biometry as bio
 
 
 def exact_perimeter(a, b, n=20000):

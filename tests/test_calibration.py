@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fhbiometry import calibration
-from fhbiometry.geometry import diameters, ellipse_landmarks
+from fhbiometry.trust import calibration
+from fhbiometry.core.geometry import diameters, ellipse_landmarks
 
 
 def heads(n=20, seed=0):
@@ -51,6 +51,6 @@ def test_too_few_frames_is_an_error_that_names_the_fix():
 
 
 def test_schema_choices_are_the_methods():
-    from fhbiometry import schema
+    from fhbiometry.config import schema
 
     assert schema.SIZE_CALIBRATIONS == calibration.METHODS

@@ -8,12 +8,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from fhbiometry.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from fhbiometry.models.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from fhbiometry.codecs import RegressionCodec
-from fhbiometry.geometry import LANDMARKS
-from fhbiometry.inference import load_model
-from fhbiometry.letterbox import Letterbox
-from fhbiometry.models import build_model
+from fhbiometry.core.geometry import LANDMARKS
+from fhbiometry.inference.runner import load_model
+from fhbiometry.core.letterbox import Letterbox
+from fhbiometry.models.networks import build_model
 
 SIZE = 64
 

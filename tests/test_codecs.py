@@ -3,7 +3,7 @@ import pytest
 
 from fhbiometry.codecs import (HeatmapCodec, RegressionCodec, codec_from_settings, make_codec)
 from fhbiometry.codecs.decoders import DECODE_METHODS, decode_cells
-from fhbiometry.geometry import (canonical_order, diameters, ellipse_landmarks, pair_invariant_errors,
+from fhbiometry.core.geometry import (canonical_order, diameters, ellipse_landmarks, pair_invariant_errors,
                                  anatomical_naming, perpendicularity_deg)
 
 

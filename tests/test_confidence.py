@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from fhbiometry import confidence as cf
-from fhbiometry.predict import FLAG_NAMES, plausibility_flags
-from fhbiometry.geometry import ellipse_landmarks
-from fhbiometry.inference import FramePrediction, flip_images, match_ends, predict_frames, unflip_points
+from fhbiometry.trust import confidence as cf
+from fhbiometry.measure.predict import FLAG_NAMES, plausibility_flags
+from fhbiometry.core.geometry import ellipse_landmarks
+from fhbiometry.inference.runner import FramePrediction, flip_images, match_ends, predict_frames, unflip_points
 
 QC = {"max_midpoint_offset": 0.15, "max_perpendicular_deviation_deg": 15, "ratio_range": [0.6, 0.95],
       "naming": "anatomical", "policy": "exclude"}
@@ -137,8 +137,8 @@ def test_evaluate_adds_sections_and_keeps_the_headline(tmp_path):
     """The confidence and per-subject sections are added; the headline metrics stay those of the
     plain prediction unless decode.flip_test is set."""
     torch = pytest.importorskip("torch")
-    from fhbiometry import evaluate as ev
-    from fhbiometry.inference import load_model
+    from fhbiometry.evaluation import evaluate as ev
+    from fhbiometry.inference.runner import load_model
     from predict_helpers import make_checkpoint, tiny_split
 
     torch.set_num_threads(1)

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from fhbiometry import device as dev
-from fhbiometry import distributed as dist
-from fhbiometry import train
-from fhbiometry.checkpoint import save_checkpoint
-from fhbiometry.inference import load_model, network_outputs
-from fhbiometry.params import ParamError
-from fhbiometry.schema import validate_params
+from fhbiometry.training import device as dev
+from fhbiometry.training import distributed as dist
+from fhbiometry.training import loop as train
+from fhbiometry.models.checkpoint import save_checkpoint
+from fhbiometry.inference.runner import load_model, network_outputs
+from fhbiometry.config.params import ParamError
+from fhbiometry.config.schema import validate_params
 from tiny_training import SIZE, fake_prepared, tiny_params
 
 CPU = dev.Hardware(torch.device("cpu"))

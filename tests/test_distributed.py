@@ -15,9 +15,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fhbiometry import augment as aug
-from fhbiometry import train
-from fhbiometry.models import to_tensor
+from fhbiometry.training import augment as aug
+from fhbiometry.training import loop as train
+from fhbiometry.models.networks import to_tensor
 from tiny_training import REPO, tiny_params, write_workspace
 
 WORLD = 2

@@ -6,7 +6,7 @@ import numpy as np
 
 from fhbiometry.codecs import HeatmapCodec
 from fhbiometry.codecs.decoders import DECODE_METHODS, ellipse_points, fit_ellipse_axes
-from fhbiometry.geometry import pair_invariant_errors, perpendicularity_deg, midpoint_distance
+from fhbiometry.core.geometry import pair_invariant_errors, perpendicularity_deg, midpoint_distance
 
 N = 48
 

@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fhbiometry import evaluate as ev
-from fhbiometry import schema
-from fhbiometry.checkpoint import CheckpointError, save_checkpoint
+from fhbiometry.evaluation import evaluate as ev
+from fhbiometry.config import schema
+from fhbiometry.models.checkpoint import CheckpointError, save_checkpoint
 from fhbiometry.codecs import HeatmapCodec, make_codec
-from fhbiometry.geometry import COORD_COLUMNS, ellipse_landmarks
-from fhbiometry.letterbox import Letterbox, to_input
-from fhbiometry.params import ParamError, load_params, select
-from fhbiometry.prepare import accepted_rows
-from fhbiometry.store import save_npz
+from fhbiometry.core.geometry import COORD_COLUMNS, ellipse_landmarks
+from fhbiometry.core.letterbox import Letterbox, to_input
+from fhbiometry.config.params import ParamError, load_params, select
+from fhbiometry.data.prepare import accepted_rows
+from fhbiometry.core.store import save_npz
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -183,8 +183,8 @@ def oracle_modules(monkeypatch):
 
     inference = types.SimpleNamespace(predict=predict)
     models = types.SimpleNamespace(count_parameters=lambda m: 123)
-    monkeypatch.setitem(sys.modules, "fhbiometry.inference", inference)
-    monkeypatch.setitem(sys.modules, "fhbiometry.models", models)
+    monkeypatch.setitem(sys.modules, "fhbiometry.inference.runner", inference)
+    monkeypatch.setitem(sys.modules, "fhbiometry.models.networks", models)
 
 
 def codec_of(kind, size=64):
@@ -286,7 +286,7 @@ def tiny_params(name, arch, kind, timing_frames=2):
 def make_checkpoint(path, arch, kind, data):
     """A tiny untrained checkpoint with the contract-6 metadata."""
     torch = pytest.importorskip("torch")
-    models = pytest.importorskip("fhbiometry.models")
+    models = pytest.importorskip("fhbiometry.models.networks")
     codec = codec_of(kind)
     torch.manual_seed(0)
     model = models.build_model(arch, kind, num_landmarks=4, head_channels=16, stride=4)
@@ -365,7 +365,7 @@ def test_run_size_calibration_scales_the_test_predictions(tmp_path):
     metrics), each test diameter scaled about its midpoint; none: the predictions as decoded."""
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    from fhbiometry.calibration import apply_factors
+    from fhbiometry.trust.calibration import apply_factors
 
     data, _ = fake_split(n=5)
     val, _ = fake_split(n=6, seed=1)

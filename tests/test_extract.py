@@ -1,4 +1,4 @@
-"""Tests for fhbiometry.extract (stage extract_frames) on tiny written files and on HC18."""
+"""Tests for fhbiometry.data.extract (stage extract_frames) on tiny written files and on HC18."""
 import runpy
 import shutil
 from pathlib import Path
@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from fhbiometry import extract as ex
-from fhbiometry.geometry import COORD_COLUMNS, CSV_COLUMNS, diameters, ellipse_landmarks
-from fhbiometry.readers import InputError
-from fhbiometry.store import load_npz
+from fhbiometry.data import extract as ex
+from fhbiometry.core.geometry import COORD_COLUMNS, CSV_COLUMNS, diameters, ellipse_landmarks
+from fhbiometry.readers.media import InputError
+from fhbiometry.core.store import load_npz
 from fixtures_io import (HC18, data_params, draw_ellipse_outline, gradient, write_dicom,
                          write_image, write_json, write_table, write_video)
 

@@ -1,10 +1,10 @@
-"""Tests for fhbiometry.labels: landmark tables and ellipse annotations."""
+"""Tests for fhbiometry.readers.labels: landmark tables and ellipse annotations."""
 import numpy as np
 import pytest
 
-from fhbiometry import labels as lab
-from fhbiometry.geometry import COORD_COLUMNS, diameters, ellipse_landmarks, pair_invariant_errors
-from fhbiometry.readers import InputError
+from fhbiometry.readers import labels as lab
+from fhbiometry.core.geometry import COORD_COLUMNS, diameters, ellipse_landmarks, pair_invariant_errors
+from fhbiometry.readers.media import InputError
 from fixtures_io import draw_ellipse_outline, write_image, write_table
 
 COLUMNS = {"image": "image_name", "frame": "frame", **{c: c for c in COORD_COLUMNS}}

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from fhbiometry.geometry import to_mm
-from fhbiometry.letterbox import Letterbox, to_input, to_original
+from fhbiometry.core.geometry import to_mm
+from fhbiometry.core.letterbox import Letterbox, to_input, to_original
 
 
 @pytest.mark.parametrize("size", [(800, 540), (540, 800), (320, 256), (97, 301), (128, 128)])

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torchvision import models as tvm
 
-from fhbiometry import models
+from fhbiometry.models import networks as models
 
 
 @pytest.fixture(autouse=True)

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from fhbiometry import cli
-from fhbiometry.checkpoint import save_checkpoint
+from fhbiometry.models.checkpoint import save_checkpoint
 from fhbiometry.codecs import HeatmapCodec, RegressionCodec, codec_from_settings
-from fhbiometry.geometry import LANDMARKS
-from fhbiometry.inference import load_model, network_outputs
-from fhbiometry.letterbox import Letterbox
-from fhbiometry.models import build_model
-from fhbiometry.onnx_backend import (DEFAULT_OPSET, INPUT_LAYOUT, OnnxBackend, OnnxError, export_onnx,
+from fhbiometry.core.geometry import LANDMARKS
+from fhbiometry.inference.runner import load_model, network_outputs
+from fhbiometry.core.letterbox import Letterbox
+from fhbiometry.models.networks import build_model
+from fhbiometry.inference.onnx_backend import (DEFAULT_OPSET, INPUT_LAYOUT, OnnxBackend, OnnxError, export_onnx,
                                      read_onnx_meta, synthetic_frames)
 
 SIZE = 64

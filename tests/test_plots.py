@@ -6,15 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fhbiometry import evaluate as ev
-from fhbiometry import plots, schema
+from fhbiometry.evaluation import evaluate as ev
+from fhbiometry.reporting import plots
+from fhbiometry.config import schema
 from fhbiometry.codecs import HeatmapCodec, make_codec
-from fhbiometry.geometry import LANDMARKS, ellipse_landmarks
-from fhbiometry.letterbox import Letterbox, to_input
-from fhbiometry.params import load_params, select
-from fhbiometry.paths import Paths
-from fhbiometry.prepare import accepted_rows
-from fhbiometry.store import load_npz, save_npz, write_csv, write_json
+from fhbiometry.core.geometry import LANDMARKS, ellipse_landmarks
+from fhbiometry.core.letterbox import Letterbox, to_input
+from fhbiometry.config.params import load_params, select
+from fhbiometry.config.paths import Paths
+from fhbiometry.data.prepare import accepted_rows
+from fhbiometry.core.store import load_npz, save_npz, write_csv, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE_PARAMS = runpy.run_path(str(REPO / "stages/plots.py"))["PARAMS"]
@@ -52,8 +53,8 @@ def write_checkpoint(path, kind, data):
     """A tiny untrained resnet18 checkpoint of ``kind`` (64 px inputs, 16 head channels)."""
     import torch
 
-    from fhbiometry.checkpoint import save_checkpoint
-    from fhbiometry.models import build_model
+    from fhbiometry.models.checkpoint import save_checkpoint
+    from fhbiometry.models.networks import build_model
 
     codec = make_codec(kind, 64, {"coordinates": "normalised", "stride": 4, "sigma": 2.0, "peak": 1.0})
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""`fhbiometry predict` and `fhbiometry.predict` on a synthetic DICOM cine, a video and PNG stills,
+"""`fhbiometry predict` and `fhbiometry.measure.predict` on a synthetic DICOM cine, a video and PNG stills,
 with an untrained tiny checkpoint (shapes, columns, units, aggregation, bad inputs)."""
 import json
 import subprocess
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from fhbiometry.cli import main
-from fhbiometry.geometry import COORD_COLUMNS
+from fhbiometry.core.geometry import COORD_COLUMNS
 from predict_helpers import make_checkpoint, make_inputs
 
 torch = pytest.importorskip("torch")
@@ -90,7 +90,7 @@ def test_flip_test_changes_the_points(case, tmp_path):
     raw = yaml.safe_load(Path(PARAMS).read_text())
     raw["decode"]["flip_test"] = True
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    from fhbiometry import predict as pr
+    from fhbiometry.measure import predict as pr
     plain, _ = pr.predict([case["inputs"]["still1"]], model=case["heatmap"], params=PARAMS)
     tta, _ = pr.predict([case["inputs"]["still1"]], model=case["heatmap"], params=tmp_path / "params.yaml")
     assert not np.allclose(plain[list(COORD_COLUMNS)], tta[list(COORD_COLUMNS)])
@@ -123,7 +123,7 @@ def test_unreadable_input_and_no_spacing(case, capsys, tmp_path, monkeypatch):
 def test_no_spacing_warning_is_loud(case, tmp_path, caplog):
     bare = tmp_path / "bare.png"
     bare.write_bytes(case["inputs"]["still1"].read_bytes())
-    from fhbiometry.predict import predict
+    from fhbiometry.measure.predict import predict
     predict([bare], model=case["heatmap"], params=PARAMS)
     assert any("PIXELS only" in r.getMessage() and "--spacing" in r.getMessage() for r in caplog.records)
 
@@ -145,8 +145,8 @@ def test_checkpoint_that_does_not_fit(case, capsys, tmp_path):
 
 
 def test_import_fhbiometry_does_not_import_torch():
-    code = ("import sys, fhbiometry, fhbiometry.geometry; assert 'torch' not in sys.modules; "
-            "assert callable(fhbiometry.predict); import fhbiometry.predict as m; assert callable(fhbiometry.predict)")
+    code = ("import sys, fhbiometry, fhbiometry.core.geometry; assert 'torch' not in sys.modules; "
+            "assert callable(fhbiometry.measure.predict); import fhbiometry.measure.predict as m; assert callable(fhbiometry.measure.predict)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
@@ -181,7 +181,7 @@ def test_size_calibration_from_the_evaluate_metrics(case, tmp_path, monkeypatch)
     raw["decode"]["size_calibration"] = "validation"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     monkeypatch.chdir(tmp_path)
-    from fhbiometry import predict as pr
+    from fhbiometry.measure import predict as pr
     with pytest.raises(FileNotFoundError, match="dvc repro evaluate@heatmap"):
         pr.predict([case["inputs"]["still1"]], model=case["heatmap"], params=tmp_path / "params.yaml")
     (tmp_path / "metrics/eval").mkdir(parents=True)

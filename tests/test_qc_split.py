@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fhbiometry.geometry import COORD_COLUMNS, CSV_COLUMNS, ellipse_landmarks
-from fhbiometry.params import ParamError
-from fhbiometry.qc import FLAGS, QCError, compute_flags, enforce_policy, summarise
-from fhbiometry.split import make_split
+from fhbiometry.core.geometry import COORD_COLUMNS, CSV_COLUMNS, ellipse_landmarks
+from fhbiometry.config.params import ParamError
+from fhbiometry.data.qc import FLAGS, QCError, compute_flags, enforce_policy, summarise
+from fhbiometry.data.split import make_split
 
 from fixtures_io import HC18, hc18_csv_data
 
@@ -107,7 +107,7 @@ def test_summary_counts_flags_and_issues():
 
 def test_bad_qc_params_are_named():
     """The schema (not qc.py) validates qc params, before any stage runs."""
-    from fhbiometry.schema import read_yaml, validate_params
+    from fhbiometry.config.schema import read_yaml, validate_params
 
     raw = read_yaml(Path(__file__).resolve().parents[1] / "params.yaml")
     raw["qc"]["policy"] = "drop"
@@ -137,7 +137,7 @@ def test_random_split_leaks_subjects_and_bad_fractions_fail():
     labels = labels_for_split()
     _, summary = make_split(labels, {"train": 0.7, "val": 0.15, "test": 0.15}, seed=1, grouped=False)
     assert summary["subject_overlap"] > 0
-    from fhbiometry.schema import read_yaml, validate_params
+    from fhbiometry.config.schema import read_yaml, validate_params
 
     raw = read_yaml(Path(__file__).resolve().parents[1] / "params.yaml")
     raw["split"]["fractions"] = {"train": 0.7, "val": 0.2, "test": 0.2}
@@ -154,7 +154,7 @@ def test_unlabelled_frames_are_not_split():
 
 @pytest.mark.skipif(not HC18.exists(), reason=f"real data set not found at {HC18}")
 def test_qc_finds_the_known_faults_of_the_hc18_csv():
-    from fhbiometry.extract import extract
+    from fhbiometry.data.extract import extract
 
     data = hc18_csv_data()
     manifest = extract(data, progress=False).manifest
@@ -191,7 +191,7 @@ def test_qc_finds_the_known_faults_of_the_hc18_csv():
 def test_reference_table_faults_are_reported_and_drawn(tmp_path):
     """Ellipse labels with the crafted rows as the landmark table: the labels are clean, the
     table's faults appear in csv_reference and in table_flagged_*.png."""
-    from fhbiometry.qc import plot_report
+    from fhbiometry.data.qc import plot_report
 
     manifest = crafted()
     for c in COORD_COLUMNS:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fhbiometry import report
+from fhbiometry.metrics import breakdown as report
 from fhbiometry.codecs.decoders import ellipse_points
-from fhbiometry.geometry import ellipse_perimeter, head_circumference
+from fhbiometry.core.geometry import ellipse_perimeter, head_circumference
 
 
 def test_ellipse_perimeter_circle_and_known_ellipse():
@@ -143,7 +143,7 @@ def test_bootstrap_figure_without_reference_is_none():
 def test_table_figures_reads_a_predictions_table():
     import pandas as pd
 
-    from fhbiometry.geometry import COORD_COLUMNS
+    from fhbiometry.core.geometry import COORD_COLUMNS
 
     data, true = frames(6)
     spacing = data["spacing_mm"]

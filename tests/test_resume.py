@@ -17,7 +17,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from fhbiometry import resume, train
+from fhbiometry.training import resume
+from fhbiometry.training import loop as train
 from tiny_training import REPO, tiny_params, write_workspace
 
 EPOCHS = 4
@@ -145,7 +146,7 @@ def test_snapshot_restore_round_trip_keeps_every_random_stream(in_tmp):
     snapshot -> file -> restore into a fresh run."""
     params = tiny_params(epochs=2)
     root = write_workspace(in_tmp / "w", params)
-    from fhbiometry.store import load_npz
+    from fhbiometry.core.store import load_npz
     args = (params, "m", load_npz(root / "data/prepared/train.npz"), load_npz(root / "data/prepared/val.npz"))
     first = make_run(*args)
     train.train_epoch(first, 0, progress=False)

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fhbiometry import schema
-from fhbiometry.params import ParamError, load_params
+from fhbiometry.config import schema
+from fhbiometry.config.params import ParamError, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = yaml.safe_load((REPO / "params.yaml").read_text())

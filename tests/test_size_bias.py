@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from fhbiometry.cli import main
-from fhbiometry.prepare import accepted_rows
-from fhbiometry.store import save_npz
+from fhbiometry.data.prepare import accepted_rows
+from fhbiometry.core.store import save_npz
 from test_evaluate import fake_split, make_checkpoint
 
 

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from fhbiometry import schema
-from fhbiometry.geometry import COORD_COLUMNS, ellipse_landmarks, head_circumference
-from fhbiometry.split import make_split
+from fhbiometry.config import schema
+from fhbiometry.core.geometry import COORD_COLUMNS, ellipse_landmarks, head_circumference
+from fhbiometry.data.split import make_split
 from fhbiometry.tools.exp_config import apply
 from pipeline_helpers import REPO, copy_repo, dvc_env, run, tiny_params
 from hc18_like import hc18_like

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fhbiometry.neardup import (cross_split_report, dhash, enforce, hamming_pairs,
+from fhbiometry.data.neardup import (cross_split_report, dhash, enforce, hamming_pairs,
                                 hash_frames, measure)
 
 from fixtures_io import HC18, hc18_csv_data
@@ -89,7 +89,7 @@ def test_measure_reports_recall_and_cross_subject_pairs():
 
 @pytest.mark.skipif(not HC18.exists(), reason=f"real data set not found at {HC18}")
 def test_hc18_has_no_cross_subject_near_duplicate_at_the_default_threshold():
-    from fhbiometry.extract import extract
+    from fhbiometry.data.extract import extract
 
     data = hc18_csv_data()
     ex = extract(data, progress=False)

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fhbiometry.geometry import COORD_COLUMNS, ellipse_landmarks
-from fhbiometry.split import SPLITS, SplitError, guard_empty, hash_assign, make_split, unit_hash
+from fhbiometry.core.geometry import COORD_COLUMNS, ellipse_landmarks
+from fhbiometry.data.split import SPLITS, SplitError, guard_empty, hash_assign, make_split, unit_hash
 
 FR = {"train": 0.7, "val": 0.15, "test": 0.15}
 POINTS = ellipse_landmarks(100, 80, 60, 45, 0.3).ravel()

@@ -15,8 +15,8 @@ import yaml
 from PIL import Image
 
 from fhbiometry import synth
-from fhbiometry.geometry import COORD_COLUMNS, diameters, ellipse_landmarks
-from fhbiometry.params import ParamError
+from fhbiometry.core.geometry import COORD_COLUMNS, diameters, ellipse_landmarks
+from fhbiometry.config.params import ParamError
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 7

@@ -10,15 +10,17 @@ import torch.nn.functional as F
 
 import tiny_training
 
-from fhbiometry import losses, schema, train
-from fhbiometry.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from fhbiometry.codecs import losses
+from fhbiometry.config import schema
+from fhbiometry.training import loop as train
+from fhbiometry.models.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from fhbiometry.codecs import HeatmapCodec, RegressionCodec
-from fhbiometry.geometry import LANDMARKS, ellipse_landmarks
-from fhbiometry.inference import load_model, predict
-from fhbiometry.letterbox import Letterbox, to_input, to_original
-from fhbiometry.params import load_params
-from fhbiometry.prepare import accepted_rows
-from fhbiometry.store import save_npz
+from fhbiometry.core.geometry import LANDMARKS, ellipse_landmarks
+from fhbiometry.inference.runner import load_model, predict
+from fhbiometry.core.letterbox import Letterbox, to_input, to_original
+from fhbiometry.config.params import load_params
+from fhbiometry.data.prepare import accepted_rows
+from fhbiometry.core.store import save_npz
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from fhbiometry.geometry import ellipse_landmarks
-from fhbiometry.letterbox import Letterbox, to_input
-from fhbiometry.store import save_npz
+from fhbiometry.core.geometry import ellipse_landmarks
+from fhbiometry.core.letterbox import Letterbox, to_input
+from fhbiometry.core.store import save_npz
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64

@@ -3,7 +3,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    """``fhbiometry.predict(...)`` (fhbiometry.predict.predict), imported on first use so that
+    """``fhbiometry.predict(...)`` (fhbiometry.measure.predict.predict), imported on first use so that
     importing the package or another module of it never loads torch or the predict module."""
     if name == "predict":
         import importlib

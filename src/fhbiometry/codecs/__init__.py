@@ -14,7 +14,10 @@ of model they hold:
   compares;
 * ``settings()``: what a checkpoint stores to rebuild the codec (``codec_from_settings``).
 
-The image <-> network input mapping is not a codec's job: ``letterbox.Letterbox``.
+The image <-> network input mapping is not a codec's job: ``core.letterbox.Letterbox``. Also owns
+the losses (``losses``), which each codec's ``make_loss`` chooses.
+
+Never imports: models, training, inference, evaluation, measure, reporting, tools.
 """
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..geometry import BPD, OFD
-from ..losses import heatmap_loss
+from fhbiometry.core.geometry import BPD, OFD
+from fhbiometry.codecs.losses import heatmap_loss
 from .base import Decoded
 from .decoders import DECODE_METHODS, decode_cells
 

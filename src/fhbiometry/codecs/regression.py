@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..losses import SMOOTH_L1_BETA, regression_loss
+from fhbiometry.codecs.losses import SMOOTH_L1_BETA, regression_loss
 from .base import Decoded
 
 COORDINATE_MODES = ("normalised", "pixels")

@@ -40,6 +40,9 @@ allocation, label faults), ``anatomy`` (fan, head, probe motion), ``render`` (po
 model), ``subject`` (one subject's cine), ``writers`` (DICOM, MP4, PNG, README), ``dataset``
 (``generate``), ``fpmath`` (exp, log10, arctan2, Gaussian filter with the same bits on
 every CPU).
+
+Never imports: readers, data, codecs, models, training, inference, trust, metrics, evaluation,
+measure, reporting, tools; torch.
 """
 from .anatomy import Fan, Head, bpd_mm_from_ga, head_fits
 from .config import (FAULT_KINDS, FORMATS, FRAME_RATE, LANDMARK_COLUMNS, QUALITIES,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import COORD_COLUMNS
+from fhbiometry.core.geometry import COORD_COLUMNS
 
 FORMATS = ("dicom", "video", "png")
 QUALITIES = ("good", "low_contrast", "blurred")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..geometry import COORD_COLUMNS
-from ..store import write_csv
+from fhbiometry.core.geometry import COORD_COLUMNS
+from fhbiometry.core.store import write_csv
 from .config import (_STREAM_FAULTS, FAULT_KINDS, FORMATS, LANDMARK_COLUMNS, QUALITIES,
                      TRUTH_COLUMNS, _rng, normalise_config)
 from .sampling import allocate_formats, choose_faults, corrupt_points

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..geometry import ellipse_landmarks
+from fhbiometry.core.geometry import ellipse_landmarks
 from .anatomy import Head, _draw_head, _fan_for, _initial_pose, _walk
 from .config import _STREAM_SUBJECT, normalise_config, subject_id
 from .render import _background, _polar_grid, render_frame

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..store import write_json
+from fhbiometry.core.store import write_json
 from .config import FORMATS, FRAME_RATE, QUALITIES, US_MULTIFRAME_SOP_CLASS
 from .subject import Subject
 

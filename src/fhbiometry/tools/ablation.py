@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from fhbiometry.schema import unflatten
+from fhbiometry.config.schema import unflatten
 from fhbiometry.tools.common import flatten, model_names
 from fhbiometry.tools.exp_config import apply
 

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from fhbiometry.report import paired_bootstrap
+from fhbiometry.metrics.breakdown import paired_bootstrap
 from fhbiometry.tools.ablation import load_ladder, row_params
 from fhbiometry.tools.common import model_names
 
@@ -53,7 +53,7 @@ PAIRED = ("bpd_mae_mm", "ofd_mae_mm", "hc_ref_mae_mm")
 
 def reference_hc(params: dict) -> dict[str, float]:
     """{file stem: the data set's own HC (mm)} from the pixel-size table, {} when it names none."""
-    from fhbiometry.readers import read_reference_hc
+    from fhbiometry.readers.media import read_reference_hc
 
     data = params["data"]
     if not data.get("pixel_size_csv"):
@@ -81,7 +81,7 @@ def train_minutes(folder: Path, model: str) -> str:
 
 
 def row_figures(folder: Path, model: str, hc_ref: dict, n_boot: int) -> tuple[dict, dict]:
-    from fhbiometry.report import subject_bootstrap, table_figures
+    from fhbiometry.metrics.breakdown import subject_bootstrap, table_figures
 
     f = table_figures(pd.read_csv(folder / "predictions" / f"{model}.csv", dtype={"subject_id": str,
                                                                                   "frame_id": str}), hc_ref)
@@ -157,9 +157,9 @@ def worst_frames(f: dict, k: int) -> list[int]:
 def draw_worst(f: dict, i: int, table: pd.DataFrame, raw_dir: Path, dst: Path) -> bool:
     """The frame at its original resolution, labelled (green) and predicted (red) axes; False when
     the frame's file is not a still image under ``raw_dir``."""
-    from fhbiometry.geometry import COORD_COLUMNS
-    from fhbiometry.readers import STILL_EXTS, read_still
-    from fhbiometry.viz import PRED_STYLE, TRUE_STYLE, draw_landmarks, plt
+    from fhbiometry.core.geometry import COORD_COLUMNS
+    from fhbiometry.readers.media import STILL_EXTS, read_still
+    from fhbiometry.reporting.viz import PRED_STYLE, TRUE_STYLE, draw_landmarks, plt
 
     frame = f["frame"][i]
     paths = [p for p in raw_dir.rglob(f"{frame}.*") if p.suffix.lower() in STILL_EXTS]

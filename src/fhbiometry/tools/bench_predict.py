@@ -98,10 +98,10 @@ def load_or_build(name: str, models_dir: Path, size: int):
     import torch
 
     from fhbiometry.codecs import make_codec
-    from fhbiometry.geometry import LANDMARKS
-    from fhbiometry.inference import load_model
-    from fhbiometry.letterbox import Letterbox
-    from fhbiometry.models import build_model
+    from fhbiometry.core.geometry import LANDMARKS
+    from fhbiometry.inference.runner import load_model
+    from fhbiometry.core.letterbox import Letterbox
+    from fhbiometry.models.networks import build_model
 
     path = models_dir / f"{name}.safetensors"
     if path.is_file():
@@ -126,14 +126,14 @@ class TorchPath:
         self.model, self.batch_size = model, batch_size
 
     def outputs(self, images):
-        from fhbiometry.inference import network_outputs
+        from fhbiometry.inference.runner import network_outputs
 
         return network_outputs(self.model, images, self.batch_size)
 
 
 def make_backends(model, meta, work: Path, args) -> dict:
     """name -> backend (``outputs(images)``) for torch, onnx and (unless --no-int8) onnx-int8."""
-    from fhbiometry.onnx_backend import OnnxBackend, calibration_frames, export_onnx, quantize_int8
+    from fhbiometry.inference.onnx_backend import OnnxBackend, calibration_frames, export_onnx, quantize_int8
 
     size = int(meta["input"]["size"])
     float_path = export_onnx(model, meta, work / "model.onnx")
@@ -185,9 +185,9 @@ def dicom_to_summary(dicom: Path, backend, codec, letterbox, out_csv: Path) -> d
     in mm and write the per-cine median to ``out_csv``. Returns the seconds of each step."""
     import pandas as pd
 
-    from fhbiometry.geometry import diameters
-    from fhbiometry.letterbox import to_original
-    from fhbiometry.readers import read_dicom
+    from fhbiometry.core.geometry import diameters
+    from fhbiometry.core.letterbox import to_original
+    from fhbiometry.readers.media import read_dicom
 
     clock = [time.perf_counter()]
     cine = read_dicom(dicom)
@@ -209,8 +209,8 @@ def bench_end_to_end(backend, meta: dict, work: Path, n_frames: int, iterations:
     """Frames per second from the DICOM cine to summary.csv (best of up to 3 runs after a warm-up),
     and the seconds of each step in the best run."""
     from fhbiometry.codecs import codec_from_settings
-    from fhbiometry.letterbox import Letterbox
-    from fhbiometry.onnx_backend import synthetic_frames
+    from fhbiometry.core.letterbox import Letterbox
+    from fhbiometry.inference.onnx_backend import synthetic_frames
 
     dicom = work / "cine.dcm"
     if not dicom.is_file():
@@ -230,7 +230,7 @@ def bench_predict_command(checkpoint: Path, backend: str, work: Path, n_frames: 
     """Frames per second of ``fhbiometry predict`` itself (the Python API: reading, letterbox, the
     network twice (the frame and its mirror, for the confidence), decoding, biometry, flags, the
     CSV and JSON files, no overlays) on the benchmark's multi-frame DICOM; best of 2 after a warm-up."""
-    from fhbiometry.predict import measure
+    from fhbiometry.measure.predict import measure
 
     dicom = work / "cine.dcm"
     times = []
@@ -247,7 +247,7 @@ def bench_predict_command(checkpoint: Path, backend: str, work: Path, n_frames: 
 def int8_difference(backends: dict, split: Path, size: int) -> dict | None:
     """Landmark distance (mm) of the int8 model to the float model on a prepared split, when the
     split exists and has frames of the model's input size."""
-    from fhbiometry.onnx_backend import landmark_difference_mm
+    from fhbiometry.inference.onnx_backend import landmark_difference_mm
 
     if "onnx-int8" not in backends or not split.is_file():
         return None
@@ -259,7 +259,7 @@ def int8_difference(backends: dict, split: Path, size: int) -> dict | None:
 
 # ---- report -------------------------------------------------------------------------------------
 def bench_model(name: str, args, limit: float, work: Path) -> dict:
-    from fhbiometry.onnx_backend import synthetic_frames
+    from fhbiometry.inference.onnx_backend import synthetic_frames
 
     model, meta, source = load_or_build(name, args.models_dir, args.size)
     size = int(meta["input"]["size"])

@@ -34,14 +34,14 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fhbiometry import augment as aug
-from fhbiometry import train
+from fhbiometry.training import augment as aug
+from fhbiometry.training import loop as train
 from fhbiometry.codecs import make_codec
-from fhbiometry.models import to_tensor
-from fhbiometry.params import load_params
-from fhbiometry.train import seed_everything
-from fhbiometry.schema import model_config
-from fhbiometry.store import load_npz
+from fhbiometry.models.networks import to_tensor
+from fhbiometry.config.params import load_params
+from fhbiometry.training.loop import seed_everything
+from fhbiometry.config.schema import model_config
+from fhbiometry.core.store import load_npz
 from fhbiometry.tools.common import model_names
 
 SUMMARY = "measure training throughput against a matmul"

@@ -45,7 +45,7 @@ def apply(params: dict, config: dict) -> dict:
     the result must validate against the schema, so a key that is not a parameter (a typo) stops
     with its path and a suggestion, while keys the schema allows but params.yaml omits (a model's
     own ``augment`` override, say) are accepted."""
-    from fhbiometry.schema import deep_merge, validate_params
+    from fhbiometry.config.schema import deep_merge, validate_params
 
     out = deep_merge(params, config)
     validate_params(out, source="params.yaml + configuration")

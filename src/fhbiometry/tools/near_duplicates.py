@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fhbiometry.neardup import measure_files
+    from fhbiometry.data.neardup import measure_files
 
     print(measure_files(args.frames, args.labels, tuple(args.thresholds)).to_string(index=False))
     return 0

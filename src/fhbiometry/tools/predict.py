@@ -25,7 +25,7 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fhbiometry.predict import BACKENDS, DEFAULT_MODEL, OVERLAY_MODES
+    from fhbiometry.measure.predict import BACKENDS, DEFAULT_MODEL, OVERLAY_MODES
 
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files and folders to measure")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint (default: %(default)s)")
@@ -44,10 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fhbiometry.checkpoint import CheckpointError
-    from fhbiometry.params import ParamError
-    from fhbiometry.predict import measure, terminal_table
-    from fhbiometry.readers import InputError
+    from fhbiometry.models.checkpoint import CheckpointError
+    from fhbiometry.config.params import ParamError
+    from fhbiometry.measure.predict import measure, terminal_table
+    from fhbiometry.readers.media import InputError
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     if args.spacing is not None and not args.spacing > 0:

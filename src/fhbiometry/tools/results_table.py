@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fhbiometry.schema import read_yaml
+from fhbiometry.config.schema import read_yaml
 from fhbiometry.tools.common import model_names
 
 SUMMARY = "print the results table from eval metrics"  # one line in `fhbiometry --help`

@@ -28,11 +28,11 @@ def split_bias(loaded, data: dict, flip_test: bool) -> dict:
     """{"frames", "ofd_bias_mm", "bpd_bias_mm", "ofd_factor", "bpd_factor"} of one split's arrays."""
     import torch
 
-    from fhbiometry.evaluate import size_factors
-    from fhbiometry.geometry import diameters, to_mm
-    from fhbiometry.inference import TorchBackend, predict_frames
-    from fhbiometry.letterbox import to_original
-    from fhbiometry.prepare import accepted_rows
+    from fhbiometry.evaluation.evaluate import size_factors
+    from fhbiometry.core.geometry import diameters, to_mm
+    from fhbiometry.inference.runner import TorchBackend, predict_frames
+    from fhbiometry.core.letterbox import to_original
+    from fhbiometry.data.prepare import accepted_rows
 
     with torch.no_grad():
         frames = predict_frames(TorchBackend(loaded.model), loaded.codec, np.asarray(data["image"]),
@@ -58,8 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from fhbiometry.inference import load_model
-    from fhbiometry.store import load_npz
+    from fhbiometry.inference.runner import load_model
+    from fhbiometry.core.store import load_npz
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     loaded = load_model(Path(args.model), fix="give a checkpoint written by `dvc repro train@<model>`")

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .geometry import COORD_COLUMNS, CSV_COLUMNS, REF_COLUMNS, canonical_order
-from .letterbox import Letterbox, to_input
-from .paths import SPLITS
+from fhbiometry.core.geometry import COORD_COLUMNS, CSV_COLUMNS, REF_COLUMNS, canonical_order
+from fhbiometry.core.letterbox import Letterbox, to_input
+from fhbiometry.config.paths import SPLITS
 
 ARRAYS = ("image", "points", "transform", "points_orig", "spacing_mm", "label_ok", "use_for_training")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import diameters
+from fhbiometry.core.geometry import diameters
 
 METHODS = ("none", "validation")
 DIAMETERS = ("ofd", "bpd")   # pairs (0, 1) and (2, 3) of the canonical order

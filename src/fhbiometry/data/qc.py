@@ -34,7 +34,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 
-from .geometry import (COORD_COLUMNS, CSV_COLUMNS, REF_COLUMNS, anatomical_naming, as_points, diameters,
+from fhbiometry.core.geometry import (COORD_COLUMNS, CSV_COLUMNS, REF_COLUMNS, anatomical_naming, as_points, diameters,
                        midpoint_distance, perpendicularity_deg)
 
 POLICIES = ("keep", "exclude", "fail")
@@ -214,7 +214,7 @@ def count_input_issues(issues: pd.DataFrame | None) -> tuple[dict, dict]:
     """From issues.csv: ``input_issues`` (skipped files and rows per problem) and ``inputs``
     (input files converted or guessed about, per note name of ``readers.NOTES``; every name is
     present, 0 when none; docs/bad_inputs.md)."""
-    from .readers import NOTES, note_name
+    from fhbiometry.readers.media import NOTES, note_name
 
     inputs = {name: 0 for name in sorted(NOTES)}
     if issues is None or not len(issues):
@@ -269,7 +269,7 @@ def plot_report(labels: pd.DataFrame, manifest: pd.DataFrame, frames: dict, out_
 
     import matplotlib.pyplot as plt
 
-    from .viz import save_figure
+    from fhbiometry.reporting.viz import save_figure
 
     out_dir = Path(out_dir)
     written = []
@@ -309,7 +309,7 @@ def _overlay_pages(chosen: pd.DataFrame, column: str, point_columns, raw: pd.Dat
     """Pages of 12 overlays: the points of ``point_columns`` (as read) and the ellipse reference."""
     import matplotlib.pyplot as plt
 
-    from .viz import draw_landmarks, save_figure, show_image
+    from fhbiometry.reporting.viz import draw_landmarks, save_figure, show_image
 
     if len(chosen) == 0:
         fig, ax = plt.subplots(figsize=(4, 1.5))

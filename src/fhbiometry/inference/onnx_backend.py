@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .codecs import codec_from_settings
-from .letterbox import Letterbox
-from .models import IMAGE_MEAN, IMAGE_STD, check_input_size
+from fhbiometry.codecs import codec_from_settings
+from fhbiometry.core.letterbox import Letterbox
+from fhbiometry.models.networks import IMAGE_MEAN, IMAGE_STD, check_input_size
 
 META_KEY = "fhbiometry"
 INPUT_NAME = "images"
@@ -270,7 +270,7 @@ def landmark_difference_mm(backend, reference, split) -> dict:
     """Distances (mm) between the landmarks ``backend`` and ``reference`` decode on the frames of
     the prepared split ``split`` (.npz with image, transform, spacing_mm): median, 95th percentile
     and maximum over every landmark of every frame."""
-    from .letterbox import to_original
+    from fhbiometry.core.letterbox import to_original
 
     with np.load(split) as data:
         images, transform, spacing = data["image"], data["transform"], data["spacing_mm"]

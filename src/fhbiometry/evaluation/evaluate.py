@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .calibration import apply_factors, estimate_factors
-from .geometry import COORD_COLUMNS, LANDMARKS, diameters, pair_invariant_errors, to_mm
-from .letterbox import to_original
-from .prepare import accepted_rows
-from .report import report_sections
+from fhbiometry.trust.calibration import apply_factors, estimate_factors
+from fhbiometry.core.geometry import COORD_COLUMNS, LANDMARKS, diameters, pair_invariant_errors, to_mm
+from fhbiometry.core.letterbox import to_original
+from fhbiometry.data.prepare import accepted_rows
+from fhbiometry.metrics.breakdown import report_sections
 
 LOA_Z = 1.96
 WARMUP_FRAMES = 3
@@ -176,7 +176,7 @@ def predictions_table(data: dict, pred_orig) -> pd.DataFrame:
 def time_inference(model, codec, images, frames: int, warmup: int = WARMUP_FRAMES) -> dict:
     """Median CPU time per frame (ms) of ``inference.predict`` at batch size 1 on ``frames``
     frames (cycling through ``images``) after ``warmup`` untimed frames."""
-    from .inference import predict
+    from fhbiometry.inference.runner import predict
 
     images = np.asarray(images)
     if len(images) == 0 or frames <= 0:
@@ -255,11 +255,11 @@ def test_predictions(model, codec, images, batch_size: int, scoring: dict | None
     """(input points, raw outputs, ``inference.FramePrediction`` or None): the plain prediction,
     or with ``scoring`` (``confidence``, ``qc``, ``flip_test``) also the mirrored pass."""
     if not scoring:
-        from .inference import predict
+        from fhbiometry.inference.runner import predict
 
         decoded, outputs = predict(model, codec, images, batch_size=batch_size)
         return decoded.points, outputs, None
-    from .inference import TorchBackend, predict_frames
+    from fhbiometry.inference.runner import TorchBackend, predict_frames
 
     frames = predict_frames(TorchBackend(model, batch_size), codec, images, flip=True,
                             flip_test=bool(scoring.get("flip_test")))
@@ -273,7 +273,7 @@ def validation_frames(model, codec, scoring: dict | None):
     val = (scoring or {}).get("val")
     if val is None or not len(val["image"]):
         return None
-    from .inference import TorchBackend, predict_frames
+    from fhbiometry.inference.runner import TorchBackend, predict_frames
 
     return predict_frames(TorchBackend(model), codec, val["image"], flip_test=bool(scoring.get("flip_test")))
 
@@ -295,7 +295,7 @@ def size_factors(method: str, frames, arrays: dict) -> dict | None:
 def confidence_metrics(codec, data: dict, frames, table: pd.DataFrame, scoring: dict, val_frames) -> dict:
     """Sections ``confidence`` and ``per_subject`` (confidence.evaluation_report) of the
     evaluated test frames; the threshold comes from ``val_frames`` (``validation_frames``)."""
-    from .confidence import evaluation_report, frame_confidence
+    from fhbiometry.trust.confidence import evaluation_report, frame_confidence
 
     cfg, qc, val = scoring["confidence"], scoring["qc"], scoring.get("val")
     peak = float(getattr(codec, "peak", 1.0))
@@ -325,7 +325,7 @@ def evaluate_model(model, codec, meta: dict, data: dict, thresholds_mm, batch_si
     diameters by factors estimated on ``val`` (section ``size_calibration``).
     Returns (metrics for metrics/eval/<model>.json, predictions table).
     """
-    from .models import count_parameters
+    from fhbiometry.models.networks import count_parameters
 
     images = np.asarray(data["image"])
     transform = np.asarray(data["transform"], np.float64)
@@ -361,9 +361,9 @@ def run(params: dict, name: str, root=".") -> dict:
     and metrics/eval/<name>.json. Returns the metrics."""
     import torch
 
-    from .inference import load_model
-    from .paths import Paths
-    from .store import load_npz, write_csv, write_json
+    from fhbiometry.inference.runner import load_model
+    from fhbiometry.config.paths import Paths
+    from fhbiometry.core.store import load_npz, write_csv, write_json
 
     paths = Paths(root)
     torch.set_num_threads(int(params["threads"]))

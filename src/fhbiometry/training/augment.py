@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .geometry import canonical_order
+from fhbiometry.core.geometry import canonical_order
 
 MAX_TRIES = 10
 BLUR_SIGMA = (0.5, 1.5)     # Gaussian blur sd range, input pixels

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import COORD_COLUMNS, diameters, head_circumference, pair_invariant_errors, to_mm
+from fhbiometry.core.geometry import COORD_COLUMNS, diameters, head_circumference, pair_invariant_errors, to_mm
 
 LARGE_ERROR_MM = 4.0
 RATIO_EDGES = (0.75, 0.85)

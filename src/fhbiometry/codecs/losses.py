@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .geometry import BPD, OFD
+from fhbiometry.core.geometry import BPD, OFD
 
 REGRESSION_LOSSES = ("mse", "l1", "smooth_l1")
 HEATMAP_LOSSES = ("mse",)

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .geometry import as_points  # noqa: E402
+from fhbiometry.core.geometry import as_points  # noqa: E402
 
 # Fixed metadata so saved PNGs are byte-stable across runs.
 PNG_METADATA = {"Software": None}

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .geometry import COORD_COLUMNS, ellipse_landmarks
-from .readers import DEFAULT_MAX_PIXELS, InputError, check_pixels, error_detail, pillow_limit_off
+from fhbiometry.core.geometry import COORD_COLUMNS, ellipse_landmarks
+from fhbiometry.readers.media import DEFAULT_MAX_PIXELS, InputError, check_pixels, error_detail, pillow_limit_off
 
 CANONICAL_COLUMNS = ("image", "frame") + COORD_COLUMNS
 OK = "ok"

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, read_checkpoint
-from .codecs import codec_from_settings
-from .geometry import BPD, LANDMARKS, OFD
-from .letterbox import Letterbox
-from .models import build_model, check_input_size, to_tensor
+from fhbiometry.models.checkpoint import CheckpointError, read_checkpoint
+from fhbiometry.codecs import codec_from_settings
+from fhbiometry.core.geometry import BPD, LANDMARKS, OFD
+from fhbiometry.core.letterbox import Letterbox
+from fhbiometry.models.networks import build_model, check_input_size, to_tensor
 
 
 @dataclass

@@ -23,7 +23,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
-from .params import ParamError
+from fhbiometry.config.params import ParamError
 
 # ---- allowed values (modules import these from here) ------------------------------------------
 FORMATS = ("dicom", "video", "png")

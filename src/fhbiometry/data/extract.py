@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import labels as lab
-from . import readers as rd
-from .geometry import COORD_COLUMNS, CSV_COLUMNS, REF_COLUMNS
-from .readers import InputError
-from .store import save_npz, write_csv
+from fhbiometry.readers import labels as lab
+from fhbiometry.readers import media as rd
+from fhbiometry.core.geometry import COORD_COLUMNS, CSV_COLUMNS, REF_COLUMNS
+from fhbiometry.readers.media import InputError
+from fhbiometry.core.store import save_npz, write_csv
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ def load_params(path="params.yaml", only=None, model: str | None = None) -> dict
     ``only``: the dotted keys a stage reads (its ``PARAMS``; ``{model}`` is replaced by ``model``):
     the stage gets those and nothing else, so the params dvc.yaml lists for it are all it can use.
     """
-    from .schema import read_yaml, validate_params
+    from fhbiometry.config.schema import read_yaml, validate_params
 
     params = validate_params(read_yaml(path), source=str(path))
     if only is None:
@@ -40,6 +40,6 @@ def select(params: dict, keys, source: str = "params.yaml") -> dict:
 
 def validate_params(raw: dict, source: str = "params.yaml") -> dict:
     """``schema.validate_params``: the validated params, or one ParamError listing every problem."""
-    from .schema import validate_params as validate
+    from fhbiometry.config.schema import validate_params as validate
 
     return validate(raw, source)

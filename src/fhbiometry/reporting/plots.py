@@ -18,12 +18,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .geometry import COORD_COLUMNS, LANDMARKS  # noqa: E402
-from .letterbox import to_input  # noqa: E402
-from .paths import Paths  # noqa: E402
-from .prepare import table_points  # noqa: E402
-from .store import read_json, write_csv  # noqa: E402
-from .viz import PRED_STYLE, TRUE_STYLE, draw_landmarks, save_figure, show_image  # noqa: E402
+from fhbiometry.core.geometry import COORD_COLUMNS, LANDMARKS  # noqa: E402
+from fhbiometry.core.letterbox import to_input  # noqa: E402
+from fhbiometry.config.paths import Paths  # noqa: E402
+from fhbiometry.data.prepare import table_points  # noqa: E402
+from fhbiometry.core.store import read_json, write_csv  # noqa: E402
+from fhbiometry.reporting.viz import PRED_STYLE, TRUE_STYLE, draw_landmarks, save_figure, show_image  # noqa: E402
 
 TRAIN_LOSS_TSV = Path("plots/metrics/train/loss.tsv")
 VAL_MRE_TSV = Path("plots/metrics/val/mre_mm.tsv")
@@ -314,7 +314,7 @@ def heatmap_entries(results: dict, test: dict, paths: Paths, k: int, decode: dic
     (N, K, H, W); [] when no model outputs heatmaps."""
     import torch
 
-    from .inference import load_model, predict
+    from fhbiometry.inference.runner import load_model, predict
 
     entries = []
     for name, res in results.items():
@@ -333,7 +333,7 @@ def heatmap_entries(results: dict, test: dict, paths: Paths, k: int, decode: dic
 
 def run(params: dict, root=".") -> list:
     """Stage body: writes every figure and the summary under plots/models/ (removed first)."""
-    from .store import load_npz
+    from fhbiometry.core.store import load_npz
 
     paths = Paths(root)
     names = list(params["models"])

@@ -28,33 +28,33 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import readers as rd
-from .biometry import ga_from_bpd_weeks, ga_from_hc_weeks, measurements
-from .calibration import apply_factors
-from .confidence import DEFAULT_THRESHOLD, confidence, group_medians
-from .extract import index_inputs, resolve_spacing
-from .geometry import COORD_COLUMNS, anatomical_naming, diameters
-from .letterbox import to_original
-from .qc import _flag_points
-from .readers import InputError
+from fhbiometry.readers import media as rd
+from fhbiometry.core.biometry import ga_from_bpd_weeks, ga_from_hc_weeks, measurements
+from fhbiometry.trust.calibration import apply_factors
+from fhbiometry.trust.confidence import DEFAULT_THRESHOLD, confidence, group_medians
+from fhbiometry.data.extract import index_inputs, resolve_spacing
+from fhbiometry.core.geometry import COORD_COLUMNS, anatomical_naming, diameters
+from fhbiometry.core.letterbox import to_original
+from fhbiometry.data.qc import _flag_points
+from fhbiometry.readers.media import InputError
 
 log = logging.getLogger(__name__)
 
 
 def _torch_backend(loaded, path, batch_size: int = 32):
-    from .inference import TorchBackend
+    from fhbiometry.inference.runner import TorchBackend
 
     return TorchBackend.from_checkpoint(loaded, path, batch_size)
 
 
 def _onnx_backend(loaded, path, batch_size: int = 32):
-    from .onnx_backend import OnnxBackend  # onnxruntime only when asked for
+    from fhbiometry.inference.onnx_backend import OnnxBackend  # onnxruntime only when asked for
 
     return OnnxBackend.from_checkpoint(loaded, path, batch_size)
 
 
 def _onnx_int8_backend(loaded, path, batch_size: int = 32):
-    from .onnx_backend import OnnxBackend
+    from fhbiometry.inference.onnx_backend import OnnxBackend
 
     return OnnxBackend.int8_from_checkpoint(loaded, path, batch_size)
 
@@ -185,7 +185,7 @@ def frame_table(scan: Scan, points_orig, conf: pd.DataFrame, settings: Settings)
 
 def predict_scan(scan: Scan, loaded, backend, settings: Settings, bar=None):
     """(frame table, (N, H, W) frames) of one scan: letterbox, predict (and the mirror), map back."""
-    from .inference import predict_frames
+    from fhbiometry.inference.runner import predict_frames
 
     letterbox, codec = loaded.letterbox, loaded.codec
     pts, peaks, flips = [], [], []
@@ -291,7 +291,7 @@ def overlay_name(row) -> str:
 def resolve_threshold(value, model_path) -> tuple[float, str]:
     """The confidence threshold: ``value`` when given, else the evaluate stage's (validation
     quantile, metrics/eval/<model>.json section ``confidence``), else 0.5."""
-    from .paths import Paths
+    from fhbiometry.config.paths import Paths
 
     if value is not None:
         return float(value), "--confidence-threshold"
@@ -338,7 +338,7 @@ def run_predict(inputs, loaded, backend, settings: Settings, overlays: str = "be
 
 def write_outputs(result: Result, out, model_path) -> dict[str, Path]:
     """frames.csv, summary.csv and summary.json under ``out``."""
-    from .store import write_csv, write_json
+    from fhbiometry.core.store import write_csv, write_json
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -377,7 +377,7 @@ def resolve_size_factors(method: str, model_path) -> dict | None:
     """The size calibration of params ``decode.size_calibration``: None for ``none``; for
     ``validation`` the factors the evaluate stage estimated on the validation frames
     (metrics/eval/<model>.json, section ``size_calibration``)."""
-    from .paths import Paths
+    from fhbiometry.config.paths import Paths
 
     if method == "none":
         return None
@@ -393,7 +393,7 @@ def resolve_size_factors(method: str, model_path) -> dict | None:
 def load_settings(params_path, spacing_mm=None, pixel_size_csv=None, threshold=None, model_path=DEFAULT_MODEL,
                   batch_size: int = 32) -> Settings:
     """Settings from params.yaml (qc, data, decode, evaluate.confidence) and the options."""
-    from .params import load_params
+    from fhbiometry.config.params import load_params
 
     params = load_params(params_path)
     pixel_sizes = {}
@@ -409,7 +409,7 @@ def measure(inputs, model=DEFAULT_MODEL, spacing=None, out=None, pixel_size_csv=
             backend: str = "torch", confidence_threshold=None, batch_size: int = 32,
             params="params.yaml", progress: bool = False) -> Result:
     """``predict`` returning the whole ``Result`` (with the inputs that could not be read)."""
-    from .inference import load_model
+    from fhbiometry.inference.runner import load_model
 
     if overlays not in OVERLAY_MODES:
         raise ValueError(f"overlays must be one of {OVERLAY_MODES}, got {overlays!r}")
@@ -435,7 +435,7 @@ def predict(inputs, model=DEFAULT_MODEL, spacing=None, out=None, **options) -> t
 
 
 class _CallableModule(type(sys)):
-    """``import fhbiometry.predict`` makes the package attribute ``predict`` this module (the
+    """``import fhbiometry.measure.predict`` makes the package attribute ``predict`` this module (the
     import system sets it after the package's lazy ``__getattr__``); calling it still measures."""
 
     def __call__(self, *args, **kwargs):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .params import ParamError
-from .schema import AMP_MODES, DEVICE_TYPES
+from fhbiometry.config.params import ParamError
+from fhbiometry.config.schema import AMP_MODES, DEVICE_TYPES
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULTS = {"type": "auto", "amp": "none", "compile": False, "channels_last": False}

@@ -22,7 +22,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .geometry import COORD_COLUMNS, head_circumference
+from fhbiometry.core.geometry import COORD_COLUMNS, head_circumference
 
 SPLITS = ("train", "val", "test")
 METHODS = ("hash", "head_size")

@@ -23,20 +23,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import augment as aug
-from . import device as dev
-from . import distributed as dist
-from . import resume
-from .checkpoint import save_checkpoint, state_dict_copy
-from .codecs import make_codec
-from .geometry import LANDMARKS, diameters, pair_invariant_errors, to_mm
-from .inference import predict
-from .letterbox import Letterbox, to_original
-from .models import build_model, count_parameters, init_head_at_mean_shape, to_tensor
-from .paths import Paths
-from .prepare import accepted_rows, check_prepared, select
-from .schema import model_config
-from .store import load_npz
+from fhbiometry.training import augment as aug
+from fhbiometry.training import device as dev
+from fhbiometry.training import distributed as dist
+from fhbiometry.training import resume
+from fhbiometry.models.checkpoint import save_checkpoint, state_dict_copy
+from fhbiometry.codecs import make_codec
+from fhbiometry.core.geometry import LANDMARKS, diameters, pair_invariant_errors, to_mm
+from fhbiometry.inference.runner import predict
+from fhbiometry.core.letterbox import Letterbox, to_original
+from fhbiometry.models.networks import build_model, count_parameters, init_head_at_mean_shape, to_tensor
+from fhbiometry.config.paths import Paths
+from fhbiometry.data.prepare import accepted_rows, check_prepared, select
+from fhbiometry.config.schema import model_config
+from fhbiometry.core.store import load_npz
 
 # The best epoch is chosen with the best decoding (sub-pixel, pairs decoded jointly), whatever
 # params `decode` says: that only sets how `evaluate` reports, so changing it never retrains.
