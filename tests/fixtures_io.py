@@ -33,7 +33,8 @@ def write_dicom(path, frames, *, spacing=(0.2, 0.2), patient_id="", photometric=
                 pixel_data: bool = True, modality: str | None = "US", region_units: int = 3) -> Path:
     """Write an uncompressed DICOM. ``frames``: (N, H, W) or (N, H, W, 3); ``multi_frame``
     defaults to N > 1 (NumberOfFrames is written then). ``regions`` = (dx_cm, dy_cm) in
-    ``region_units`` (3 = cm); ``modality`` None leaves the tag out."""
+    ``region_units`` (3 = cm) for one 2-D tissue region, or a list of attribute dicts, one per
+    region (``ultrasound_region``); ``modality`` None leaves the tag out."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
@@ -57,12 +58,10 @@ def write_dicom(path, frames, *, spacing=(0.2, 0.2), patient_id="", photometric=
     if imager_spacing is not None:
         ds.ImagerPixelSpacing = [float(imager_spacing[0]), float(imager_spacing[1])]
     if regions is not None:
-        region = Dataset()
-        region.PhysicalUnitsXDirection = region_units
-        region.PhysicalUnitsYDirection = region_units
-        region.PhysicalDeltaX = float(regions[0])
-        region.PhysicalDeltaY = float(regions[1])
-        ds.SequenceOfUltrasoundRegions = [region]
+        if isinstance(regions, tuple):  # one 2-D tissue region over the whole frame
+            regions = [{"PhysicalDeltaX": float(regions[0]), "PhysicalDeltaY": float(regions[1]),
+                        "PhysicalUnitsXDirection": region_units, "PhysicalUnitsYDirection": region_units}]
+        ds.SequenceOfUltrasoundRegions = [ultrasound_region(r, frames.shape[1:3]) for r in regions]
     colour = frames.ndim == 4
     ds.Rows, ds.Columns = int(frames.shape[1]), int(frames.shape[2])
     ds.SamplesPerPixel = 3 if colour else 1
@@ -83,6 +82,22 @@ def write_dicom(path, frames, *, spacing=(0.2, 0.2), patient_id="", photometric=
         ds.PixelData = np.ascontiguousarray(data.astype(dtype)).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def ultrasound_region(attrs: dict, shape):
+    """One SequenceOfUltrasoundRegions item: 2-D tissue over the whole frame (``shape`` = (H, W)),
+    cm units, with ``attrs`` set on top (a value None removes that attribute)."""
+    from pydicom.dataset import Dataset
+
+    base = {"RegionSpatialFormat": 1, "RegionDataType": 1, "RegionFlags": 0,
+            "RegionLocationMinX0": 0, "RegionLocationMinY0": 0,
+            "RegionLocationMaxX1": int(shape[1]) - 1, "RegionLocationMaxY1": int(shape[0]) - 1,
+            "PhysicalUnitsXDirection": 3, "PhysicalUnitsYDirection": 3}
+    region = Dataset()
+    for key, value in {**base, **attrs}.items():
+        if value is not None:
+            setattr(region, key, value)
+    return region
 
 
 def write_video(path, frames, codec: str = "libx264", options=None) -> Path:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from fhbiometry.data import extract as ex
 from fhbiometry.data.qc import count_input_issues
-from fhbiometry.readers.media import NOTES, InputError
+from fhbiometry.readers.media import ALWAYS_COUNTED, NOTES, InputError
 from fixtures_io import (data_params, draw_ellipse_outline, gradient, write_dicom, write_image,
                          write_json, write_png_header, write_table, write_video)
 
@@ -269,4 +269,4 @@ def test_unmatched_subject_is_recorded_in_manifest_and_qc_summary(tmp_path):
            "reference_tolerance_mm": 3.0, "overlay_limit": 0}
     s = summarise(compute_flags(res.manifest, cfg), res.issues, cfg)
     assert s["inputs"]["subject_from_stem"] == 1 and s["input_issues"] == {}
-    assert sorted(s["inputs"]) == sorted(NOTES) and sum(s["inputs"].values()) == 1
+    assert sorted(s["inputs"]) == sorted(ALWAYS_COUNTED) and sum(s["inputs"].values()) == 1

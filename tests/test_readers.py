@@ -7,7 +7,7 @@ import pytest
 from fhbiometry.readers import media as rd
 from fixtures_io import HC18, gradient, write_dicom, write_image, write_json, write_png_header, write_video
 
-PATTERN = r"^(?P<subject>[A-Za-z]*\d+)"
+from fhbiometry.readers.subjects import DEFAULT_SUBJECT_PATTERN as PATTERN  # noqa: E402
 
 
 def frames(n=3, h=24, w=32):
@@ -41,7 +41,7 @@ def test_single_frame_dicom(tmp_path):
 def test_16bit_dicom_rescaled_with_note(tmp_path, caplog):
     data = (frames(2).astype(np.uint16) * 16)  # 12-bit-like values
     path = write_dicom(tmp_path / "deep.dcm", data, bits=16)
-    with caplog.at_level(logging.INFO, logger="fhbiometry.readers.media"):
+    with caplog.at_level(logging.INFO, logger="fhbiometry.readers"):
         out = rd.read_dicom(path)
     assert out.frames.dtype == np.uint8
     assert out.frames.min() == 0 and out.frames.max() == 255

@@ -35,7 +35,7 @@ from fhbiometry.trust.confidence import DEFAULT_THRESHOLD, confidence, group_med
 from fhbiometry.data.extract import index_inputs, resolve_spacing
 from fhbiometry.core.geometry import COORD_COLUMNS, anatomical_naming, diameters
 from fhbiometry.core.letterbox import to_original
-from fhbiometry.data.qc import _flag_points
+from fhbiometry.data.qc import point_flags
 from fhbiometry.readers.media import InputError
 
 log = logging.getLogger(__name__)
@@ -155,9 +155,7 @@ def plausibility_flags(points_orig, width, height, qc: dict) -> pd.DataFrame:
     column ``flag_<name>`` per ``FLAG_NAMES``, with the thresholds of params ``qc``."""
     pts = np.asarray(points_orig, np.float64)
     n = len(pts)
-    out = _flag_points(pts, np.full_like(pts, np.nan), np.full(n, "ok"), np.ones(n),
-                       np.asarray(width, np.float64), np.asarray(height, np.float64),
-                       np.full(n, np.nan), {**qc, "reference": ""})
+    out = point_flags(pts, width, height, qc)
     return pd.DataFrame({f"flag_{name}": out["flags"][name] for name in FLAG_NAMES})
 
 
