@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from fhbiometry.core.geometry import COORD_COLUMNS
+from fhbiometry.readers.subjects import DEFAULT_SUBJECT_PATTERN
 
 HC18 = Path(__file__).resolve().parents[2] / "shared/datasets/hc18-landmarks"
 
@@ -19,7 +20,7 @@ def hc18_csv_data() -> dict:
             "columns": {"image": "image_name", "frame": "", **{c: c for c in COORD_COLUMNS}},
             "annotation_pattern": "annotations/{stem}_Annotation.png", "pixel_size_csv": "pixel_size.csv",
             "pixel_size_columns": {"image": "filename", "spacing": "pixel size(mm)"},
-            "default_spacing_mm": 0, "subject_pattern": r"^(?P<subject>[A-Za-z]*\d+)", "on_bad_input": "fail"}
+            "default_spacing_mm": 0, "subject_pattern": DEFAULT_SUBJECT_PATTERN, "on_bad_input": "fail"}
 
 
 def gradient(h: int = 24, w: int = 32, offset: int = 0) -> np.ndarray:
@@ -30,11 +31,13 @@ def gradient(h: int = 24, w: int = 32, offset: int = 0) -> np.ndarray:
 
 def write_dicom(path, frames, *, spacing=(0.2, 0.2), patient_id="", photometric="MONOCHROME2",
                 bits: int = 8, multi_frame=None, regions=None, imager_spacing=None,
-                pixel_data: bool = True, modality: str | None = "US", region_units: int = 3) -> Path:
+                pixel_data: bool = True, modality: str | None = "US", region_units: int = 3,
+                number_of_frames=None) -> Path:
     """Write an uncompressed DICOM. ``frames``: (N, H, W) or (N, H, W, 3); ``multi_frame``
     defaults to N > 1 (NumberOfFrames is written then). ``regions`` = (dx_cm, dy_cm) in
     ``region_units`` (3 = cm) for one 2-D tissue region, or a list of attribute dicts, one per
-    region (``ultrasound_region``); ``modality`` None leaves the tag out."""
+    region (``ultrasound_region``); ``modality`` None leaves the tag out; ``number_of_frames``
+    writes that NumberOfFrames whatever the data holds (all frames are written)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
@@ -72,7 +75,10 @@ def write_dicom(path, frames, *, spacing=(0.2, 0.2), patient_id="", photometric=
     ds.BitsStored = bits
     ds.HighBit = bits - 1
     ds.PixelRepresentation = 0
-    if multi_frame if multi_frame is not None else len(frames) > 1:
+    if number_of_frames is not None:
+        ds.NumberOfFrames = number_of_frames
+        data = frames
+    elif multi_frame if multi_frame is not None else len(frames) > 1:
         ds.NumberOfFrames = len(frames)
         data = frames
     else:
@@ -129,6 +135,17 @@ def write_image(path, arr) -> Path:
     return path
 
 
+def write_oriented(path, arr, orientation: int = 6) -> Path:
+    """Save ``arr`` (PNG or JPEG by the suffix) with an EXIF orientation tag: viewers show it
+    transposed (6: rotated 90 degrees clockwise)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(np.asarray(arr)).save(path, exif=exif)
+    return path
+
+
 def write_png_header(path, width: int, height: int) -> Path:
     """A valid, tiny PNG (under 100 bytes) whose header claims ``width`` x ``height`` grey pixels
     (a decompression-bomb shape: decoding it would need width * height bytes)."""
@@ -178,7 +195,7 @@ def data_params(raw_dir, **overrides) -> dict:
         "pixel_size_csv": "",
         "pixel_size_columns": {"image": "filename", "spacing": "pixel size(mm)"},
         "default_spacing_mm": 0,
-        "subject_pattern": r"^(?P<subject>[A-Za-z]*\d+)",
+        "subject_pattern": DEFAULT_SUBJECT_PATTERN,
         "on_bad_input": "fail",
         "on_unmatched_subject": "fail",
         "max_image_pixels": 50_000_000,

@@ -206,9 +206,9 @@ def list_files(cfg: DataConfig, issues: IssueLog) -> list[Path]:
     """The inputs under raw_dir; each hidden file of a readable extension recorded as skipped."""
     hidden: list[str] = []
     files = rd.find_inputs(cfg.raw_dir, cfg.annotation_pattern, skipped=hidden)
-    readable = set(rd.extensions())
+    readable = rd.extensions()
     for rel in hidden:
-        if Path(rel).suffix.lower() in readable:
+        if rel.lower().endswith(readable):  # '..png' too, whose Path suffix is ''
             issues.note(cfg.raw_dir / rel, "hidden_file_skipped",
                         "its name (or a folder's) starts with '.': not read; rename it to read it")
     if not files:
@@ -331,6 +331,14 @@ def log_summary(result: Extraction, n_files: int) -> None:
              "(skipped files/rows), %d conversion(s) or guess(es) (issues.csv)", n_files, len(m),
              by.get(lab.OK, 0), by.get(lab.MISSING, 0), by.get("bad label", 0), dup, ref,
              len(result.issues) - n_notes, n_notes)
+
+
+def stop_message(err: InputError, mode: str) -> str:
+    """The stage's last line when a bad input stops it: the error, and in ``fail`` mode only the
+    hint that ``exclude`` would skip it (in ``exclude`` mode the input stops the stage anyway)."""
+    hint = ("\n(or set data.on_bad_input: exclude to skip bad inputs and record them in "
+            "data/frames/issues.csv)") if mode == "fail" else ""
+    return f"extract_frames: bad input: {err}{hint}"
 
 
 def write_outputs(result: Extraction, out_dir) -> dict[str, Path]:

@@ -125,7 +125,8 @@ def pair_spacing(values, path, tag: str, notes: list | None = None) -> float | N
     parsed = [positive(v) for v in items]
     bad = [v for v, p in zip(items, parsed) if p is None and not _is_zero(v)]
     if bad or len(items) != 2:
-        raise InputError(path, f"{tag} {list(items)} is not two numbers > 0 (row, column spacing in mm)",
+        raise InputError(path, f"{tag} [{', '.join(str(v) for v in items)}] is not two numbers > 0 "
+                         "(row, column spacing in mm)",
                          f"correct or remove the {tag} tag (another spacing source is then used: "
                          "the ultrasound region, a sidecar, data.pixel_size_csv, data.default_spacing_mm)")
     row, col = parsed
