@@ -5,10 +5,12 @@
   region (``PhysicalDeltaX`` in cm): ``region`` "dicom tissue region". A region that does not lie
   inside the image is not used (a note says so).
 * Otherwise (video, stills, DICOM without a usable region) a rule on the pixels, not a network:
-  the non-dark pixels (mean over the frames > ``DARK``), opened with a square of about 1/50 of
-  the frame so that text, caliper marks and thin lines fall away; the largest connected part is
-  the image area (its bounding box, the thin tips of a sector added back). When bright pixels lie
-  outside it (interface chrome: text, other panels) the frame is cropped to it: "detected
+  the non-dark pixels (mean over the frames > ``DARK``), made solid (closed, holes filled) and
+  opened with a square of 1/15 of the frame's shorter side so that text, caliper marks and thin
+  lines fall away; the largest solid part, with the large parts next to it (an image cut by an
+  acoustic shadow), is the image area (its bounding box, the thin tips of a sector added back:
+  ``image_part``). When at least ``MIN_CHROME`` bright pixels lie
+  outside that box (interface chrome: text, other panels) the frame is cropped to it: "detected
   sector"; when nothing lies outside it, or no part covers ``MIN_SHARE`` of the frame, the whole
   frame is measured: "whole frame".
 
@@ -28,7 +30,9 @@ AREA_KINDS = (DICOM_REGION, DETECTED_SECTOR, WHOLE_FRAME)
 DARK = 12             # grey level (0..255) at or below which a pixel is background
 MIN_SHARE = 0.05      # the largest bright part must cover this share of the frame
 MIN_CHROME = 20       # bright pixels outside the area that make it worth cropping
+MIN_PART = 0.01       # share of the frame a solid part needs to join the image area
 SAMPLE_FRAMES = 16    # frames averaged for the detection
+SIDE_FRACTION = 15    # the opening's square: 1/15 of the frame's shorter side (text lines are thinner)
 
 
 @dataclass(frozen=True)
@@ -75,45 +79,84 @@ def mean_frame(frames: np.ndarray) -> np.ndarray:
     return np.asarray(frames[pick], np.float64).mean(axis=0)
 
 
-def largest_part(mask: np.ndarray, side: int) -> np.ndarray:
-    """The largest 8-connected part of ``mask`` after an opening with a ``side`` square."""
+def solid_parts(mask: np.ndarray, side: int) -> tuple[np.ndarray, list]:
+    """Labels of the solid parts of ``mask`` (closed: speckle and narrow gaps bridged; holes
+    filled: dark fluid inside the image; opened with a ``side`` square: text lines, caliper marks
+    and thin lines fall away) and the (area, (x0, y0, x1, y1)) of each, largest first."""
     from scipy import ndimage  # scipy (installed with scikit-learn) only when a frame is searched
 
-    opened = ndimage.binary_opening(mask, structure=np.ones((side, side), bool))
-    labels, n = ndimage.label(opened, structure=np.ones((3, 3), bool))
-    if n == 0:
+    solid = ndimage.binary_fill_holes(ndimage.binary_closing(mask, np.ones((side // 2 | 1,) * 2, bool)))
+    labels, n = ndimage.label(ndimage.binary_opening(solid, np.ones((side, side), bool)), np.ones((3, 3), bool))
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    boxes = [(int(areas[k]), (s[1].start, s[0].start, s[1].stop - 1, s[0].stop - 1))
+             for k, s in enumerate(ndimage.find_objects(labels))]
+    order = sorted(range(n), key=lambda k: -boxes[k][0])
+    return labels, [(k + 1, *boxes[k]) for k in order]
+
+
+def near(a, b, gap: int) -> bool:
+    """Whether boxes (x0, y0, x1, y1) ``a`` and ``b`` are less than ``gap`` pixels apart."""
+    return a[0] - gap <= b[2] and b[0] - gap <= a[2] and a[1] - gap <= b[3] and b[1] - gap <= a[3]
+
+
+def image_part(mask: np.ndarray, side: int, min_area: float) -> np.ndarray:
+    """The pixels of ``mask`` that form the image: the largest solid part and every part of at
+    least ``min_area`` pixels closer than ``side`` to it (an image cut by an acoustic shadow stays
+    whole; a separate panel does not join), grown back by ``side`` and intersected with ``mask``
+    (the thin tips of a sector return)."""
+    from scipy import ndimage  # scipy (installed with scikit-learn) only when a frame is searched
+
+    labels, parts = solid_parts(mask, side)
+    big = [p for p in parts if p[1] >= min_area]
+    if not big:
         return np.zeros_like(mask)
-    sizes = np.bincount(labels.ravel())[1:]
-    part = labels == (int(np.argmax(sizes)) + 1)
-    return ndimage.binary_dilation(part, structure=np.ones((side, side), bool)) & mask
+    chosen, box, grown = [big[0][0]], big[0][2], True
+    while grown:
+        grown = False
+        for label, _, other in big:
+            if label not in chosen and near(box, other, side):
+                chosen.append(label)
+                box = (min(box[0], other[0]), min(box[1], other[1]), max(box[2], other[2]), max(box[3], other[3]))
+                grown = True
+    return ndimage.binary_dilation(np.isin(labels, chosen), np.ones((side, side), bool)) & mask
 
 
 def detect_area(frames: np.ndarray) -> Area:
     """The image area of (N, H, W) frames without DICOM regions (module docstring)."""
     h, w = frames.shape[1:]
     mask = mean_frame(frames) > DARK
-    side = max(3, int(round(min(h, w) / 50)) | 1)
-    part = largest_part(mask, side)
+    part = image_part(mask, max(5, int(round(min(h, w) / SIDE_FRACTION)) | 1), MIN_PART * h * w)
     if part.sum() < MIN_SHARE * h * w:
         return whole_frame(h, w, f"no image area found (no bright part covers {MIN_SHARE:.0%} of the frame)")
-    chrome = int((mask & ~part).sum())
+    ys, xs = np.nonzero(part)
+    x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+    chrome = int(mask.sum() - mask[y0:y1 + 1, x0:x1 + 1].sum())
     if chrome < MIN_CHROME:
         return whole_frame(h, w)
-    ys, xs = np.nonzero(part)
-    return Area(int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()), DETECTED_SECTOR, None,
-                f"{chrome} bright pixels outside the image area left out")
+    return Area(x0, y0, x1, y1, DETECTED_SECTOR, None, f"{chrome} bright pixels outside the image area left out")
+
+
+def region_spacing_mm(region) -> tuple[float | None, str]:
+    """The column (x) spacing in mm of a ``readers.regions.Region`` (``spacing_mm`` = (dy, dx)),
+    and a note when it is missing or not square."""
+    if region.spacing_mm is None:
+        return None, f"the tissue region gives no spacing ({region.note or 'no PhysicalDeltaX/Y in cm'})"
+    dy, dx = region.spacing_mm
+    if not np.isclose(dy, dx, rtol=1e-6):
+        return float(dx), f"the tissue region's spacing is not square (dy {dy:g} mm, dx {dx:g} mm): dx used"
+    return float(dx), ""
 
 
 def region_area(region, height: int, width: int) -> tuple[Area | None, str]:
-    """The ``Area`` of a chosen DICOM tissue region (``x0, y0, x1, y1`` inclusive, ``spacing_mm``),
-    or None and why when its bounds do not lie inside the (height, width) image."""
+    """The ``Area`` of a chosen DICOM tissue region (``readers.regions.Region``: bounds
+    inclusive, ``spacing_mm``), or None and why when its bounds do not lie inside the
+    (height, width) image."""
     x0, y0, x1, y1 = (int(v) for v in (region.x0, region.y0, region.x1, region.y1))
     if not (0 <= x0 <= x1 < width and 0 <= y0 <= y1 < height):
         return None, (f"ultrasound region bounds x {x0}..{x1}, y {y0}..{y1} do not lie inside the "
                       f"{width} x {height} image: region not used")
-    if (x0, y0, x1, y1) == (0, 0, width - 1, height - 1):
-        return Area(x0, y0, x1, y1, DICOM_REGION, region.spacing_mm, "the tissue region is the whole image"), ""
-    return Area(x0, y0, x1, y1, DICOM_REGION, region.spacing_mm), ""
+    spacing, note = region_spacing_mm(region)
+    return Area(x0, y0, x1, y1, DICOM_REGION, spacing, note), ""
 
 
 def choose_area(frames: np.ndarray, regions: list, choice: tuple) -> Area:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -12,6 +11,7 @@ from fhbiometry.data.extract import index_inputs, resolve_spacing
 from fhbiometry.measure.area import Area, choose_area, whole_frame
 from fhbiometry.readers import media as rd
 from fhbiometry.readers.media import InputError
+from fhbiometry.readers.regions import tissue_region
 
 
 @dataclass
@@ -32,33 +32,6 @@ class Scan:
     def __post_init__(self):
         if self.area is None:
             self.area = whole_frame(*self.frames.shape[1:])
-
-
-def dicom_regions(path: Path) -> tuple[list, tuple]:
-    """The ultrasound regions of a DICOM file (x0, y0, x1, y1 inclusive, spatial_format,
-    data_type, spacing_mm) and the 2-D tissue region chosen among them: (regions, (region or
-    None, reason)); ([], (None, "...")) for other files."""
-    if rd.kind_of(path) != "dicom":
-        return [], (None, "not a DICOM file")
-    import pydicom
-
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
-    regions = []
-    for item in ds.get("SequenceOfUltrasoundRegions", None) or []:
-        dx, units = item.get("PhysicalDeltaX"), item.get("PhysicalUnitsXDirection")
-        spacing = abs(float(dx)) * 10.0 if dx is not None and units == 3 and float(dx) != 0 else None
-        regions.append(SimpleNamespace(
-            x0=int(item.get("RegionLocationMinX0", 0)), y0=int(item.get("RegionLocationMinY0", 0)),
-            x1=int(item.get("RegionLocationMaxX1", 0)), y1=int(item.get("RegionLocationMaxY1", 0)),
-            spatial_format=int(item.get("RegionSpatialFormat", 0)), data_type=int(item.get("RegionDataType", 0)),
-            spacing_mm=spacing))
-    tissue = [r for r in regions if r.spatial_format == 1 and r.data_type == 1]
-    if not regions:
-        return [], (None, "no SequenceOfUltrasoundRegions")
-    if not tissue:
-        return regions, (None, f"none of the {len(regions)} ultrasound regions is a 2-D tissue region")
-    best = max(tissue, key=lambda r: (r.x1 - r.x0 + 1) * (r.y1 - r.y0 + 1))
-    return regions, (best, "")
 
 
 def list_inputs(inputs) -> list[tuple[Path, str]]:
@@ -89,7 +62,7 @@ def read_scan(path: Path, rel: str, settings, subject_rx) -> Scan:
     source = "--spacing" if source == "default" else source
     subject, _ = rd.subject_with_source(path.stem, subject_rx, content.patient_id, sidecar.get("subject_id"))
     cine = rel if content.multi_frame else subject
-    area = choose_area(content.frames, *dicom_regions(path))
+    area = choose_area(content.frames, list(content.regions), tissue_region(content.regions))
     notes = [f"{name}: {detail}" for name, detail in content.notes] + ([f"region: {area.note}"] if area.note else [])
     if area.spacing_mm is not None:     # the measured region's own spacing comes first
         spacing, source = area.spacing_mm, "dicom:tissue region PhysicalDeltaX"

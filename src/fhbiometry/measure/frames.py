@@ -10,7 +10,7 @@ import pandas as pd
 from fhbiometry.core.biometry import measurements
 from fhbiometry.core.geometry import COORD_COLUMNS, anatomical_naming, diameters
 from fhbiometry.core.letterbox import to_original
-from fhbiometry.data.qc import _flag_points
+from fhbiometry.data.qc import point_flags
 from fhbiometry.trust.calibration import apply_factors
 from fhbiometry.trust.confidence import confidence
 
@@ -20,11 +20,7 @@ FLAG_NAMES = ("ratio", "not_perpendicular", "midpoint_offset", "outside")  # qc.
 def plausibility_flags(points_orig, width, height, qc: dict) -> pd.DataFrame:
     """The geometric QC checks of qc.py on predicted points (original pixels): one boolean
     column ``flag_<name>`` per ``FLAG_NAMES``, with the thresholds of params ``qc``."""
-    pts = np.asarray(points_orig, np.float64)
-    n = len(pts)
-    out = _flag_points(pts, np.full_like(pts, np.nan), np.full(n, "ok"), np.ones(n),
-                       np.asarray(width, np.float64), np.asarray(height, np.float64),
-                       np.full(n, np.nan), {**qc, "reference": ""})
+    out = point_flags(np.asarray(points_orig, np.float64), width, height, qc)
     return pd.DataFrame({f"flag_{name}": out["flags"][name] for name in FLAG_NAMES})
 
 
