@@ -69,3 +69,66 @@ def tiny_split(n: int = 6) -> dict:
             "points_orig": points, "spacing_mm": np.full(n, 0.2), "label_ok": np.ones(n, bool),
             "use_for_training": np.ones(n, bool), "frame_id": np.array([f"s{k // 2}_f{k}" for k in range(n)]),
             "subject_id": np.array([f"s{k // 2}" for k in range(n)])}
+
+
+def synthetic_head(width: int = 160, height: int = 128, index: int = 3) -> np.ndarray:
+    """One frame of a subject of the embedded generator (``fhbiometry.synth``, the default data's
+    params at a small size), cut to its bright part (pixels > ``area.DARK``): a head alone."""
+    import yaml
+
+    from fhbiometry.measure.area import DARK
+    from fhbiometry.synth.subject import make_subject
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((repo / "params.yaml").read_text())["synthesize"]
+    cfg.update(width=width, height=height, frames_per_subject=[1, 1])
+    frame = make_subject(index, cfg, 42).frames[0]
+    ys, xs = np.nonzero(frame > DARK)
+    return np.ascontiguousarray(frame[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+
+
+def screen_with(head: np.ndarray, at=(90, 60), size=(400, 300)) -> np.ndarray:
+    """A scanner-screen-like frame: ``head`` at ``at`` (x, y) on black, with text lines, a
+    caliper mark and a second (Doppler-like) panel of noise."""
+    from PIL import Image, ImageDraw
+
+    screen = np.zeros((size[1], size[0]), np.uint8)
+    x, y = at
+    screen[y:y + head.shape[0], x:x + head.shape[1]] = head
+    image = Image.fromarray(screen)
+    draw = ImageDraw.Draw(image)
+    draw.text((5, 5), "Gen OB  BPD 45.2mm  GA 19w3d", fill=255)
+    draw.text((5, size[1] - 18), "MI 0.9  TIS 0.3  C5-1", fill=200)
+    draw.line([(x + 60, y + 40), (x + 70, y + 40)], fill=255)     # a caliper "+" on the image
+    draw.line([(x + 65, y + 35), (x + 65, y + 45)], fill=255)
+    out = np.asarray(image).copy()
+    out[200:260, 300:380] = np.random.default_rng(0).integers(30, 200, (60, 80))
+    return out
+
+
+def region_item(bounds, spatial_format: int, data_type: int, delta_cm: float):
+    """One SequenceOfUltrasoundRegions item (bounds inclusive, deltas in cm)."""
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.RegionLocationMinX0, item.RegionLocationMinY0, item.RegionLocationMaxX1, item.RegionLocationMaxY1 = bounds
+    item.RegionSpatialFormat, item.RegionDataType = spatial_format, data_type
+    item.PhysicalUnitsXDirection = item.PhysicalUnitsYDirection = 3
+    item.PhysicalDeltaX = item.PhysicalDeltaY = delta_cm
+    return item
+
+
+def write_screen_dicom(path, frame: np.ndarray, regions: list, modality: str = "US") -> Path:
+    """A one-frame DICOM of ``frame`` with the ultrasound ``regions`` (items of ``region_item``),
+    no PixelSpacing, and ``modality``."""
+    import pydicom
+
+    from fhbiometry.synth.writers import write_dicom
+
+    path = write_dicom(path, frame[None], 0.3, "SCREEN1", 0)
+    ds = pydicom.dcmread(path)
+    del ds.PixelSpacing
+    ds.SequenceOfUltrasoundRegions = regions
+    ds.Modality = modality
+    ds.save_as(path, enforce_file_format=True)
+    return Path(path)
