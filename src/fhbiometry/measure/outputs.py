@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from fhbiometry.core.store import write_csv, write_json
+from fhbiometry.measure.intervals import describe
 
 CSV_DIGITS = 4
 HADLOCK = ("Hadlock FP, Deter RL, Harrist RB, Park SK. Estimating fetal age: computer-assisted "
@@ -24,6 +25,7 @@ def write_outputs(result, out, model_path) -> dict[str, Path]:
         "model": Path(model_path).as_posix(), "confidence_threshold": s.threshold,
         "threshold_source": s.threshold_source, "params_source": s.params_source,
         "metrics_source": s.metrics_source, "gestational_age_formula": HADLOCK,
+        "intervals": {**describe(s.intervals), "source": s.intervals_source},
         "units": {"*_mm": "millimetres", "*_px": "original image pixels", "ga_*": "weeks", "hc": "Ramanujan"},
         "unreadable_inputs": [str(e) for e in result.errors], "cines": records})
     return paths

@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from fhbiometry.models.checkpoint import CheckpointError
     from fhbiometry.config.params import ParamError
     from fhbiometry.measure.api import measure
+    from fhbiometry.measure.intervals import interval_note
     from fhbiometry.measure.terminal import terminal_table
     from fhbiometry.readers.media import InputError
 
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{len(result.frames)} frame(s) of {len(result.summary)} cine(s); confidence threshold "
           f"{s.threshold:.3f} ({s.threshold_source}); '!' = no frame accepted, median of all frames")
     print(f"params: {s.params_source}; evaluate metrics: {s.metrics_source}")
+    print(interval_note(s))
     print(f"wrote {args.out}/frames.csv, summary.csv, summary.json" +
           ("" if args.overlays == "none" else f", overlays/ ({args.overlays})"))
     for err in result.errors:
