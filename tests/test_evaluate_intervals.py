@@ -89,3 +89,18 @@ def test_cine_figures_use_the_accepted_frames_of_each_subject():
     out = ei.cine_figures(split, np.ones((3, 3)), 0.5, {t: 1.5 for t in TARGETS})
     assert out["n_cines"] == 1                        # b has no accepted frame
     assert out["coverage"]["bpd"] == 1.0 and out["median_half_width_mm"]["bpd"] == 1.5
+
+
+def test_intervals_table_command(tmp_path, capsys):
+    """`fhbiometry intervals-table` prints the candidates and the goals of the written section."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from fhbiometry.cli import main
+
+    ev.run(stage_root(tmp_path), "m", root=tmp_path)
+    folder = str(tmp_path / "metrics/eval")
+    assert main(["intervals-table", "--metrics", folder]) == 0
+    out = capsys.readouterr().out
+    assert "| m | flip_relative (chosen) |" in out and out.count("| m |") == len(SCORES) * len(SCALES) + 1   # + the header
+    assert main(["intervals-table", "--metrics", folder, "--table", "goals"]) == 0
+    assert "coverage BPD/OFD/HC (goal 0.87-0.93)" in capsys.readouterr().out
