@@ -97,10 +97,11 @@ def test_intervals_table_command(tmp_path, capsys):
     torch.set_num_threads(1)
     from fhbiometry.cli import main
 
-    ev.run(stage_root(tmp_path), "m", root=tmp_path)
+    params = stage_root(tmp_path)
+    ev.run(params, "m", root=tmp_path)
     folder = str(tmp_path / "metrics/eval")
     assert main(["intervals-table", "--metrics", folder]) == 0
     out = capsys.readouterr().out
-    assert "| m | flip_relative (chosen) |" in out and out.count("| m |") == len(SCORES) * len(SCALES) + 1   # + the header
+    assert f"| m | {params['intervals']['score']}_{params['intervals']['scale']} (chosen) |" in out and out.count("| m |") == len(SCORES) * len(SCALES) + 1   # + the header
     assert main(["intervals-table", "--metrics", folder, "--table", "goals"]) == 0
     assert "coverage BPD/OFD/HC (goal 0.87-0.93)" in capsys.readouterr().out
