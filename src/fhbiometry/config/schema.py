@@ -399,7 +399,7 @@ class Intervals(Section):
     """Calibrated intervals (trust/intervals.py): level, difficulty score, scale, rejection."""
     level: Annotated[number(0, 1, hi_open=True), Hint("must be a number > 0 and < 1 (e.g. 0.9 for 90 %)")] = 0.9
     score: choice(INTERVAL_SCORES) = "flip"
-    scale: choice(INTERVAL_SCALES) = "relative"
+    scale: choice(INTERVAL_SCALES) = "mm"
     reject_half_width_mm: PositiveNumber = 3.0   # frames whose BPD half-width exceeds it are rejected
 
 
