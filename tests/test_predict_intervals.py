@@ -36,7 +36,7 @@ def test_predict_writes_the_interval_columns(pipeline, capsys, tmp_path):
     root, inputs = pipeline
     out = tmp_path / "out"
     assert main(["predict", str(root / "in"), "--model", str(root / "models/heatmap.safetensors"),
-                 "--out", str(out), "--overlays", "none"]) == 0
+                 "--out", str(out), "--overlays", "none", "--measure-rejected"]) == 0   # untrained: none accepted
     stdout = capsys.readouterr().out
     frames = pd.read_csv(out / "frames.csv", dtype={"cine_id": str})
     assert set(COLUMNS) <= set(frames.columns)
@@ -46,7 +46,7 @@ def test_predict_writes_the_interval_columns(pipeline, capsys, tmp_path):
     np.testing.assert_allclose(frames["ofd_mm_hi"], frames["ofd_px_hi"] * frames["spacing_mm"], rtol=1e-3)
     summary = pd.read_csv(out / "summary.csv", dtype={"cine_id": str}).set_index("cine_id")
     cine = frames[frames["cine_id"] == "cine.dcm"]
-    used = cine[cine["accepted"]] if cine["accepted"].any() else cine
+    used = cine                                                # --measure-rejected: every frame
     base = np.median(Q * used["bpd_mm"]) + (used["bpd_mm"].max() - used["bpd_mm"].min()) / 2
     row = summary.loc["cine.dcm"]
     assert row["bpd_mm_hi"] - row["bpd_mm"] == pytest.approx(CINE_Q * base, rel=1e-3, abs=2e-4)
@@ -66,7 +66,7 @@ def test_no_spacing_gives_pixel_intervals_only(pipeline, tmp_path):
     root, inputs = pipeline
     still = tmp_path / "lone.png"
     shutil.copy(inputs["still1"], still)                   # no sidecar: no spacing
-    result = measure([still], model=root / "models/heatmap.safetensors")
+    result = measure([still], model=root / "models/heatmap.safetensors", measure_rejected=True)
     f = result.frames
     assert f["bpd_mm_lo"].isna().all() and f["hc_mm_hi"].isna().all()
     assert (f["bpd_px_lo"] < f["bpd_px"]).all() and (f["bpd_px"] < f["bpd_px_hi"]).all()
@@ -83,3 +83,13 @@ def test_without_a_calibration_the_columns_are_empty_and_say_why(pipeline, tmp_p
     result = measure([inputs["still1"]], model=model, params=root / "params.yaml")
     assert result.frames[list(COLUMNS)].isna().all().all()
     assert result.settings.intervals is None and "dvc repro evaluate" in interval_note(result.settings)
+
+
+def test_a_cine_without_a_measurement_has_no_interval(pipeline):
+    from fhbiometry.measure.api import measure
+
+    root, inputs = pipeline
+    result = measure([inputs["dicom"]], model=root / "models/heatmap.safetensors")
+    assert not result.frames["accepted"].any()               # the untrained model: nothing accepted
+    assert result.frames["bpd_mm_lo"].notna().all()          # every frame still has its own interval
+    assert result.summary[list(COLUMNS)].isna().all().all()  # the cine has no value, so no interval

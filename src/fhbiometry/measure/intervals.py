@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fhbiometry.measure.aggregate import BASIS_REJECTED
 from fhbiometry.trust.intervals import TARGETS, cine_half_widths, cine_spread, frame_features, half_widths, target_values
 
 MM_COLUMNS = tuple(f"{t}_mm_{end}" for t in TARGETS for end in ("lo", "hi"))
@@ -76,13 +77,14 @@ def frame_widths(frames: pd.DataFrame, unit: str) -> np.ndarray:
 def cine_intervals(frames: pd.DataFrame, summary: pd.DataFrame, calib: dict | None) -> pd.DataFrame:
     """``summary`` with the interval columns: each cine's median +- cine quantile x (median frame
     half-width + half the range of the used frames' values); used = accepted, or every frame of a
-    cine without an accepted one (its value, if any, says how it was made)."""
+    cine measured from its rejected frames (``--measure-rejected``); a cine without a value has
+    no interval."""
     out = summary.copy()
     for c in COLUMNS:
         out[c] = np.nan
     if calib is None or frames.empty:
         return out
-    fallback = set(summary.loc[summary["fallback"].astype(bool), "cine_id"]) if "fallback" in summary else set()
+    fallback = set(summary.loc[summary["basis"] == BASIS_REJECTED, "cine_id"]) if "basis" in summary else set()
     use = frames["accepted"].to_numpy(bool) | frames["cine_id"].isin(fallback).to_numpy()
     groups = frames["cine_id"].astype(str).to_numpy()
     for unit, names in (("mm", TARGETS), ("px", ("bpd", "ofd"))):

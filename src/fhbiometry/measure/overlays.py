@@ -2,6 +2,7 @@
 the ellipse and the numbers, as a PNG."""
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from fhbiometry.core.geometry import COORD_COLUMNS
 from fhbiometry.measure.intervals import with_interval
 
 OVERLAY_MODES = ("best", "all", "none")
+MAX_STEM = 120        # characters of the source name kept in an overlay's file name
 
 
 def ellipse_outline(points, n: int = 96) -> np.ndarray:
@@ -26,12 +28,17 @@ def ellipse_outline(points, n: int = 96) -> np.ndarray:
 
 
 def overlay_text(row) -> str:
-    """Two lines: the diameters, then HC (each with its interval), cephalic index and confidence."""
+    """Two lines: the diameters, then HC (each with its interval), cephalic index and confidence; a third, for a
+    rejected frame, says so and why."""
     if np.isfinite(row["bpd_mm"]):
-        return (f"BPD {with_interval(row, 'bpd', 'mm')}  OFD {with_interval(row, 'ofd', 'mm')}\n"
+        text = (f"BPD {with_interval(row, 'bpd', 'mm')}  OFD {with_interval(row, 'ofd', 'mm')}\n"
                 f"HC {with_interval(row, 'hc', 'mm')}  CI {row['cephalic_index']:.0f}  conf {row['confidence']:.2f}")
-    return (f"BPD {with_interval(row, 'bpd', 'px')}  OFD {with_interval(row, 'ofd', 'px')}\n"
-            f"(no spacing)  CI {row['cephalic_index']:.0f}  conf {row['confidence']:.2f}")
+    else:
+        text = (f"BPD {with_interval(row, 'bpd', 'px')}  OFD {with_interval(row, 'ofd', 'px')}\n"
+                f"(no spacing)  CI {row['cephalic_index']:.0f}  conf {row['confidence']:.2f}")
+    if not row["accepted"]:
+        text += f"\nREJECTED: {row.get('reject_reason', '')}"
+    return text
 
 
 def draw_overlay(image: np.ndarray, row, path) -> Path:
@@ -60,5 +67,12 @@ def draw_overlay(image: np.ndarray, row, path) -> Path:
 
 
 def overlay_name(row) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(row["source_file"]))
+    """``<source file, unsafe characters as _>_f<frame>.png``; a name longer than
+    ``MAX_STEM`` characters is cut and ends with a stable hash of the whole source path, so that
+    it fits every file system (255 bytes) and stays unique."""
+    source = str(row["source_file"])
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", source)
+    if len(stem) > MAX_STEM:
+        digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
+        stem = f"{stem[:MAX_STEM - 13]}_{digest}"
     return f"{stem}_f{int(row['frame_index']):04d}.png"

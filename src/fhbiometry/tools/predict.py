@@ -4,7 +4,8 @@ INPUT: files and folders, any mix the extract_frames stage reads (multi-frame DI
 stills); pixel spacing from the DICOM tags, a sidecar <stem>.json {"pixel_spacing_mm": ...} or a
 pixel-size table (--pixel-size-csv), else --spacing, else pixels only (with a warning).
 Writes OUT/frames.csv (one row per frame), OUT/summary.csv and OUT/summary.json (one row per
-cine: the median of its accepted frames) and overlays at the original resolution, and prints the
+cine: the median of its accepted frames; a cine with no accepted frame has no measurement,
+status "no accepted frame", unless --measure-rejected) and overlays at the original resolution, and prints the
 summary. Exit status: 0, 1 when an input could not be read (the others are still measured and
 written), 2 when the checkpoint or an option is unusable. Reads params.yaml (qc, data, decode,
 evaluate.confidence) and the evaluate stage's metrics/eval/<model>.json of the model's pipeline
@@ -50,14 +51,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", default=None, metavar="JSON",
                         help="the evaluate stage's metrics of the model: confidence threshold, size "
                              "calibration (default: <root>/metrics/eval/<name>.json beside the model)")
+    parser.add_argument("--measure-rejected", action="store_true",
+                        help="the old behaviour, for research only: a cine with no accepted frame gets the "
+                             "median of its REJECTED frames (status stays 'no accepted frame', basis says so)")
 
 
 def run(args: argparse.Namespace) -> int:
     from fhbiometry.models.checkpoint import CheckpointError
     from fhbiometry.config.params import ParamError
     from fhbiometry.measure.api import measure
+    from fhbiometry.measure.outputs import OutputError
     from fhbiometry.measure.intervals import interval_note
-    from fhbiometry.measure.terminal import terminal_table
+    from fhbiometry.measure.terminal import terminal_table, unmeasured_lines
     from fhbiometry.readers.media import InputError
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -67,14 +72,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = measure(args.inputs, args.model, args.spacing, args.out, args.pixel_size_csv, args.overlays,
                          args.backend, args.confidence_threshold, args.batch, args.params, progress=True,
-                         metrics=args.metrics)
-    except (CheckpointError, ParamError, InputError, FileNotFoundError) as err:
+                         metrics=args.metrics, measure_rejected=args.measure_rejected)
+    except (CheckpointError, ParamError, InputError, FileNotFoundError, OutputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     s = result.settings
     print(terminal_table(result.summary))
+    for line in unmeasured_lines(result.summary):
+        print(line)
     print(f"\n{len(result.frames)} frame(s) of {len(result.summary)} cine(s); confidence threshold "
-          f"{s.threshold:.3f} ({s.threshold_source}); '!' = no frame accepted, median of all frames")
+          f"{s.threshold:.3f} ({s.threshold_source})")
     print(f"params: {s.params_source}; evaluate metrics: {s.metrics_source}")
     print(interval_note(s))
     print(f"wrote {args.out}/frames.csv, summary.csv, summary.json" +
