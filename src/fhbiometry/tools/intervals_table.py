@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-SUMMARY = "tables of the calibrated intervals in metrics/eval/<model>.json"
+SUMMARY = "tables of the calibrated intervals"
 EXAMPLES = """\
 Examples:
   fhbiometry intervals-table                                  # candidates of every model in metrics/eval
