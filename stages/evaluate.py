@@ -10,7 +10,7 @@ import argparse
 from fhbiometry.evaluation.evaluate import run
 from fhbiometry.config.params import load_params
 
-PARAMS = ("threads", "data.label_source", "qc", "decode", "evaluate", "models.{model}")
+PARAMS = ("threads", "data.label_source", "qc", "decode", "evaluate", "models.{model}", "intervals")
 
 
 def main() -> None:

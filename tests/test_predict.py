@@ -11,6 +11,7 @@ import pytest
 
 from fhbiometry.cli import main
 from fhbiometry.core.geometry import COORD_COLUMNS
+from fhbiometry.measure.intervals import COLUMNS as INTERVAL_COLUMNS
 from predict_helpers import make_checkpoint, make_inputs
 
 torch = pytest.importorskip("torch")
@@ -20,7 +21,8 @@ FRAME_COLUMNS = ["source_file", "frame_index", "cine_id", "subject_id", "width",
                  "spacing_source", "region", "region_x0", "region_y0", "region_x1", "region_y1", *COORD_COLUMNS, "bpd_px", "ofd_px", "bpd_mm", "ofd_mm", "hc_mm",
                  "cephalic_index", "ga_bpd_weeks", "ga_hc_weeks", "conf_flip", "conf_geometry", "conf_peak",
                  "confidence", "flag_ratio", "flag_not_perpendicular", "flag_midpoint_offset", "flag_outside",
-                 "plausible", "accepted", "reject_reason", "notes"]
+                 "plausible", "accepted", "reject_reason", "notes",
+                 *INTERVAL_COLUMNS]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fhbiometry.tools import (ablation, accuracy_report, bench_predict, bench_train, check_reproduction, exp_config, export,
+from fhbiometry.tools import (ablation, accuracy_report, bench_predict, bench_train, check_reproduction, exp_config, export, intervals_table,
                               label_agreement, near_duplicates, predict, reproduction_spread,
                               results_table, size_bias)
 
@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "results-table": results_table,
     "accuracy-report": accuracy_report,
     "size-bias": size_bias,
+    "intervals-table": intervals_table,
     "label-agreement": label_agreement,
     "near-duplicates": near_duplicates,
     "predict": predict,

@@ -54,6 +54,8 @@ OPTIMIZERS = ("adamw", "sgd")
 HEAD_INITS = ("mean_shape", "random")
 DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("none", "bf16", "fp16")
+INTERVAL_SCORES = ("none", "flip", "geometry", "peak", "fitted")   # trust.intervals.SCORES (a test keeps them equal)
+INTERVAL_SCALES = ("mm", "relative")                            # trust.intervals.SCALES
 DEFAULT_HEAD_CHANNELS = 128
 DEFAULT_HEAD_SKIPS = True
 FRACTION_TOLERANCE = 1e-6
@@ -393,6 +395,14 @@ class Plots(Section):
     examples: NonNegativeWhole
 
 
+class Intervals(Section):
+    """Calibrated intervals (trust/intervals.py): level, difficulty score, scale, rejection."""
+    level: Annotated[number(0, 1, hi_open=True), Hint("must be a number > 0 and < 1 (e.g. 0.9 for 90 %)")] = 0.9
+    score: choice(INTERVAL_SCORES) = "flip"
+    scale: choice(INTERVAL_SCALES) = "mm"
+    reject_half_width_mm: PositiveNumber = 3.0   # frames whose BPD half-width exceeds it are rejected
+
+
 Models = Annotated[dict[str, ModelSection], Field(min_length=1),
                    Hint("must be a mapping of model name -> model section (at least one)")]
 
@@ -415,6 +425,7 @@ class Params(Section):
     models: Models
     evaluate: Evaluate
     plots: Plots
+    intervals: Intervals = Field(default_factory=Intervals)
 
     @field_validator("models", mode="after")
     @classmethod

@@ -29,6 +29,7 @@ from fhbiometry.core.geometry import COORD_COLUMNS, LANDMARKS, diameters, pair_i
 from fhbiometry.core.letterbox import to_original
 from fhbiometry.data.prepare import accepted_rows
 from fhbiometry.metrics.breakdown import report_sections
+from fhbiometry.evaluation.intervals import interval_line, interval_section
 
 LOA_Z = 1.96
 WARMUP_FRAMES = 3
@@ -353,6 +354,8 @@ def evaluate_model(model, codec, meta: dict, data: dict, thresholds_mm, batch_si
     table = predictions_table(data, pred_orig)
     if scoring:
         metrics.update(confidence_metrics(codec, data, frames, table, scoring, val_frames))
+    if scoring and scoring.get("intervals"):   # section intervals (evaluation/intervals.py)
+        metrics.update(interval_section(codec, data, frames, scoring.get("val"), val_frames, factors, scoring))
     return metrics, table
 
 
@@ -375,7 +378,8 @@ def run(params: dict, name: str, root=".") -> dict:
     val = load_npz(paths.prepared("val")) if paths.prepared("val").is_file() else None
     scoring = {"confidence": params["evaluate"]["confidence"], "qc": params["qc"], "val": val,
                "flip_test": bool(params["decode"].get("flip_test", False)),
-               "size_calibration": params["decode"].get("size_calibration", "none")}
+               "size_calibration": params["decode"].get("size_calibration", "none"),
+               "intervals": params.get("intervals")}
     with torch.no_grad():
         metrics, table = evaluate_model(loaded.model, codec, loaded.meta, data,
                                         [float(t) for t in params["evaluate"]["thresholds_mm"]],
@@ -390,4 +394,6 @@ def run(params: dict, name: str, root=".") -> dict:
     c = metrics["confidence"]
     print(f"evaluate@{name}: confidence AUC(error > {c['bad_error_mm']:g} mm) {c['auc_bad']:.3f}; at threshold "
           f"{c['threshold']:.3f} rejects {c['rejected_share']:.1%} of frames, {c['bad_removed_share']:.1%} of bad ones")
+    if (metrics.get("intervals") or {}).get("calibration"):
+        print(interval_line(name, metrics["intervals"]))
     return metrics

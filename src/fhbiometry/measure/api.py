@@ -16,6 +16,7 @@ from fhbiometry.inference.backends import DEFAULT_BACKEND, make_backend
 from fhbiometry.measure.aggregate import summarise_cines
 from fhbiometry.measure.discovery import list_inputs, read_scan
 from fhbiometry.measure.frames import locate_landmarks
+from fhbiometry.measure.intervals import cine_intervals
 from fhbiometry.measure.outputs import check_output_folder, write_outputs
 from fhbiometry.measure.overlays import OVERLAY_MODES, draw_overlay, overlay_name
 from fhbiometry.measure.settings import DEFAULT_MODEL, Settings, load_settings
@@ -72,8 +73,8 @@ def measure_scans(inputs, loaded, backend, settings: Settings, overlays: str = "
         tables.append(table)
     bar.close()
     frames = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    result = Measurement(frames, summarise_cines(frames, settings.measure_rejected), errors, settings,
-                         {k: v[1:] for k, v in best.items()})
+    summary = cine_intervals(frames, summarise_cines(frames, settings.measure_rejected), settings.intervals)
+    result = Measurement(frames, summary, errors, settings, {k: v[1:] for k, v in best.items()})
     if out is not None and overlays == "best":
         for image, row in result.best_images.values():
             draw_overlay(image, row, Path(out) / "overlays" / overlay_name(row))

@@ -11,6 +11,7 @@ from fhbiometry.core.biometry import measurements
 from fhbiometry.core.geometry import COORD_COLUMNS, anatomical_naming, diameters
 from fhbiometry.core.letterbox import to_original
 from fhbiometry.data.qc import point_flags
+from fhbiometry.measure.intervals import frame_intervals
 from fhbiometry.trust.calibration import apply_factors
 from fhbiometry.trust.confidence import confidence
 
@@ -90,4 +91,6 @@ def locate_landmarks(scan, loaded, backend, settings, bar=None) -> pd.DataFrame:
     peak = None if peaks[0] is None else np.concatenate(peaks)
     conf = confidence(points, flipped, peak, settings.qc, settings.confidence,
                       float(getattr(codec, "peak", 1.0)))
-    return frame_table(scan, points, conf, settings)
+    spans = frame_intervals(points, apply_factors(flipped, settings.size_factors), peak, scan.spacing, settings.qc,
+                            settings.intervals, float(getattr(codec, "peak", 1.0)))
+    return pd.concat([frame_table(scan, points, conf, settings), spans], axis=1)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fhbiometry.core.store import write_csv, write_json
 from fhbiometry.measure.aggregate import BASIS_REJECTED, STATUSES
+from fhbiometry.measure.intervals import describe
 
 CSV_DIGITS = 4
 HADLOCK = ("Hadlock FP, Deter RL, Harrist RB, Park SK. Estimating fetal age: computer-assisted "
@@ -45,6 +46,7 @@ def write_outputs(result, out, model_path) -> dict[str, Path]:
         "model": Path(model_path).as_posix(), "confidence_threshold": s.threshold,
         "threshold_source": s.threshold_source, "params_source": s.params_source,
         "metrics_source": s.metrics_source, "gestational_age_formula": HADLOCK,
+        "intervals": {**describe(s.intervals), "source": s.intervals_source},
         "statuses": {STATUSES[0]: "the median of the cine's accepted frames",
                      STATUSES[1]: "no frame passed the checks: no BPD, OFD, HC or GA (reason: each frame's checks)"},
         "measure_rejected": s.measure_rejected,

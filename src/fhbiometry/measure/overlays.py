@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fhbiometry.core.geometry import COORD_COLUMNS
+from fhbiometry.measure.intervals import with_interval
 
 OVERLAY_MODES = ("best", "all", "none")
 MAX_STEM = 120        # characters of the source name kept in an overlay's file name
@@ -27,13 +28,13 @@ def ellipse_outline(points, n: int = 96) -> np.ndarray:
 
 
 def overlay_text(row) -> str:
-    """Two lines: the diameters, then HC, cephalic index and confidence; a third, for a
+    """Two lines: the diameters, then HC (each with its interval), cephalic index and confidence; a third, for a
     rejected frame, says so and why."""
     if np.isfinite(row["bpd_mm"]):
-        text = (f"BPD {row['bpd_mm']:.1f} mm  OFD {row['ofd_mm']:.1f} mm\n"
-                f"HC {row['hc_mm']:.1f} mm  CI {row['cephalic_index']:.0f}  conf {row['confidence']:.2f}")
+        text = (f"BPD {with_interval(row, 'bpd', 'mm')}  OFD {with_interval(row, 'ofd', 'mm')}\n"
+                f"HC {with_interval(row, 'hc', 'mm')}  CI {row['cephalic_index']:.0f}  conf {row['confidence']:.2f}")
     else:
-        text = (f"BPD {row['bpd_px']:.1f} px  OFD {row['ofd_px']:.1f} px\n"
+        text = (f"BPD {with_interval(row, 'bpd', 'px')}  OFD {with_interval(row, 'ofd', 'px')}\n"
                 f"(no spacing)  CI {row['cephalic_index']:.0f}  conf {row['confidence']:.2f}")
     if not row["accepted"]:
         text += f"\nREJECTED: {row.get('reject_reason', '')}"

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fhbiometry.config.paths import Paths
+from fhbiometry.measure.intervals import resolve_intervals
 from fhbiometry.readers import media as rd
 from fhbiometry.trust.confidence import DEFAULT_THRESHOLD
 
@@ -42,6 +43,8 @@ class Settings:
     params_source: str = ""
     metrics_source: str = ""
     measure_rejected: bool = False        # the old behaviour: a median of rejected frames
+    intervals: dict | None = None         # trust/intervals.py calibration, from the evaluate stage's metrics
+    intervals_source: str = ""
 
 
 def shown(path) -> str:
@@ -136,4 +139,5 @@ def load_settings(params=None, model_path=DEFAULT_MODEL, metrics=None, spacing_m
                     source, float(spacing_mm or 0.0), pixel_sizes, int(batch_size), factors,
                     params_source=shown(params_path),
                     metrics_source="none" if metrics_path is None else shown(metrics_path),
-                    measure_rejected=bool(measure_rejected))
+                    measure_rejected=bool(measure_rejected),
+                    **dict(zip(("intervals", "intervals_source"), resolve_intervals(doc, metrics_path and shown(metrics_path)))))

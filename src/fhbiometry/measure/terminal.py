@@ -5,19 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fhbiometry.measure.intervals import with_interval
 from fhbiometry.measure.aggregate import BASIS_REJECTED, MEASURED
 
 NO_MEASUREMENT = "no measurement"
 
 
 def value_text(summary: pd.DataFrame, name: str, unit_px: bool = True) -> list[str]:
-    """``45.2 mm`` (or ``45.2 px`` without spacing) per cine; "-" where there is no value."""
+    """``45.2 mm [44.1, 46.4]`` (or ``45.2 px [...]`` without spacing; the interval where there
+    is one) per cine; "-" where there is no value."""
     out = []
-    for mm, px in zip(summary[f"{name}_mm"], summary.get(f"{name}_px", summary[f"{name}_mm"])):
+    for (_, row), mm, px in zip(summary.iterrows(), summary[f"{name}_mm"],
+                                summary.get(f"{name}_px", summary[f"{name}_mm"])):
         if np.isfinite(mm):
-            out.append(f"{mm:.1f} mm")
+            out.append(with_interval(row, name, "mm"))
         elif unit_px and np.isfinite(px):
-            out.append(f"{px:.1f} px")
+            out.append(with_interval(row, name, "px"))
         else:
             out.append("-")
     return out

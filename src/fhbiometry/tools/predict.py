@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from fhbiometry.config.params import ParamError
     from fhbiometry.measure.api import measure
     from fhbiometry.measure.outputs import OutputError
+    from fhbiometry.measure.intervals import interval_note
     from fhbiometry.measure.terminal import terminal_table, unmeasured_lines
     from fhbiometry.readers.media import InputError
 
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{len(result.frames)} frame(s) of {len(result.summary)} cine(s); confidence threshold "
           f"{s.threshold:.3f} ({s.threshold_source})")
     print(f"params: {s.params_source}; evaluate metrics: {s.metrics_source}")
+    print(interval_note(s))
     print(f"wrote {args.out}/frames.csv, summary.csv, summary.json" +
           ("" if args.overlays == "none" else f", overlays/ ({args.overlays})"))
     for err in result.errors:

@@ -1,0 +1,107 @@
+"""The evaluate stage writes the section ``intervals`` (evaluation/intervals.py), calibrated on the
+validation frames only, and leaves every other metric as it was."""
+import json
+
+import numpy as np
+import pytest
+
+from fhbiometry.core.store import save_npz
+from fhbiometry.evaluation import evaluate as ev
+from fhbiometry.evaluation import intervals as ei
+from fhbiometry.trust.intervals import SCALES, SCORES, TARGETS
+
+from test_evaluate import fake_split, make_checkpoint, tiny_params
+
+
+def stage_root(tmp_path, kind="heatmap", n_val=12):
+    data, _ = fake_split(n=6)
+    save_npz(tmp_path / "data/prepared/test.npz", data)
+    if n_val:
+        val, _ = fake_split(n=n_val, seed=1)
+        save_npz(tmp_path / "data/prepared/val.npz", val)
+    make_checkpoint(tmp_path / "models/m.safetensors", "resnet18", kind, data)
+    return tiny_params("m", "resnet18", kind, timing_frames=0)
+
+
+@pytest.mark.parametrize("kind", ["heatmap", "regression"])
+def test_evaluate_writes_the_interval_section(tmp_path, kind):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    params = stage_root(tmp_path, kind)
+    assert params["intervals"]["level"] == 0.9
+    metrics = ev.run(params, "m", root=tmp_path)
+    section = json.loads((tmp_path / "metrics/eval/m.json").read_text())["intervals"]
+    assert section["level"] == 0.9 and section["method"]["score"] == params["intervals"]["score"]
+    calib = section["calibration"]
+    assert calib["n"] == 11                         # the accepted validation frames (the last fails QC)
+    assert set(calib["quantile"]) == set(TARGETS) and set(calib["cine_quantile"]) == set(TARGETS)
+    for key in ("coverage", "median_half_width_mm"):
+        assert set(section[key]) == set(TARGETS), key
+        assert all(v is None or v >= 0 for v in section[key].values()), key
+    assert section["n"] == metrics["n_evaluated"]
+    assert set(section["bins"]["head_size"]) == {"small", "medium", "large"}
+    assert section["rejection"]["bpd_half_width_over_mm"] == 3.0
+    assert section["per_cine"]["n_cines"] >= 1
+    assert set(section["candidates"]) == {f"{s}_{c}" for c in SCALES for s in SCORES}
+
+
+def test_intervals_change_no_other_metric(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    params = stage_root(tmp_path)
+    with_intervals = ev.run(params, "m", root=tmp_path)
+    params.pop("intervals")
+    without = ev.run(params, "m", root=tmp_path)
+    assert "intervals" not in without
+    with_intervals.pop("intervals")
+    assert json.dumps(with_intervals, sort_keys=True, default=str) == json.dumps(without, sort_keys=True, default=str)
+
+
+def test_no_validation_split_says_so(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    metrics = ev.run(stage_root(tmp_path, n_val=0), "m", root=tmp_path)
+    assert metrics["intervals"]["calibration"] is None and "validation" in metrics["intervals"]["note"]
+
+
+class FakeSplit(ei.Split):
+    def __init__(self, values, truth, groups, conf):
+        self.values, self.truth = np.asarray(values, float), np.asarray(truth, float)
+        self.spacing, self.groups, self.conf = np.ones(len(values)), np.asarray(groups), np.asarray(conf, float)
+        self.features = {"flip": np.zeros_like(self.values), "geometry": np.zeros(len(values)),
+                         "peak": np.zeros(len(values))}
+
+
+def test_figures_count_what_they_say():
+    err = np.array([[1.0, 1.0, 1.0], [5.0, 5.0, 5.0], [0.5, 3.0, 0.5], [0.1, 0.1, 0.1]])
+    widths = np.array([[2.0, 2.0, 2.0], [4.0, 4.0, 4.0], [1.0, 1.0, 1.0], [0.5, 0.5, 0.5]])
+    figures = ei.core_figures(err, widths)
+    assert figures["coverage"] == {"bpd": 0.75, "ofd": 0.5, "hc": 0.75}
+    assert figures["median_half_width_mm"]["bpd"] == 1.5
+    assert figures["auc_error_over_2mm"] == 0.75      # positives widths 4, 1 against negatives 2, 0.5: 3 of 4 pairs
+    rej = ei.rejection(err, widths, 3.0)                # frame 1 (BPD width 4) rejected, it is the > 4 mm one
+    assert rej["rejected_share"] == 0.25 and rej["large_removed_share"] == 1.0 and rej["n_large"] == 1
+
+
+def test_cine_figures_use_the_accepted_frames_of_each_subject():
+    split = FakeSplit([[10.0] * 3, [10.0] * 3, [30.0] * 3], [[11.0] * 3, [11.0] * 3, [40.0] * 3],
+                      ["a", "a", "b"], [0.9, 0.9, 0.1])
+    out = ei.cine_figures(split, np.ones((3, 3)), 0.5, {t: 1.5 for t in TARGETS})
+    assert out["n_cines"] == 1                        # b has no accepted frame
+    assert out["coverage"]["bpd"] == 1.0 and out["median_half_width_mm"]["bpd"] == 1.5
+
+
+def test_intervals_table_command(tmp_path, capsys):
+    """`fhbiometry intervals-table` prints the candidates and the goals of the written section."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from fhbiometry.cli import main
+
+    params = stage_root(tmp_path)
+    ev.run(params, "m", root=tmp_path)
+    folder = str(tmp_path / "metrics/eval")
+    assert main(["intervals-table", "--metrics", folder]) == 0
+    out = capsys.readouterr().out
+    assert f"| m | {params['intervals']['score']}_{params['intervals']['scale']} (chosen) |" in out and out.count("| m |") == len(SCORES) * len(SCALES) + 1   # + the header
+    assert main(["intervals-table", "--metrics", folder, "--table", "goals"]) == 0
+    assert "coverage BPD/OFD/HC (goal 0.87-0.93)" in capsys.readouterr().out
