@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fhbiometry.trust import confidence as cf
-from fhbiometry.measure.predict import FLAG_NAMES, plausibility_flags
+from fhbiometry.measure.frames import FLAG_NAMES, plausibility_flags
 from fhbiometry.core.geometry import ellipse_landmarks
 from fhbiometry.inference.runner import FramePrediction, flip_images, match_ends, predict_frames, unflip_points
 

@@ -113,6 +113,28 @@ def test_backend_from_checkpoint_finds_and_checks_the_export(heatmap_files, tmp_
         OnnxBackend.from_checkpoint(load_model(other), other)
 
 
+def test_the_backend_registry_makes_every_backend(heatmap_files):
+    """``inference.backends``: one registry; a name gives its backend, a new name registers, an
+    unknown name is refused with the choices."""
+    from fhbiometry.inference import backends
+
+    ckpt, onnx_path, int8_path = heatmap_files
+    loaded = load_model(ckpt)
+    assert sorted(backends.BACKENDS) == ["onnx", "onnx-int8", "torch"]
+    assert backends.make_backend("onnx", loaded, ckpt).path == onnx_path
+    assert backends.make_backend("onnx-int8", loaded, ckpt).path == int8_path
+    assert backends.make_backend("torch", loaded, ckpt).name == "torch"
+    with pytest.raises(ValueError, match="choose one of"):
+        backends.make_backend("tensorrt", loaded, ckpt)
+    try:
+        backends.register_backend("test-echo")(lambda loaded, path, batch_size: ("echo", batch_size))
+        assert backends.make_backend("test-echo", loaded, ckpt, 7) == ("echo", 7)
+        with pytest.raises(ValueError, match="registered twice"):
+            backends.register_backend("test-echo")(lambda *a: None)
+    finally:
+        backends.BACKENDS.pop("test-echo", None)
+
+
 def test_int8_copy_runs_and_says_so(heatmap_files):
     ckpt, onnx_path, int8_path = heatmap_files
     meta = read_onnx_meta(int8_path)

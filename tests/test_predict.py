@@ -1,4 +1,4 @@
-"""`fhbiometry predict` and `fhbiometry.measure.predict` on a synthetic DICOM cine, a video and PNG stills,
+"""`fhbiometry predict` and `fhbiometry.measure.api` on a synthetic DICOM cine, a video and PNG stills,
 with an untrained tiny checkpoint (shapes, columns, units, aggregation, bad inputs)."""
 import json
 import subprocess
@@ -90,7 +90,7 @@ def test_flip_test_changes_the_points(case, tmp_path):
     raw = yaml.safe_load(Path(PARAMS).read_text())
     raw["decode"]["flip_test"] = True
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    from fhbiometry.measure import predict as pr
+    from fhbiometry.measure import api as pr
     plain, _ = pr.predict([case["inputs"]["still1"]], model=case["heatmap"], params=PARAMS)
     tta, _ = pr.predict([case["inputs"]["still1"]], model=case["heatmap"], params=tmp_path / "params.yaml")
     assert not np.allclose(plain[list(COORD_COLUMNS)], tta[list(COORD_COLUMNS)])
@@ -123,7 +123,7 @@ def test_unreadable_input_and_no_spacing(case, capsys, tmp_path, monkeypatch):
 def test_no_spacing_warning_is_loud(case, tmp_path, caplog):
     bare = tmp_path / "bare.png"
     bare.write_bytes(case["inputs"]["still1"].read_bytes())
-    from fhbiometry.measure.predict import predict
+    from fhbiometry.measure.api import predict
     predict([bare], model=case["heatmap"], params=PARAMS)
     assert any("PIXELS only" in r.getMessage() and "--spacing" in r.getMessage() for r in caplog.records)
 
@@ -146,7 +146,8 @@ def test_checkpoint_that_does_not_fit(case, capsys, tmp_path):
 
 def test_import_fhbiometry_does_not_import_torch():
     code = ("import sys, fhbiometry, fhbiometry.core.geometry; assert 'torch' not in sys.modules; "
-            "assert callable(fhbiometry.measure.predict); import fhbiometry.measure.predict as m; assert callable(fhbiometry.measure.predict)")
+            "import fhbiometry.measure.api, fhbiometry.inference.backends; assert 'torch' not in sys.modules; "
+            "assert 'onnxruntime' not in sys.modules; assert fhbiometry.predict is fhbiometry.measure.api.predict")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
@@ -174,21 +175,36 @@ def test_help_names_every_option(capsys):
 
 def test_size_calibration_from_the_evaluate_metrics(case, tmp_path, monkeypatch):
     """decode.size_calibration: validation scales each diameter by the evaluate stage's factors
-    (metrics/eval/<model>.json); without them predict refuses and names the fix."""
+    (metrics/eval/<model>.json of the model's pipeline, not of the working directory); without
+    them predict refuses and names the fix."""
+    import shutil
+
     import yaml
 
     raw = yaml.safe_load(Path(PARAMS).read_text())
     raw["decode"]["size_calibration"] = "validation"
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.chdir(tmp_path)
-    from fhbiometry.measure import predict as pr
+    pipeline = tmp_path / "pipeline"
+    (pipeline / "models").mkdir(parents=True)
+    model = Path(shutil.copy(case["heatmap"], pipeline / "models/heatmap.safetensors"))
+    (pipeline / "params.yaml").write_text(yaml.safe_dump(raw))
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "metrics/eval").mkdir(parents=True)
+    factors = {"size_calibration": {"method": "validation", "ofd": 1.1, "bpd": 0.9, "n": 7}}
+    (elsewhere / "metrics/eval/heatmap.json").write_text(json.dumps(factors))
+    monkeypatch.chdir(elsewhere)           # the working directory's metrics are never read
+    from fhbiometry.measure import api as pr
     with pytest.raises(FileNotFoundError, match="dvc repro evaluate@heatmap"):
-        pr.predict([case["inputs"]["still1"]], model=case["heatmap"], params=tmp_path / "params.yaml")
-    (tmp_path / "metrics/eval").mkdir(parents=True)
-    (tmp_path / "metrics/eval/heatmap.json").write_text(json.dumps(
-        {"size_calibration": {"method": "validation", "ofd": 1.1, "bpd": 0.9, "n": 7}}))
+        pr.predict([case["inputs"]["still1"]], model=model)
+    (pipeline / "metrics/eval").mkdir(parents=True)
+    (pipeline / "metrics/eval/heatmap.json").write_text(json.dumps(factors))
     plain, _ = pr.predict([case["inputs"]["still1"]], model=case["heatmap"], params=PARAMS)
-    scaled, _ = pr.predict([case["inputs"]["still1"]], model=case["heatmap"], params=tmp_path / "params.yaml")
+    result = pr.measure([case["inputs"]["still1"]], model=model)   # params and metrics beside the model
+    scaled = result.frames
+    assert result.settings.params_source.endswith("pipeline/params.yaml")
+    assert result.settings.metrics_source.endswith("pipeline/metrics/eval/heatmap.json")
+    explicit = pr.measure([case["inputs"]["still1"]], model=case["heatmap"], params=pipeline / "params.yaml",
+                          metrics=elsewhere / "metrics/eval/heatmap.json")
+    np.testing.assert_allclose(explicit.frames["bpd_px"], scaled["bpd_px"])
     # anatomical naming (OFD = the longer axis) runs after the scaling, so the network's first pair
     # is either diameter of the plain prediction
     got = sorted([scaled["ofd_px"].iloc[0], scaled["bpd_px"].iloc[0]])

@@ -148,7 +148,7 @@ class OnnxBackend:
 
     @classmethod
     def from_checkpoint(cls, loaded, path, batch_size: int = 32, suffix: str = ".onnx") -> "OnnxBackend":
-        """The backend of ``predict.BACKENDS``: the ONNX file beside the checkpoint ``path``
+        """The backend "onnx" of ``inference.backends.BACKENDS``: the ONNX file beside the checkpoint ``path``
         (``models/heatmap.safetensors`` -> ``models/heatmap.onnx``), checked against it."""
         onnx_path = Path(path).with_suffix(suffix)
         fix = f"run `fhbiometry export --model {path} --out {Path(path).with_suffix('.onnx')}" + (

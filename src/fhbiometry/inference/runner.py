@@ -83,7 +83,7 @@ def predict(model, codec, images, batch_size: int = 32):
 # ---- backends: who runs the network ----------------------------------------------------------
 class TorchBackend:
     """Runs a PyTorch model: ``outputs`` gives the raw network outputs of (N, S, S) uint8 images,
-    ``batch_size`` frames at a time. Every backend (``predict.BACKENDS``) has this one method."""
+    ``batch_size`` frames at a time. Every backend (``inference.backends.BACKENDS``) has this one method."""
 
     name = "torch"
 
@@ -99,7 +99,7 @@ class TorchBackend:
         return network_outputs(self.model, images, self.batch_size)
 
 
-# name -> factory(loaded: Loaded, checkpoint path, batch_size) -> an object with ``outputs``
+# registered as backend "torch" in inference/backends.py
 # ---- horizontal flip: test-time augmentation and the flip agreement of the confidence -----------
 def flip_images(images) -> np.ndarray:
     """(N, S, S) images mirrored left-right."""

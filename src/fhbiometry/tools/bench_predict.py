@@ -230,7 +230,7 @@ def bench_predict_command(checkpoint: Path, backend: str, work: Path, n_frames: 
     """Frames per second of ``fhbiometry predict`` itself (the Python API: reading, letterbox, the
     network twice (the frame and its mirror, for the confidence), decoding, biometry, flags, the
     CSV and JSON files, no overlays) on the benchmark's multi-frame DICOM; best of 2 after a warm-up."""
-    from fhbiometry.measure.predict import measure
+    from fhbiometry.measure.api import measure
 
     dicom = work / "cine.dcm"
     times = []

@@ -7,7 +7,9 @@ Writes OUT/frames.csv (one row per frame), OUT/summary.csv and OUT/summary.json 
 cine: the median of its accepted frames) and overlays at the original resolution, and prints the
 summary. Exit status: 0, 1 when an input could not be read (the others are still measured and
 written), 2 when the checkpoint or an option is unusable. Reads params.yaml (qc, data, decode,
-evaluate.confidence) from the working directory (--params). See docs/predict.md.
+evaluate.confidence) and the evaluate stage's metrics/eval/<model>.json of the model's pipeline
+(<root> of <root>/models/<name>.safetensors; --params, --metrics), printing where. See
+docs/predict.md.
 """
 from __future__ import annotations
 
@@ -25,7 +27,9 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fhbiometry.measure.predict import BACKENDS, DEFAULT_MODEL, OVERLAY_MODES
+    from fhbiometry.inference.backends import BACKENDS, DEFAULT_BACKEND
+    from fhbiometry.measure.overlays import OVERLAY_MODES
+    from fhbiometry.measure.settings import DEFAULT_MODEL
 
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files and folders to measure")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint (default: %(default)s)")
@@ -36,17 +40,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="table of pixel sizes (columns as params data.pixel_size_columns)")
     parser.add_argument("--overlays", choices=OVERLAY_MODES, default="best",
                         help="overlay the best frame of each cine, every frame, or none (default: best)")
-    parser.add_argument("--backend", choices=sorted(BACKENDS), default="torch", help="what runs the network")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default=DEFAULT_BACKEND, help="what runs the network")
     parser.add_argument("--confidence-threshold", type=float, default=None, metavar="X",
                         help="frames below it are rejected (default: the evaluate stage's, else 0.5)")
     parser.add_argument("--batch", type=int, default=32, metavar="N", help="frames per forward pass")
-    parser.add_argument("--params", default="params.yaml", help="parameter file (default: %(default)s)")
+    parser.add_argument("--params", default=None, metavar="YAML",
+                        help="parameter file (default: params.yaml of the model's pipeline, "
+                             "<root>/params.yaml for <root>/models/<name>.safetensors, else ./params.yaml)")
+    parser.add_argument("--metrics", default=None, metavar="JSON",
+                        help="the evaluate stage's metrics of the model: confidence threshold, size "
+                             "calibration (default: <root>/metrics/eval/<name>.json beside the model)")
 
 
 def run(args: argparse.Namespace) -> int:
     from fhbiometry.models.checkpoint import CheckpointError
     from fhbiometry.config.params import ParamError
-    from fhbiometry.measure.predict import measure, terminal_table
+    from fhbiometry.measure.api import measure
+    from fhbiometry.measure.terminal import terminal_table
     from fhbiometry.readers.media import InputError
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -55,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         result = measure(args.inputs, args.model, args.spacing, args.out, args.pixel_size_csv, args.overlays,
-                         args.backend, args.confidence_threshold, args.batch, args.params, progress=True)
+                         args.backend, args.confidence_threshold, args.batch, args.params, progress=True,
+                         metrics=args.metrics)
     except (CheckpointError, ParamError, InputError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -63,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     print(terminal_table(result.summary))
     print(f"\n{len(result.frames)} frame(s) of {len(result.summary)} cine(s); confidence threshold "
           f"{s.threshold:.3f} ({s.threshold_source}); '!' = no frame accepted, median of all frames")
+    print(f"params: {s.params_source}; evaluate metrics: {s.metrics_source}")
     print(f"wrote {args.out}/frames.csv, summary.csv, summary.json" +
           ("" if args.overlays == "none" else f", overlays/ ({args.overlays})"))
     for err in result.errors:

@@ -1,0 +1,109 @@
+"""The public API of measuring new scans: ``measure`` (the whole ``Measurement``: tables,
+unreadable inputs, settings) and ``predict`` (the frame table and the per-cine summary), which
+``fhbiometry.predict`` and ``fhbiometry predict`` call."""
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from fhbiometry.inference.backends import DEFAULT_BACKEND, make_backend
+from fhbiometry.measure.aggregate import summarise_cines
+from fhbiometry.measure.discovery import list_inputs, read_scan
+from fhbiometry.measure.frames import locate_landmarks
+from fhbiometry.measure.outputs import write_outputs
+from fhbiometry.measure.overlays import OVERLAY_MODES, draw_overlay, overlay_name
+from fhbiometry.measure.settings import DEFAULT_MODEL, Settings, load_settings
+from fhbiometry.readers import media as rd
+from fhbiometry.readers.media import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Measurement:
+    """What ``measure`` returns: the frame table, the per-cine summary, the inputs that could not
+    be read (their ``InputError``) and the settings used."""
+
+    frames: pd.DataFrame
+    summary: pd.DataFrame
+    errors: list
+    settings: Settings
+    best_images: dict = field(default_factory=dict)   # cine -> (image of its best frame, its row)
+
+
+def warn_no_spacing(scan) -> None:
+    log.warning("WARNING: %s has no pixel spacing (no DICOM tag, sidecar %s.json or pixel-size table "
+                "row): measured in PIXELS only, mm columns left empty; give --spacing MM", scan.rel, scan.path.stem)
+
+
+def keep_overlays(scan, table, overlays: str, out, best: dict) -> None:
+    """Draw every frame (``all``, with ``out``) or remember each cine's best frame in ``best``."""
+    for i, row in table.iterrows():
+        if overlays == "all" and out is not None:
+            draw_overlay(scan.frames[i], row, Path(out) / "overlays" / overlay_name(row))
+        if overlays == "best" and row["confidence"] > best.get(row["cine_id"], (-1.0,))[0]:
+            best[row["cine_id"]] = (row["confidence"], scan.frames[i].copy(), row)
+
+
+def measure_scans(inputs, loaded, backend, settings: Settings, overlays: str = "best", out=None,
+                  progress: bool = True) -> Measurement:
+    """Measure every input (unreadable ones are logged and listed in ``errors``); with ``out``,
+    overlays are written as they are made (``all``) or for each cine's best frame (``best``)."""
+    subject_rx = rd.compile_subject_pattern(settings.data.get("subject_pattern", r"^(?P<subject>[A-Za-z]*\d+)"))
+    tables, errors, best = [], [], {}
+    bar = tqdm(desc="predict", unit="frame", disable=not progress, file=sys.stderr)
+    for path, rel in list_inputs(inputs):
+        try:
+            scan = read_scan(path, rel, settings, subject_rx)
+        except InputError as err:
+            log.error("%s -> file skipped", err)
+            errors.append(err)
+            continue
+        if not np.isfinite(scan.spacing):
+            warn_no_spacing(scan)
+        table = locate_landmarks(scan, loaded, backend, settings, bar)
+        keep_overlays(scan, table, overlays, out, best)
+        tables.append(table)
+    bar.close()
+    frames = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    result = Measurement(frames, summarise_cines(frames), errors, settings, {k: v[1:] for k, v in best.items()})
+    if out is not None and overlays == "best":
+        for image, row in result.best_images.values():
+            draw_overlay(image, row, Path(out) / "overlays" / overlay_name(row))
+    return result
+
+
+def measure(inputs, model=DEFAULT_MODEL, spacing=None, out=None, pixel_size_csv=None, overlays: str = "best",
+            backend: str = DEFAULT_BACKEND, confidence_threshold=None, batch_size: int = 32,
+            params=None, progress: bool = False, metrics=None) -> Measurement:
+    """``predict`` returning the whole ``Measurement`` (with the inputs that could not be read)."""
+    # runner imports torch: only a measurement loads it, not `import fhbiometry` or `--help`
+    from fhbiometry.inference.runner import load_model
+
+    if overlays not in OVERLAY_MODES:
+        raise ValueError(f"overlays must be one of {OVERLAY_MODES}, got {overlays!r}")
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    settings = load_settings(params, model, metrics, spacing, pixel_size_csv, confidence_threshold, batch_size)
+    loaded = load_model(Path(model), fix="give the path of a checkpoint written by `dvc repro train@<model>`")
+    result = measure_scans(inputs, loaded, make_backend(backend, loaded, model, batch_size), settings,
+                           overlays, out, progress)
+    if out is not None:
+        write_outputs(result, out, model)
+    return result
+
+
+def predict(inputs, model=DEFAULT_MODEL, spacing=None, out=None, **options) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Measure ``inputs`` (files and folders, any mix ``extract_frames`` reads) with the checkpoint
+    ``model``: returns (frame table, per-cine summary), also written under ``out`` when given,
+    with overlays. ``spacing``: mm per pixel where the input gives none. Options: those of
+    ``measure`` (pixel_size_csv, overlays, backend, confidence_threshold, batch_size, params,
+    metrics, progress). Inputs that cannot be read are logged and skipped."""
+    result = measure(inputs, model, spacing, out, **options)
+    return result.frames, result.summary
