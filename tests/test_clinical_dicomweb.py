@@ -13,7 +13,7 @@ import pydicom
 import pytest
 import requests
 
-from clinical_helpers import dicomweb_plugin, predict_args, require
+from clinical_helpers import dciodvfy_errors, dicomweb_plugin, predict_args, require
 from fhbiometry.cli import main
 from fhbiometry.clinical import codes as cc
 from fhbiometry.clinical.dicomweb import ServerError, credentials, store, study_instances, connect
@@ -87,6 +87,8 @@ def test_predict_reads_the_study_from_orthanc_and_stores_the_sr_back(orthanc, lo
     assert main(args) == 0
     summary = pd.read_csv(out / "summary.csv", dtype={"cine_id": str}).iloc[0]
     assert summary["n_used"] > 0 and (out / "report.html").is_file()
+    fetched = sorted((out / "study").glob("*.dcm"))         # WADO-RS wrote the cine as it came back
+    assert len(fetched) == 1 and all(dciodvfy_errors(p) == [] for p in fetched)
     # the SR is in Orthanc now, in the same study
     client = connect(orthanc["url"])
     srs = [i for i in study_instances(client, orthanc["url"], study) if i[2] == "SR"]

@@ -9,7 +9,7 @@ import pandas as pd
 import pydicom
 import pytest
 
-from clinical_helpers import clinical_inputs, dciodvfy_errors, predict_args, require
+from clinical_helpers import clinical_inputs, dciodvfy_errors, missing, predict_args, require
 from fhbiometry.cli import main
 from fhbiometry.clinical import codes as cc
 from fhbiometry.clinical.sr import describe_model, read_sr, write_srs
@@ -132,3 +132,12 @@ def test_synthetic_dicom_cine_is_a_valid_us_multiframe_image(tmp_path):
     again = write_dicom(tmp_path / "again.dcm", head_frames(3), 0.2, "sub001", 0)
     assert again.read_bytes() == path.read_bytes()
     assert np.array_equal(ds.pixel_array, head_frames(3))
+
+
+def test_a_missing_tool_skips_or_fails_under_fhb_require_tools(monkeypatch):
+    monkeypatch.delenv("FHB_REQUIRE_TOOLS", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install dcmtk"):
+        missing("dsr2xml", "dcmtk")
+    monkeypatch.setenv("FHB_REQUIRE_TOOLS", "1")
+    with pytest.raises(pytest.fail.Exception, match="FHB_REQUIRE_TOOLS=1"):
+        missing("dsr2xml", "dcmtk")
