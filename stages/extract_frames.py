@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from fhbiometry.data.extract import extract, write_outputs
+from fhbiometry.data.extract import extract, stop_message, write_outputs
 from fhbiometry.config.params import load_params
 from fhbiometry.config.paths import Paths
 from fhbiometry.readers.media import InputError
@@ -22,8 +22,7 @@ def main() -> None:
     try:
         result = extract(params["data"])
     except InputError as err:
-        sys.exit(f"extract_frames: bad input: {err}\n(or set data.on_bad_input: exclude to skip "
-                 "bad inputs and record them in data/frames/issues.csv)")
+        sys.exit(stop_message(err, params["data"].get("on_bad_input", "fail")))
     paths = write_outputs(result, Paths().frames_dir)
     print(f"extract_frames: {len(result.frames)} frames, {len(result.issues)} issue(s) -> "
           f"{', '.join(str(p) for p in paths.values())} in {time.perf_counter() - start:.1f} s")

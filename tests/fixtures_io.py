@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from fhbiometry.core.geometry import COORD_COLUMNS
+from fhbiometry.readers.subjects import DEFAULT_SUBJECT_PATTERN
 
 HC18 = Path(__file__).resolve().parents[2] / "shared/datasets/hc18-landmarks"
 
@@ -19,7 +20,7 @@ def hc18_csv_data() -> dict:
             "columns": {"image": "image_name", "frame": "", **{c: c for c in COORD_COLUMNS}},
             "annotation_pattern": "annotations/{stem}_Annotation.png", "pixel_size_csv": "pixel_size.csv",
             "pixel_size_columns": {"image": "filename", "spacing": "pixel size(mm)"},
-            "default_spacing_mm": 0, "subject_pattern": r"^(?P<subject>[A-Za-z]*\d+)", "on_bad_input": "fail"}
+            "default_spacing_mm": 0, "subject_pattern": DEFAULT_SUBJECT_PATTERN, "on_bad_input": "fail"}
 
 
 def gradient(h: int = 24, w: int = 32, offset: int = 0) -> np.ndarray:
@@ -30,10 +31,13 @@ def gradient(h: int = 24, w: int = 32, offset: int = 0) -> np.ndarray:
 
 def write_dicom(path, frames, *, spacing=(0.2, 0.2), patient_id="", photometric="MONOCHROME2",
                 bits: int = 8, multi_frame=None, regions=None, imager_spacing=None,
-                pixel_data: bool = True, modality: str | None = "US", region_units: int = 3) -> Path:
+                pixel_data: bool = True, modality: str | None = "US", region_units: int = 3,
+                number_of_frames=None) -> Path:
     """Write an uncompressed DICOM. ``frames``: (N, H, W) or (N, H, W, 3); ``multi_frame``
     defaults to N > 1 (NumberOfFrames is written then). ``regions`` = (dx_cm, dy_cm) in
-    ``region_units`` (3 = cm); ``modality`` None leaves the tag out."""
+    ``region_units`` (3 = cm) for one 2-D tissue region, or a list of attribute dicts, one per
+    region (``ultrasound_region``); ``modality`` None leaves the tag out; ``number_of_frames``
+    writes that NumberOfFrames whatever the data holds (all frames are written)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
@@ -57,12 +61,10 @@ def write_dicom(path, frames, *, spacing=(0.2, 0.2), patient_id="", photometric=
     if imager_spacing is not None:
         ds.ImagerPixelSpacing = [float(imager_spacing[0]), float(imager_spacing[1])]
     if regions is not None:
-        region = Dataset()
-        region.PhysicalUnitsXDirection = region_units
-        region.PhysicalUnitsYDirection = region_units
-        region.PhysicalDeltaX = float(regions[0])
-        region.PhysicalDeltaY = float(regions[1])
-        ds.SequenceOfUltrasoundRegions = [region]
+        if isinstance(regions, tuple):  # one 2-D tissue region over the whole frame
+            regions = [{"PhysicalDeltaX": float(regions[0]), "PhysicalDeltaY": float(regions[1]),
+                        "PhysicalUnitsXDirection": region_units, "PhysicalUnitsYDirection": region_units}]
+        ds.SequenceOfUltrasoundRegions = [ultrasound_region(r, frames.shape[1:3]) for r in regions]
     colour = frames.ndim == 4
     ds.Rows, ds.Columns = int(frames.shape[1]), int(frames.shape[2])
     ds.SamplesPerPixel = 3 if colour else 1
@@ -73,7 +75,10 @@ def write_dicom(path, frames, *, spacing=(0.2, 0.2), patient_id="", photometric=
     ds.BitsStored = bits
     ds.HighBit = bits - 1
     ds.PixelRepresentation = 0
-    if multi_frame if multi_frame is not None else len(frames) > 1:
+    if number_of_frames is not None:
+        ds.NumberOfFrames = number_of_frames
+        data = frames
+    elif multi_frame if multi_frame is not None else len(frames) > 1:
         ds.NumberOfFrames = len(frames)
         data = frames
     else:
@@ -83,6 +88,22 @@ def write_dicom(path, frames, *, spacing=(0.2, 0.2), patient_id="", photometric=
         ds.PixelData = np.ascontiguousarray(data.astype(dtype)).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def ultrasound_region(attrs: dict, shape):
+    """One SequenceOfUltrasoundRegions item: 2-D tissue over the whole frame (``shape`` = (H, W)),
+    cm units, with ``attrs`` set on top (a value None removes that attribute)."""
+    from pydicom.dataset import Dataset
+
+    base = {"RegionSpatialFormat": 1, "RegionDataType": 1, "RegionFlags": 0,
+            "RegionLocationMinX0": 0, "RegionLocationMinY0": 0,
+            "RegionLocationMaxX1": int(shape[1]) - 1, "RegionLocationMaxY1": int(shape[0]) - 1,
+            "PhysicalUnitsXDirection": 3, "PhysicalUnitsYDirection": 3}
+    region = Dataset()
+    for key, value in {**base, **attrs}.items():
+        if value is not None:
+            setattr(region, key, value)
+    return region
 
 
 def write_video(path, frames, codec: str = "libx264", options=None) -> Path:
@@ -111,6 +132,17 @@ def write_image(path, arr) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.asarray(arr)).save(path)
+    return path
+
+
+def write_oriented(path, arr, orientation: int = 6) -> Path:
+    """Save ``arr`` (PNG or JPEG by the suffix) with an EXIF orientation tag: viewers show it
+    transposed (6: rotated 90 degrees clockwise)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(np.asarray(arr)).save(path, exif=exif)
     return path
 
 
@@ -163,7 +195,7 @@ def data_params(raw_dir, **overrides) -> dict:
         "pixel_size_csv": "",
         "pixel_size_columns": {"image": "filename", "spacing": "pixel size(mm)"},
         "default_spacing_mm": 0,
-        "subject_pattern": r"^(?P<subject>[A-Za-z]*\d+)",
+        "subject_pattern": DEFAULT_SUBJECT_PATTERN,
         "on_bad_input": "fail",
         "on_unmatched_subject": "fail",
         "max_image_pixels": 50_000_000,

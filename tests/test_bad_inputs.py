@@ -15,7 +15,7 @@ from PIL import Image
 
 from fhbiometry.data import extract as ex
 from fhbiometry.data.qc import count_input_issues
-from fhbiometry.readers.media import NOTES, InputError
+from fhbiometry.readers.media import ALWAYS_COUNTED, NOTES, InputError
 from fixtures_io import (data_params, draw_ellipse_outline, gradient, write_dicom, write_image,
                          write_json, write_png_header, write_table, write_video)
 
@@ -34,6 +34,7 @@ class Case:
     action: str                # expected issues.csv action under exclude
     params: dict = field(default_factory=dict)
     rows: tuple = ()           # extra landmark table rows
+    frames: int = 2            # frames in the manifest under fail when it does not stop
 
 
 def png(raw, name="sub002_x.png", arr=None, spacing=0.2, **sidecar):
@@ -79,6 +80,20 @@ def bilevel(raw):
     path = raw / "sub002_x.png"
     Image.fromarray(gradient(H, W) > 100).convert("1").save(path)
     write_json(path.with_suffix(".json"), {"pixel_spacing_mm": 0.2})
+
+
+def oriented(raw):
+    from fixtures_io import write_oriented
+
+    write_oriented(raw / "sub002_x.jpg", gradient(H, W), 6)
+    write_json(raw / "sub002_x.json", {"pixel_spacing_mm": 0.2})
+
+
+def hidden(raw):
+    png(raw, name=".sub002_x.png")
+
+
+TISSUE = {"PhysicalDeltaX": 0.02, "PhysicalDeltaY": 0.02}
 
 
 def annotation(raw, img):
@@ -153,6 +168,30 @@ CASES = [
          "image not found", "row skipped", rows=(("sub009.png", 0, *LABEL),)),
     Case("frame index past the last frame", png, "frame 3 is not in sub002_x.png",
          "frame index out of range", "row skipped", rows=(("sub002_x.png", 3, *LABEL),)),
+    Case("JPEG with EXIF orientation 6", oriented, None, "exif_orientation_applied", "rotated"),
+    Case("DICOM NumberOfFrames 0, data for 2 frames",
+         lambda r: dicom(r, frames=np.stack([gradient(H, W)] * 2), number_of_frames=0), None,
+         "frame_count_from_data", "data length trusted", frames=3),
+    Case("DICOM NumberOfFrames 2, data for 3 frames",
+         lambda r: dicom(r, frames=np.stack([gradient(H, W)] * 3), number_of_frames=2), None,
+         "frame_count_from_data", "data length trusted", frames=4),
+    Case("DICOM NumberOfFrames 3, data for 2 frames",
+         lambda r: dicom(r, frames=np.stack([gradient(H, W)] * 2), number_of_frames=3),
+         "pixel data cannot be decoded.*less than expected", "DICOM pixel data cannot be decoded",
+         "file skipped"),
+    Case("two 2-D tissue ultrasound regions",
+         lambda r: dicom(r, spacing=None, regions=[TISSUE, {**TISSUE, "PhysicalDeltaX": 0.04}],
+                         imager_spacing=(0.2, 0.2)), None, "regions_unused", "no region spacing"),
+    Case("ultrasound region without PhysicalDeltaY",
+         lambda r: dicom(r, spacing=None, regions=[{**TISSUE, "PhysicalDeltaY": None}],
+                         imager_spacing=(0.2, 0.2)), None, "regions_unused", "no region spacing"),
+    Case("negative PixelSpacing component", lambda r: dicom(r, spacing=(-0.2, 0.2)),
+         r"PixelSpacing \[-0.2, 0.2\] is not two numbers > 0", "PixelSpacing", "file skipped"),
+    Case("hidden file (.sub002_x.png)", hidden, None, "hidden_file_skipped", "file skipped", frames=1),
+    Case("subject ids that differ only by case", lambda r: png(r, name="SUB001_x.png"), None,
+         "subject_ids_merged", "one subject", frames=2),
+    Case("coordinate written 1_0_0", png, r"row 3: column 'ofd_1_x': '1_0_0' is not a number",
+         "'1_0_0' is not a number", "frame kept", rows=(("sub002_x.png", 0, "1_0_0", *LABEL[1:]),)),
     Case("bad pixel-size table row",
          lambda r: (r / "px.csv").write_text("filename,pixel size(mm)\nx.png,-1\n"),
          "'-1' is not a positive number", "column 'pixel size(mm)'", "row skipped",
@@ -173,7 +212,7 @@ def test_bad_input_fail_mode(tmp_path, case):
     params = build(tmp_path, case, "fail")
     if case.fail_match is None:
         res = ex.extract(params, progress=False)
-        assert len(res.manifest) == 2
+        assert len(res.manifest) == case.frames
         assert (res.issues["problem"].str.split(":").str[0] == case.problem).sum() == 1
         assert set(res.issues["action"]) == {case.action}
     else:
@@ -269,4 +308,4 @@ def test_unmatched_subject_is_recorded_in_manifest_and_qc_summary(tmp_path):
            "reference_tolerance_mm": 3.0, "overlay_limit": 0}
     s = summarise(compute_flags(res.manifest, cfg), res.issues, cfg)
     assert s["inputs"]["subject_from_stem"] == 1 and s["input_issues"] == {}
-    assert sorted(s["inputs"]) == sorted(NOTES) and sum(s["inputs"].values()) == 1
+    assert sorted(s["inputs"]) == sorted(ALWAYS_COUNTED) and sum(s["inputs"].values()) == 1

@@ -312,3 +312,115 @@ def test_bad_annotation(raw):
     res = ex.extract(params(raw, on_bad_input="exclude", label_source="ellipse"), progress=False)
     assert row(res.manifest, "sub004_HC")["label_status"].startswith("no ellipse could be fitted")
     assert len(res.issues) == 0
+
+
+# ----------------------------------------------------------------------------- issue 18 probe
+
+def test_data_config_defaults_are_the_schemas():
+    """extract.DataConfig declares no default of its own: each is schema.Data's."""
+    import dataclasses
+
+    from fhbiometry.config.schema import Data
+
+    fields = {f.name: f for f in dataclasses.fields(ex.DataConfig)}
+    assert set(fields) == set(Data.model_fields)
+    cfg = ex.DataConfig(raw_dir=Path("x"))
+    for name, info in Data.model_fields.items():
+        if name == "raw_dir":
+            continue
+        default = info.get_default(call_default_factory=True)
+        default = default.model_dump() if hasattr(default, "model_dump") else default
+        assert getattr(cfg, name) == default, name
+
+
+def test_unicode_forms_of_a_name_match(tmp_path):
+    """A table naming an image in NFD matches the file named in NFC (and the pixel-size table)."""
+    import unicodedata
+
+    raw = tmp_path / "raw"
+    nfc, nfd = (unicodedata.normalize(f, "sub001_café.png") for f in ("NFC", "NFD"))
+    write_image(raw / nfc, gradient(H, W))
+    write_table(raw / "landmarks.csv", [(nfd, 0, *label(0))])
+    (raw / "px.csv").write_text(f"filename,pixel size(mm)\n{nfd},0.2\n", encoding="utf-8")
+    res = ex.extract(data_params(raw, pixel_size_csv="px.csv"), progress=False)
+    row = res.manifest.iloc[0]
+    assert row["label_status"] == "ok" and row["spacing_source"] == "pixel_size_csv"
+
+
+def test_semicolon_table_is_named(tmp_path):
+    raw = tmp_path / "raw"
+    write_image(raw / "sub001_a.png", gradient(H, W))
+    write_json(raw / "sub001_a.json", {"pixel_spacing_mm": 0.2})
+    header = ";".join(("image_name", "frame") + COORD_COLUMNS)
+    (raw / "landmarks.csv").write_text(header + "\nsub001_a.png;0;" + ";".join(["10,5"] * 8) + "\n")
+    for mode in ("fail", "exclude"):
+        with pytest.raises(InputError, match="missing column.*looks semicolon-separated.*comma-separated"):
+            ex.extract(data_params(raw, on_bad_input=mode), progress=False)
+    (raw / "px.csv").write_text("filename;pixel size(mm)\nsub001_a.png;0,2\n")
+    with pytest.raises(InputError, match="px.csv: missing column.*looks semicolon-separated"):
+        ex.extract(data_params(raw, pixel_size_csv="px.csv", label_source="ellipse"), progress=False)
+
+
+def test_stop_message_names_exclude_only_in_fail_mode():
+    err = InputError("a.png", "has the same file name", "rename one")
+    assert "on_bad_input: exclude" in ex.stop_message(err, "fail")
+    assert "on_bad_input: exclude" not in ex.stop_message(err, "exclude")
+
+
+def test_table_row_fix_names_exclude_only_in_fail_mode(tmp_path, caplog):
+    import logging
+
+    raw = tmp_path / "raw"
+    write_image(raw / "sub001_a.png", gradient(H, W))
+    write_json(raw / "sub001_a.json", {"pixel_spacing_mm": 0.2})
+    write_table(raw / "landmarks.csv", [("sub009.png", 0, *label(0))])
+    with pytest.raises(InputError, match="or set data.on_bad_input: exclude"):
+        ex.extract(data_params(raw), progress=False)
+    with caplog.at_level(logging.WARNING):
+        ex.extract(data_params(raw, on_bad_input="exclude"), progress=False)
+    assert "image not found" in caplog.text and "on_bad_input: exclude" not in caplog.text
+
+
+def test_subject_ids_differing_by_case_are_one_subject(tmp_path):
+    raw = tmp_path / "raw"
+    for name in ("P001_HC.png", "p001_2HC.png", "p002_HC.png"):
+        write_image(raw / name, gradient(H, W))
+        write_json((raw / name).with_suffix(".json"), {"pixel_spacing_mm": 0.2})
+    write_table(raw / "landmarks.csv", [])
+    res = ex.extract(data_params(raw, subject_pattern=r"^(?P<subject>[A-Za-z]*\d+)"), progress=False)
+    subjects = res.manifest.set_index("frame_id")["subject_id"].to_dict()
+    assert subjects == {"P001_HC": "P001", "p001_2HC": "P001", "p002_HC": "p002"}
+    merged = res.issues[res.issues["problem"].str.startswith("subject_ids_merged")]
+    assert list(merged["file"]) == ["p001_2HC.png"]
+
+
+def test_hidden_files_are_recorded(tmp_path):
+    from PIL import Image
+
+    raw = tmp_path / "raw"
+    write_image(raw / "sub001_a.png", gradient(H, W))
+    write_json(raw / "sub001_a.json", {"pixel_spacing_mm": 0.2})
+    Image.fromarray(gradient(H, W)).save(raw / "..png", format="PNG")
+    write_image(raw / ".a.png", gradient(H, W))
+    (raw / ".DS_Store").write_bytes(b"x")
+    write_table(raw / "landmarks.csv", [])
+    res = ex.extract(data_params(raw), progress=False)
+    assert list(res.manifest["frame_id"]) == ["sub001_a"]
+    hidden = res.issues[res.issues["problem"].str.startswith("hidden_file_skipped")]
+    assert list(hidden["file"]) == ["..png", ".a.png"]
+
+
+def test_write_csv_neutralises_formulas(tmp_path):
+    """A PatientID '=HYPERLINK(...)' reaches the manifest as text a spreadsheet does not run."""
+    from fhbiometry.core.store import neutralise_cell
+
+    raw = tmp_path / "raw"
+    write_dicom(raw / "sub001_a.dcm", gradient(H, W)[None], patient_id='=HYPERLINK("http://x","y")')
+    write_table(raw / "landmarks.csv", [])
+    paths = ex.write_outputs(ex.extract(data_params(raw), progress=False), tmp_path / "out")
+    manifest = pd.read_csv(paths["manifest"], dtype=str, keep_default_na=False)
+    assert manifest["subject_id"].iat[0] == "'=HYPERLINK(\"http://x\",\"y\")"
+    for cell in ("+cmd", "-x", "@SUM(A1)", "\tx", "\rx"):
+        assert neutralise_cell(cell) == "'" + cell
+    for cell in ("-3.5", "+2", "1e-3", "sub001", "", 5, -1.0):
+        assert neutralise_cell(cell) == cell

@@ -17,10 +17,10 @@ torch = pytest.importorskip("torch")
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = str(REPO / "params.yaml")
 FRAME_COLUMNS = ["source_file", "frame_index", "cine_id", "subject_id", "width", "height", "spacing_mm",
-                 "spacing_source", *COORD_COLUMNS, "bpd_px", "ofd_px", "bpd_mm", "ofd_mm", "hc_mm",
+                 "spacing_source", "region", "region_x0", "region_y0", "region_x1", "region_y1", *COORD_COLUMNS, "bpd_px", "ofd_px", "bpd_mm", "ofd_mm", "hc_mm",
                  "cephalic_index", "ga_bpd_weeks", "ga_hc_weeks", "conf_flip", "conf_geometry", "conf_peak",
                  "confidence", "flag_ratio", "flag_not_perpendicular", "flag_midpoint_offset", "flag_outside",
-                 "plausible", "accepted"]
+                 "plausible", "accepted", "reject_reason", "notes"]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_cli_on_dicom_video_and_stills(case, capsys, monkeypatch):
     assert frames[list(COORD_COLUMNS[0::2])].max().max() <= 96 and frames["confidence"].between(0, 1).all()
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["cine_id"]) == ["cine.dcm", "clip.mp4", "sub002"]
-    assert {"n_used", "n_rejected", "fallback", "bpd_mm", "bpd_mm_iqr", "hc_mm", "ga_hc_weeks",
+    assert {"status", "basis", "reason", "n_used", "n_rejected", "bpd_mm", "bpd_mm_iqr", "hc_mm", "ga_hc_weeks",
             "best_frame_index", "best_confidence"} <= set(summary.columns)
     doc = json.loads((out / "summary.json").read_text())
     assert len(doc["cines"]) == 3 and "Hadlock" in doc["gestational_age_formula"]
@@ -79,8 +79,10 @@ def test_python_api_regressor_and_threshold(case):
     row = summary.iloc[0]
     used = frames[frames["accepted"]]
     assert row["n_used"] == len(used) and row["n_rejected"] == 3 - len(used)
-    chosen = used if len(used) else frames
-    assert row["bpd_mm"] == pytest.approx(chosen["bpd_mm"].median())
+    if len(used):
+        assert row["status"] == "measured" and row["bpd_mm"] == pytest.approx(used["bpd_mm"].median())
+    else:
+        assert row["status"] == "no accepted frame" and np.isnan(row["bpd_mm"])
     assert row["best_frame_index"] == frames["confidence"].idxmax()
 
 
@@ -103,7 +105,7 @@ def test_unreadable_input_and_no_spacing(case, capsys, tmp_path, monkeypatch):
     bare = tmp_path / "bare.png"
     bare.write_bytes(case["inputs"]["still1"].read_bytes())           # no sidecar: no spacing
     code, stdout, err = run_cli([bad, bare, case["inputs"]["video"], "--model", case["heatmap"],
-                                 "--out", tmp_path / "o", "--overlays", "none"], capsys)
+                                 "--out", tmp_path / "o", "--overlays", "none", "--measure-rejected"], capsys)
     assert code == 1
     assert "broken.dcm: cannot read DICOM" in err and "Fix:" in err
     frames = pd.read_csv(tmp_path / "o/frames.csv")

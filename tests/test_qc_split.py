@@ -213,3 +213,27 @@ def test_reference_table_faults_are_reported_and_drawn(tmp_path):
     written = plot_report(table, manifest, frames, tmp_path, limit=4)
     names = sorted(p.name for p in written)
     assert names == ["flag_counts.png", "flagged_01.png", "table_flagged_01.png"]
+
+
+def test_degenerate_label_fails_qc():
+    """Four equal points give a NaN ratio and angle: a check that cannot be computed fails."""
+    same = np.full((4, 2), 50.0)
+    line = GOOD.copy(); line[2:] = line[:2]                     # BPD on top of OFD: angle 0, ratio 1
+    table = compute_flags(pd.DataFrame([row("a_clean"), row("b_same", same), row("c_line", line)]), CFG)
+    assert flags_of(table, "a_clean") == set()
+    assert {"ratio", "not_perpendicular", "midpoint_offset"} <= flags_of(table, "b_same")
+    assert not table.set_index("frame_id").loc["b_same", "label_ok"]
+    assert not table.set_index("frame_id").loc["b_same", "use_for_training"]
+    assert "not_perpendicular" in flags_of(table, "c_line")
+
+
+def test_point_flags_is_the_qc_check_for_predicted_points():
+    """predict's plausibility test: qc.point_flags(points, width, height, qc params)."""
+    from fhbiometry.data.qc import point_flags
+
+    out = point_flags(np.stack([GOOD, np.full((4, 2), 50.0)]), 200, 160, CFG)
+    assert not any(out["flags"][n][0] for n in ("ratio", "not_perpendicular", "midpoint_offset", "outside"))
+    assert out["flags"]["ratio"][1] and out["flags"]["not_perpendicular"][1]
+    assert list(out["label_ok"]) == [True, False]
+    edge = point_flags(GOOD[None] + [60, 0], np.array([200]), np.array([160]), CFG)
+    assert edge["flags"]["outside"][0]

@@ -7,7 +7,7 @@ import pytest
 from fhbiometry.readers import media as rd
 from fixtures_io import HC18, gradient, write_dicom, write_image, write_json, write_png_header, write_video
 
-PATTERN = r"^(?P<subject>[A-Za-z]*\d+)"
+from fhbiometry.readers.subjects import DEFAULT_SUBJECT_PATTERN as PATTERN  # noqa: E402
 
 
 def frames(n=3, h=24, w=32):
@@ -41,7 +41,7 @@ def test_single_frame_dicom(tmp_path):
 def test_16bit_dicom_rescaled_with_note(tmp_path, caplog):
     data = (frames(2).astype(np.uint16) * 16)  # 12-bit-like values
     path = write_dicom(tmp_path / "deep.dcm", data, bits=16)
-    with caplog.at_level(logging.INFO, logger="fhbiometry.readers.media"):
+    with caplog.at_level(logging.INFO, logger="fhbiometry.readers"):
         out = rd.read_dicom(path)
     assert out.frames.dtype == np.uint8
     assert out.frames.min() == 0 and out.frames.max() == 255
@@ -295,3 +295,179 @@ def test_conversions_are_returned_as_notes(tmp_path):
     assert names == ["modality_not_us", "rescaled_to_8bit", "spacing_non_square"]
     assert set(names) <= set(rd.NOTES) and rd.note_name("modality_not_us: Modality 'MR'") == "modality_not_us"
     assert rd.note_name("image not found: 'x.png'") is None
+
+
+# ----------------------------------------------------------------------------- issue 18 probe
+
+def test_exif_orientation_is_applied_with_a_note(tmp_path):
+    """A still stored sideways with EXIF orientation 6 is read as displayed (labels are given
+    on the displayed image), and the conversion is a note."""
+    from PIL import Image
+
+    from fixtures_io import write_oriented
+
+    arr = gradient(24, 32)
+    out = rd.read_file(write_oriented(tmp_path / "sub001_x.png", arr, 6))
+    shown = np.asarray(Image.fromarray(arr).transpose(Image.Transpose.ROTATE_270))
+    assert out.frames.shape == (1, 32, 24)
+    np.testing.assert_array_equal(out.frames[0], shown)
+    assert [n for n, _ in out.notes] == ["exif_orientation_applied"]
+    jpeg = rd.read_file(write_oriented(tmp_path / "sub002_x.jpg", arr, 8))
+    assert jpeg.frames.shape == (1, 32, 24) and jpeg.notes[0][0] == "exif_orientation_applied"
+    plain = rd.read_file(write_image(tmp_path / "sub003_x.png", arr))
+    assert plain.frames.shape == (1, 24, 32) and plain.notes == []
+
+
+def test_exif_orientation_of_an_annotation_image(tmp_path):
+    """Annotation images go through the same orientation rule as the stills they label."""
+    from fhbiometry.readers import labels as lab
+    from fixtures_io import draw_ellipse_outline, write_oriented
+
+    outline = draw_ellipse_outline(40, 60, 30, 20, 20, 10, 0.0)
+    plain = lab.annotation_landmarks(write_image(tmp_path / "a.png", outline))
+    turned = lab.annotation_landmarks(write_oriented(tmp_path / "b.png", outline, 6))
+    # displayed rotated 90 clockwise: (x, y) -> (H - 1 - y, x)
+    expect = np.stack([39 - plain[:, 1], plain[:, 0]], axis=1)
+    assert sorted(map(tuple, np.round(turned, 3))) == sorted(map(tuple, np.round(expect, 3)))
+
+
+def regions_dicom(path, regions, **kw):
+    return write_dicom(path, frames(1, 24, 32), spacing=None, regions=regions, **kw)
+
+
+TISSUE = {"PhysicalDeltaX": 0.02, "PhysicalDeltaY": 0.02}
+DOPPLER = {"RegionSpatialFormat": 3, "RegionDataType": 3, "PhysicalDeltaX": 0.5, "PhysicalDeltaY": 0.05,
+           "RegionLocationMinY0": 16, "PhysicalUnitsYDirection": 7}
+
+
+def test_spacing_comes_from_the_tissue_region_in_any_order(tmp_path):
+    a = rd.read_dicom(regions_dicom(tmp_path / "a.dcm", [DOPPLER, TISSUE]))
+    b = rd.read_dicom(regions_dicom(tmp_path / "b.dcm", [TISSUE, DOPPLER]))
+    assert a.spacing_mm == pytest.approx(0.2) and b.spacing_mm == pytest.approx(0.2)
+    assert a.spacing_source == "dicom:PhysicalDeltaX"
+    assert a.notes == [] and b.notes == []   # square tissue region: no spacing_non_square
+    assert [r.data_type for r in a.regions] == [3, 1] and [r.data_type for r in b.regions] == [1, 3]
+    assert a.regions[1].spacing_mm == pytest.approx((0.2, 0.2))
+    assert (a.regions[1].x0, a.regions[1].y0, a.regions[1].x1, a.regions[1].y1) == (0, 0, 31, 23)
+
+
+def test_region_without_delta_y_is_skipped_with_a_note(tmp_path):
+    p = regions_dicom(tmp_path / "a.dcm", [{"PhysicalDeltaX": 0.02, "PhysicalDeltaY": None}],
+                      imager_spacing=(0.3, 0.3))
+    out = rd.read_dicom(p)
+    assert out.spacing_mm == pytest.approx(0.3) and out.spacing_source == "dicom:ImagerPixelSpacing"
+    assert out.notes[0][0] == "regions_unused" and "PhysicalDeltaY" in out.notes[0][1]
+    assert out.regions[0].spacing_mm is None and "PhysicalDeltaY" in out.regions[0].note
+
+
+def test_several_tissue_regions_are_never_guessed(tmp_path):
+    second = {**TISSUE, "PhysicalDeltaX": 0.04, "PhysicalDeltaY": 0.04}
+    out = rd.read_dicom(regions_dicom(tmp_path / "a.dcm", [TISSUE, second]))
+    assert out.spacing_mm is None and out.notes[0][0] == "regions_unused"
+    assert "2 2-D tissue ultrasound regions" in out.notes[0][1]
+
+
+def test_non_square_region_is_noted_only_when_non_square(tmp_path):
+    out = rd.read_dicom(regions_dicom(tmp_path / "a.dcm", [{"PhysicalDeltaX": 0.02, "PhysicalDeltaY": 0.03}]))
+    assert out.spacing_mm == pytest.approx(0.2)
+    assert [n for n, _ in out.notes] == ["spacing_non_square"]
+
+
+def test_read_regions_is_robust_to_missing_attributes():
+    from pydicom.dataset import Dataset
+
+    from fhbiometry.readers.regions import read_regions, tissue_region
+
+    ds = Dataset()
+    assert read_regions(ds) == () and tissue_region(())[0] is None
+    ds.SequenceOfUltrasoundRegions = [Dataset()]
+    (region,) = read_regions(ds)
+    assert region.spatial_format is None and region.data_type is None and region.spacing_mm is None
+    assert (region.x0, region.x1) == (-1, -1)
+    chosen, why = tissue_region((region,))
+    assert chosen is None and "2-D tissue" in why
+
+
+@pytest.mark.parametrize("declared,n_data", [(0, 2), (2, 3), ("", 2)])
+def test_number_of_frames_that_disagrees_with_the_data(tmp_path, declared, n_data):
+    """The frames the pixel data holds are read, each 2-D, with a note; never a 3-D frame."""
+    p = write_dicom(tmp_path / "a.dcm", frames(n_data), number_of_frames=declared)
+    out = rd.read_dicom(p)
+    assert out.frames.shape == (n_data, 24, 32) and out.multi_frame
+    assert out.notes[0][0] == "frame_count_from_data" and f"holds {n_data} frame(s)" in out.notes[0][1]
+
+
+def test_number_of_frames_beyond_the_data_is_refused(tmp_path):
+    p = write_dicom(tmp_path / "a.dcm", frames(2), number_of_frames=3)
+    with pytest.raises(rd.InputError, match=r"a.dcm: DICOM pixel data cannot be decoded.*NumberOfFrames"):
+        rd.read_dicom(p)
+
+
+@pytest.mark.parametrize("spacing", [(-0.2, 0.2), (0.2, -0.2)])
+def test_negative_pixel_spacing_is_refused(tmp_path, spacing):
+    p = write_dicom(tmp_path / "a.dcm", frames(1), spacing=spacing)
+    with pytest.raises(rd.InputError, match=r"a.dcm: PixelSpacing \[.*\] is not two numbers > 0"):
+        rd.read_dicom(p)
+
+
+def test_a_reader_registered_elsewhere_is_used_for_its_extension(tmp_path):
+    """The registry is the one source of accepted extensions: a reader added by a test module
+    is found by find_inputs and used by read_file."""
+    from fhbiometry.readers.common import FileFrames
+    from fhbiometry.readers.registry import register, unregister
+
+    @register(".xyz", kind="test")
+    def read_xyz(path, max_pixels=0):
+        return FileFrames(np.full((1, 4, 5), 7, np.uint8), multi_frame=False)
+
+    try:
+        (tmp_path / "sub001_a.xyz").write_bytes(b"x")
+        assert [p.name for p in rd.find_inputs(tmp_path)] == ["sub001_a.xyz"]
+        assert rd.kind_of(tmp_path / "sub001_a.xyz") == "test"
+        assert rd.read_file(tmp_path / "sub001_a.xyz").frames.shape == (1, 4, 5)
+        with pytest.raises(ValueError, match="already has the reader"):
+            register(".xyz", kind="test")(lambda path, max_pixels=0: None)
+    finally:
+        unregister(".xyz")
+    assert rd.find_inputs(tmp_path) == []
+
+
+def test_find_inputs_follows_symlinked_folders_and_reports_hidden_files(tmp_path, caplog):
+    import os
+
+    from PIL import Image
+
+    raw, elsewhere = tmp_path / "raw", tmp_path / "elsewhere"
+    write_image(raw / "sub001_a.png", gradient())
+    write_image(elsewhere / "sub002_b.png", gradient())
+    os.symlink(elsewhere, raw / "linked")
+    os.symlink(raw, elsewhere / "loop")            # a loop: walked once
+    write_image(raw / ".a.png", gradient())
+    Image.fromarray(gradient()).save(raw / "..png", format="PNG")  # Path("..png").suffix is ''
+
+    skipped = []
+    with caplog.at_level(logging.WARNING, logger="fhbiometry.readers"):
+        found = rd.find_inputs(raw, skipped=skipped)
+    assert [p.relative_to(raw).as_posix() for p in found] == ["linked/sub002_b.png", "sub001_a.png"]
+    assert skipped == ["..png", ".a.png"]
+    assert "skipped 2 hidden file(s)" in caplog.text
+
+
+def test_canonical_subjects_merge_ids_that_differ_only_by_case_space_or_form():
+    import unicodedata
+
+    from fhbiometry.readers.subjects import canonical_subjects
+
+    nfd = unicodedata.normalize("NFD", "josé1")
+    mapping, merged = canonical_subjects(["P001", "p001", "p001", "sub002", "josé1", nfd])
+    assert mapping["P001"] == mapping["p001"] == "p001"      # the spelling of the most files
+    assert mapping["sub002"] == "sub002"
+    assert mapping[nfd] == mapping["josé1"]
+    assert set(merged) == {"p001", mapping["josé1"]}
+
+
+def test_plain_numbers_only():
+    from fhbiometry.readers.common import parse_number, positive
+
+    assert parse_number("1_0_0") is None and parse_number("3,5") is None and parse_number("inf") is None
+    assert parse_number(" -2.5e1 ") == -25.0 and positive("0.2") == 0.2 and positive("-1") is None

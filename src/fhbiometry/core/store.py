@@ -71,8 +71,45 @@ def read_json(path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+# A cell starting with one of these is read as a formula by spreadsheets (CSV injection, OWASP)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def neutralise_cell(value):
+    """A text cell that a spreadsheet would run as a formula (``=HYPERLINK(...)``, ``+cmd``,
+    ``@SUM``, a leading tab or CR) gets a leading ``'``, so it is shown as text; numbers written
+    as text (``-3.5``), other values and other text are returned unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _is_number(value):
+        return "'" + value
+    return value
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with :func:`neutralise_cell` applied to every text cell and header (the same
+    frame when nothing needs it)."""
+    columns = [c for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c])]
+    changed = {c: df[c].map(neutralise_cell) for c in columns}
+    changed = {c: v for c, v in changed.items() if not v.equals(df[c])}
+    headers = [neutralise_cell(str(c)) if isinstance(c, str) else c for c in df.columns]
+    if not changed and headers == list(df.columns):
+        return df
+    out = df.assign(**changed) if changed else df.copy()
+    out.columns = headers
+    return out
+
+
 def write_csv(df: pd.DataFrame, path, digits: int = 4) -> None:
-    """CSV with a fixed float format and Unix line endings."""
+    """CSV with a fixed float format and Unix line endings; text cells that a spreadsheet would
+    read as a formula are neutralised (:func:`neutralise_cell`), as they may carry text from the
+    inputs (a DICOM PatientID, a file name, a table cell)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(path, index=False, float_format=f"%.{digits}f", lineterminator="\n")
+    neutralise_formulas(df).to_csv(path, index=False, float_format=f"%.{digits}f", lineterminator="\n")

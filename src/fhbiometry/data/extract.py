@@ -12,7 +12,7 @@ Bad inputs follow ``data.on_bad_input``: ``fail`` raises :class:`InputError` nam
 (``file, row, problem, action``), except a bad label of an existing frame, which keeps the
 frame in the manifest with ``label_status`` = the problem.
 
-Every conversion or guess (``readers.NOTES``: colour or 16-bit converted to 8-bit grey, a
+Every conversion or guess (``readers.common.NOTES``: colour or 16-bit converted to 8-bit grey, a
 non-US Modality, the default spacing, the stem as subject, ...) is logged and recorded in
 ``issues`` in both modes, with ``problem`` = ``<note name>: <detail>`` and the note's action;
 the QC report counts them under ``inputs`` (docs/bad_inputs.md).
@@ -27,39 +27,52 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from fhbiometry.config.schema import Data
+from fhbiometry.core.geometry import COORD_COLUMNS, CSV_COLUMNS, REF_COLUMNS
+from fhbiometry.core.store import save_npz, write_csv
+from fhbiometry.data.frame_labels import EllipseLabels, LabelTable, read_label_table, resolve_label, rows_by_frame
+from fhbiometry.data.issues import ISSUE_COLUMNS, IssueLog  # noqa: F401  (ISSUE_COLUMNS: issues.csv header)
 from fhbiometry.readers import labels as lab
 from fhbiometry.readers import media as rd
-from fhbiometry.core.geometry import COORD_COLUMNS, CSV_COLUMNS, REF_COLUMNS
-from fhbiometry.readers.media import InputError
-from fhbiometry.core.store import save_npz, write_csv
+from fhbiometry.readers.common import InputError
+from fhbiometry.readers.subjects import canonical_subjects
+from fhbiometry.readers.tables import nfc
 
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("frame_id", "subject_id", "subject_source", "source_file", "frame_index",
                     "width", "height", "spacing_mm", "spacing_source", "label_status", "dup_count",
                     *COORD_COLUMNS, *REF_COLUMNS, *CSV_COLUMNS)
-ISSUE_COLUMNS = ("file", "row", "problem", "action")
 CSV_DIGITS = 3           # coordinates: 0.001 px
 SPACING_FORMAT = ".10g"  # spacing_mm is written as text so it keeps 10 significant digits
 
 
+def schema_default(name: str):
+    """The default of ``data.<name>`` in the schema (``config.schema.Data``), sections as dicts."""
+    value = Data.model_fields[name].get_default(call_default_factory=True)
+    return value.model_dump() if hasattr(value, "model_dump") else value
+
+
+def _default(name: str):
+    return field(default_factory=lambda: schema_default(name))
+
+
 @dataclass
 class DataConfig:
-    """Params section ``data`` (see params.yaml)."""
+    """Params section ``data`` (see params.yaml); every default is the schema's (``schema.Data``)."""
 
     raw_dir: Path
-    label_source: str = "csv"
-    landmarks_csv: str = "landmarks.csv"
-    columns: dict = field(default_factory=lambda: {c: c for c in lab.CANONICAL_COLUMNS})
-    annotation_pattern: str = "annotations/{stem}_Annotation.png"
-    pixel_size_csv: str = ""
-    pixel_size_columns: dict = field(default_factory=lambda: {"image": "filename",
-                                                              "spacing": "pixel size(mm)"})
-    default_spacing_mm: float = 0.0
-    subject_pattern: str = r"^(?P<subject>[A-Za-z]*\d+)"
-    on_bad_input: str = "fail"
-    on_unmatched_subject: str = "fail"
-    max_image_pixels: int = rd.DEFAULT_MAX_PIXELS
+    label_source: str = _default("label_source")
+    landmarks_csv: str = _default("landmarks_csv")
+    columns: dict = _default("columns")
+    annotation_pattern: str = _default("annotation_pattern")
+    pixel_size_csv: str = _default("pixel_size_csv")
+    pixel_size_columns: dict = _default("pixel_size_columns")
+    default_spacing_mm: float = _default("default_spacing_mm")
+    subject_pattern: str = _default("subject_pattern")
+    on_bad_input: str = _default("on_bad_input")
+    on_unmatched_subject: str = _default("on_unmatched_subject")
+    max_image_pixels: int = _default("max_image_pixels")
 
     @classmethod
     def from_params(cls, data: dict) -> "DataConfig":
@@ -76,46 +89,6 @@ class DataConfig:
         """A path from params: absolute as is, else relative to raw_dir."""
         p = Path(name)
         return p if p.is_absolute() else self.raw_dir / p
-
-
-class IssueLog:
-    """Applies ``on_bad_input``: raise in ``fail`` mode, record a row in ``exclude`` mode."""
-
-    def __init__(self, raw_dir: Path, mode: str):
-        self.raw_dir = Path(raw_dir)
-        self.mode = mode
-        self.rows: list[dict] = []
-
-    def report(self, err: InputError, action: str) -> None:
-        if self.mode == "fail":
-            raise err
-        log.warning("%s -> %s", err, action)
-        self.rows.append({"file": self.relative(err.file), "row": "" if err.row is None else err.row,
-                          "problem": err.problem, "action": action})
-
-    def note(self, file, name: str, detail: str) -> None:
-        """Record a conversion or guess (``readers.NOTES``) in both modes: it is not an error."""
-        action = rd.NOTES[name]
-        log.warning("%s: %s: %s -> %s", file, name, detail, action)
-        self.rows.append({"file": self.relative(file), "row": "", "problem": f"{name}: {detail}",
-                          "action": action})
-
-    def bad_label(self, err: InputError) -> str:
-        """A bad label of an existing frame: raise (fail) or return the label_status (exclude)."""
-        if self.mode == "fail":
-            raise err
-        log.warning("%s -> frame kept, label_status set", err)
-        return err.problem if err.row is None else f"row {err.row}: {err.problem}"
-
-    def relative(self, file) -> str:
-        p = Path(file)
-        try:
-            return p.relative_to(self.raw_dir).as_posix()
-        except ValueError:
-            return p.as_posix()
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=list(ISSUE_COLUMNS))
 
 
 @dataclass
@@ -145,87 +118,19 @@ def resolve_spacing(path: Path, rel: str, dicom: tuple, sidecar: dict, table: di
 
 def index_inputs(raw: Path, files: list[Path]) -> tuple[dict[Path, str], dict[str, Path]]:
     """Relative path of each input, and the lookup of a table's image name (stem, file name or
-    relative path; the more specific key wins) -> input file."""
+    relative path, in Unicode NFC; the more specific key wins) -> input file."""
     rels = {p: p.relative_to(raw).as_posix() for p in files}
     index: dict[str, Path] = {}
     for p in files:
         for key in (p.stem, p.name, rels[p]):  # later (more specific) keys win
-            index[key] = p
+            index[nfc(key)] = p
     return rels, index
 
 
 @dataclass
-class LabelTable:
-    """The landmark table (``table`` None when not read) and its row indices per input file.
-
-    ``issues`` receives the table's problems: the main log when the table is the label source,
-    a separate ``exclude`` log when it is read as a reference beside the ellipses."""
-
-    table: pd.DataFrame | None
-    path: Path | None
-    rows_by_file: dict
-    issues: IssueLog
-
-    def row_number(self, i: int) -> int:
-        return int(self.table["row"].iat[i])
-
-    def skip_row(self, i: int, problem: str, fix: str = "") -> None:
-        self.issues.report(InputError(self.path, problem, fix, row=self.row_number(i)), "row skipped")
-
-
-def read_label_table(cfg: DataConfig, index: dict[str, Path], issues: IssueLog) -> LabelTable:
-    """Read the landmark table (csv source; with the ellipse source only when it exists, as a
-    reference whose problems are recorded, never fatal) and attach each usable row to its file."""
-    raw = cfg.raw_dir
-    table_issues = issues
-    if cfg.label_source == "ellipse" and cfg.landmarks_csv and cfg.resolve(cfg.landmarks_csv).is_file():
-        table_issues = IssueLog(raw, "exclude")
-    labels = LabelTable(None, None, {}, table_issues)
-    if cfg.label_source != "csv" and table_issues is issues:
-        return labels
-    labels.path = cfg.resolve(cfg.landmarks_csv)
-    labels.table = t = lab.read_landmark_table(labels.path, cfg.columns,
-                                               strict=table_issues.mode == "fail")
-    for i, (image, frame, status) in enumerate(zip(t["image"], t["frame"], t["status"])):
-        path = index.get(image)
-        if path is None:
-            labels.skip_row(i, f"image not found: {image!r} is not under data.raw_dir",
-                            "correct the image name, add the file, or set "
-                            "data.on_bad_input: exclude to skip the row")
-        elif frame < 0:
-            labels.skip_row(i, status)
-        else:
-            labels.rows_by_file.setdefault(path, []).append(i)
-    return labels
-
-
-class EllipseLabels:
-    """Landmarks from each frame's annotation image, read once per annotation file."""
-
-    def __init__(self, raw_dir: Path, pattern: str, max_pixels: int = rd.DEFAULT_MAX_PIXELS):
-        self.raw_dir = raw_dir
-        self.pattern = pattern
-        self.max_pixels = max_pixels
-        self.cache: dict[Path, np.ndarray | InputError] = {}
-
-    def get(self, frame_id: str):
-        """(4, 2) landmarks, None when there is no annotation, or the InputError if unusable."""
-        if not self.pattern:
-            return None
-        path = lab.annotation_path(self.raw_dir, self.pattern, frame_id)
-        if path not in self.cache:
-            if not path.exists():
-                return None
-            try:
-                self.cache[path] = lab.annotation_landmarks(path, self.max_pixels)
-            except InputError as err:
-                self.cache[path] = err
-        return self.cache[path]
-
-
-@dataclass
 class FileInput:
-    """One input file read: its frames, where the spacing came from, its subject."""
+    """One input file read: its frames, where the spacing came from, its subject (as written;
+    ``merge_subjects`` merges spellings that differ only by case, space or Unicode form)."""
 
     path: Path
     rel: str
@@ -268,64 +173,6 @@ def unmatched_subject(path: Path, pattern: str) -> InputError:
         "different splits)")
 
 
-def rows_by_frame(labels: LabelTable, item: FileInput, n_frames: int) -> dict[int, list[int]]:
-    """The table rows of one file grouped by frame index; rows past the last frame are skipped."""
-    out: dict[int, list[int]] = {}
-    for i in labels.rows_by_file.get(item.path, []):
-        f = int(labels.table["frame"].iat[i])
-        if f >= n_frames:
-            labels.skip_row(i, f"frame index out of range: frame {f} is not in {item.rel} "
-                               f"({n_frames} frame(s), counted from 0)",
-                            "correct the frame index")
-            continue
-        out.setdefault(f, []).append(i)
-    return out
-
-
-def csv_label(rec: dict, labels: LabelTable, rows: list[int], frame_id: str):
-    """Label of a frame from its table rows (the first row wins; duplicates are logged)."""
-    table = labels.table
-    rec["dup_count"] = len(rows)
-    if not rows:
-        return np.full((4, 2), np.nan)
-    first = rows[0]
-    status = table["status"].iat[first]
-    rec["label_status"] = lab.OK if status == lab.OK else f"row {labels.row_number(first)}: {status}"
-    if len(rows) > 1:
-        log.warning("%s: %d table rows for frame %s (rows %s); keeping the first", labels.path,
-                    len(rows), frame_id, ", ".join(str(labels.row_number(j)) for j in rows))
-    return table.loc[first, list(COORD_COLUMNS)].to_numpy(dtype=np.float64)
-
-
-def resolve_label(rec: dict, cfg: DataConfig, labels: LabelTable, rows: list[int],
-                  ellipses: EllipseLabels, issues: IssueLog) -> None:
-    """Fill the label (``COORD_COLUMNS``), ``label_status``, ``dup_count``, the ellipse reference
-    (``REF_COLUMNS``) and the table's own points (``CSV_COLUMNS``) of one frame record."""
-    frame_id = rec["frame_id"]
-    table_points = np.full(8, np.nan)
-    if rows:
-        table_points = labels.table.loc[rows[0], list(COORD_COLUMNS)].to_numpy(dtype=np.float64)
-    ref = ellipses.get(frame_id)
-    label = np.full((4, 2), np.nan)
-    if cfg.label_source == "csv":
-        label = csv_label(rec, labels, rows, frame_id)
-        if isinstance(ref, InputError):
-            issues.report(ref, "ref_* left empty")
-            ref = None
-    else:
-        if isinstance(ref, InputError):
-            rec["label_status"] = issues.bad_label(ref)
-            ref = None
-        elif ref is not None:
-            label = ref
-            rec["label_status"] = lab.OK
-        rec["dup_count"] = int(ref is not None)
-    rec.update(zip(COORD_COLUMNS, np.asarray(label, dtype=np.float64).reshape(8)))
-    ref_values = np.full(8, np.nan) if ref is None else np.asarray(ref).reshape(8)
-    rec.update(zip(REF_COLUMNS, ref_values))
-    rec.update(zip(CSV_COLUMNS, table_points))
-
-
 def frame_record(item: FileInput, k: int, frame_id: str, img: np.ndarray) -> dict:
     """The manifest row of frame ``k`` of a file, before its label is resolved."""
     return {"frame_id": frame_id, "subject_id": item.subject, "subject_source": item.subject_source,
@@ -335,53 +182,107 @@ def frame_record(item: FileInput, k: int, frame_id: str, img: np.ndarray) -> dic
             "label_status": lab.MISSING, "dup_count": 0}
 
 
+@dataclass
+class Tables:
+    """What ``extract`` reads beside the input files: pixel sizes, reference HCs, labels."""
+
+    pixel_sizes: dict
+    hc: dict
+    labels: LabelTable
+    ellipses: EllipseLabels
+
+
+def read_tables(cfg: DataConfig, index: dict, issues: IssueLog) -> Tables:
+    pixel_sizes, hc_table = {}, {}
+    if cfg.pixel_size_csv:
+        table = cfg.resolve(cfg.pixel_size_csv)
+        pixel_sizes = rd.read_pixel_size_table(table, cfg.pixel_size_columns, issues.report)
+        hc_table = rd.read_reference_hc(table, cfg.pixel_size_columns, issues.report)
+    return Tables(pixel_sizes, hc_table, read_label_table(cfg, index, issues),
+                  EllipseLabels(cfg.raw_dir, cfg.annotation_pattern, cfg.max_image_pixels))
+
+
+def list_files(cfg: DataConfig, issues: IssueLog) -> list[Path]:
+    """The inputs under raw_dir; each hidden file of a readable extension recorded as skipped."""
+    hidden: list[str] = []
+    files = rd.find_inputs(cfg.raw_dir, cfg.annotation_pattern, skipped=hidden)
+    readable = rd.extensions()
+    for rel in hidden:
+        if rel.lower().endswith(readable):  # '..png' too, whose Path suffix is ''
+            issues.note(cfg.raw_dir / rel, "hidden_file_skipped",
+                        "its name (or a folder's) starts with '.': not read; rename it to read it")
+    if not files:
+        raise InputError(cfg.raw_dir, "no DICOM, video or image files found",
+                         "put the data there or set data.raw_dir")
+    return files
+
+
+class FrameCollector:
+    """The frames and manifest records of the files read, with unique frame ids."""
+
+    def __init__(self):
+        self.frames: dict[str, np.ndarray] = {}
+        self.records: list[dict] = []
+        self.owner: dict[str, str] = {}
+        self.items: list[FileInput] = []
+
+    def add(self, item: FileInput, tables: Tables, cfg: DataConfig, issues: IssueLog) -> None:
+        content, path = item.content, item.path
+        self.items.append(item)
+        by_frame = rows_by_frame(tables.labels, item, content.frames.shape[0])
+        ids = rd.frame_ids(path.stem, content.frames.shape[0], content.multi_frame)
+        for k, frame_id in enumerate(ids):
+            if frame_id in self.owner:
+                raise InputError(path, f"frame id {frame_id!r} is also produced by {self.owner[frame_id]}",
+                                 "rename one of the files")
+            self.owner[frame_id] = item.rel
+            rec = frame_record(item, k, frame_id, content.frames[k])
+            resolve_label(rec, cfg, tables.labels, by_frame.get(k, []), tables.ellipses, issues)
+            self.frames[frame_id] = content.frames[k]
+            self.records.append(rec)
+
+
+def merge_subjects(collected: FrameCollector, issues: IssueLog) -> None:
+    """Subject ids written in several ways (``P001``, ``p001``: equal after
+    ``readers.subjects.normalise_subject``) become one in the records (the spelling of the most
+    files, ties: the first sorted), with a note on each file whose id changed; ids written one
+    way stay as they are."""
+    mapping, merged = canonical_subjects(item.subject for item in collected.items)
+    for subject, names in merged.items():
+        log.warning("subject ids %s differ only by case, space or Unicode form: one subject %r", names, subject)
+    for item in collected.items:
+        if mapping[item.subject] != item.subject:
+            issues.note(item.path, "subject_ids_merged", f"subject id {item.subject!r} merged into "
+                        f"{mapping[item.subject]!r} (ids that differ only by case, space or Unicode form "
+                        "are one subject)")
+    if merged:
+        for rec in collected.records:
+            rec["subject_id"] = mapping[rec["subject_id"]]
+
+
 def extract(data: dict, progress: bool = True) -> Extraction:
     """Read every input under ``data["raw_dir"]`` and build frames, manifest and issues."""
     cfg = DataConfig.from_params(data)
-    raw = cfg.raw_dir
-    issues = IssueLog(raw, cfg.on_bad_input)
+    issues = IssueLog(cfg.raw_dir, cfg.on_bad_input)
     subject_rx = rd.compile_subject_pattern(cfg.subject_pattern)
-    files = rd.find_inputs(raw, cfg.annotation_pattern)
-    if not files:
-        raise InputError(raw, "no DICOM, video or image files found",
-                         "put the data there or set data.raw_dir")
-    rels, index = index_inputs(raw, files)
-    pixel_sizes = {}
-    if cfg.pixel_size_csv:
-        pixel_sizes = rd.read_pixel_size_table(cfg.resolve(cfg.pixel_size_csv),
-                                               cfg.pixel_size_columns, issues.report)
-    hc_table = {}
-    if cfg.pixel_size_csv:
-        hc_table = rd.read_reference_hc(cfg.resolve(cfg.pixel_size_csv), cfg.pixel_size_columns, issues.report)
-    labels = read_label_table(cfg, index, issues)
-    ellipses = EllipseLabels(raw, cfg.annotation_pattern, cfg.max_image_pixels)
-    frames: dict[str, np.ndarray] = {}
-    records: list[dict] = []
-    owner: dict[str, str] = {}
+    files = list_files(cfg, issues)
+    rels, index = index_inputs(cfg.raw_dir, files)
+    tables = read_tables(cfg, index, issues)
+    collected = FrameCollector()
     for path in tqdm(files, desc="extract_frames", unit="file", disable=not progress):
         try:
-            item = read_input(path, rels[path], cfg, pixel_sizes, subject_rx)
+            item = read_input(path, rels[path], cfg, tables.pixel_sizes, subject_rx)
         except InputError as err:
-            skip_file(err, path, labels, issues)
+            skip_file(err, path, tables.labels, issues)
             continue
-        content = item.content
-        for name, detail in content.notes:
+        for name, detail in item.content.notes:
             issues.note(path, name, detail)
-        by_frame = rows_by_frame(labels, item, content.frames.shape[0])
-        ids = rd.frame_ids(path.stem, content.frames.shape[0], content.multi_frame)
-        for k, frame_id in enumerate(ids):
-            if frame_id in owner:
-                raise InputError(path, f"frame id {frame_id!r} is also produced by {owner[frame_id]}",
-                                 "rename one of the files")
-            owner[frame_id] = item.rel
-            rec = frame_record(item, k, frame_id, content.frames[k])
-            resolve_label(rec, cfg, labels, by_frame.get(k, []), ellipses, issues)
-            frames[frame_id] = content.frames[k]
-            records.append(rec)
-    manifest = build_manifest(records)
-    if hc_table:
-        manifest = add_reference_hc(manifest, hc_table)
-    result = Extraction(frames, manifest, merge_issues(issues, labels.issues))
+        collected.add(item, tables, cfg, issues)
+    merge_subjects(collected, issues)
+    manifest = build_manifest(collected.records)
+    if tables.hc:
+        manifest = add_reference_hc(manifest, tables.hc)
+    result = Extraction(collected.frames, manifest, merge_issues(issues, tables.labels.issues))
     log_summary(result, len(files))
     return result
 
@@ -430,6 +331,14 @@ def log_summary(result: Extraction, n_files: int) -> None:
              "(skipped files/rows), %d conversion(s) or guess(es) (issues.csv)", n_files, len(m),
              by.get(lab.OK, 0), by.get(lab.MISSING, 0), by.get("bad label", 0), dup, ref,
              len(result.issues) - n_notes, n_notes)
+
+
+def stop_message(err: InputError, mode: str) -> str:
+    """The stage's last line when a bad input stops it: the error, and in ``fail`` mode only the
+    hint that ``exclude`` would skip it (in ``exclude`` mode the input stops the stage anyway)."""
+    hint = ("\n(or set data.on_bad_input: exclude to skip bad inputs and record them in "
+            "data/frames/issues.csv)") if mode == "fail" else ""
+    return f"extract_frames: bad input: {err}{hint}"
 
 
 def write_outputs(result: Extraction, out_dir) -> dict[str, Path]:

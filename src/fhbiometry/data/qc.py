@@ -35,10 +35,9 @@ import numpy as np
 import pandas as pd
 
 from fhbiometry.core.geometry import (COORD_COLUMNS, CSV_COLUMNS, REF_COLUMNS, anatomical_naming, as_points, diameters,
-                       midpoint_distance, perpendicularity_deg)
+                                     midpoint_distance, perpendicularity_deg)
+from fhbiometry.readers.common import ALWAYS_COUNTED, note_name
 
-POLICIES = ("keep", "exclude", "fail")
-NAMINGS = ("anatomical", "as_labelled")
 # Flags that describe a missing or unusable label rather than a geometric fault.
 FLAGS = ("outside", "missing_values", "no_label", "bad_input", "duplicate", "midpoint_offset",
          "not_perpendicular", "ratio", "ofd_shorter", "ref_disagree", "no_reference")
@@ -54,6 +53,33 @@ def _points(df: pd.DataFrame, columns) -> np.ndarray:
     return as_points(df[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64, copy=True))
 
 
+def _outside(pts, width, height) -> np.ndarray:
+    """Per frame: a point lies outside the image (a NaN coordinate is not "outside")."""
+    with np.errstate(invalid="ignore"):
+        x, y = pts[..., 0], pts[..., 1]
+        outside = (x < 0) | (y < 0) | (x > (width - 1)[:, None]) | (y > (height - 1)[:, None])
+    return outside.any(axis=1)
+
+
+def _geometry_flags(pts, finite, cfg) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The geometric checks of finite labels; a NaN in a check (degenerate points: four equal
+    points give a NaN ratio and angle) is a failed check, never a pass. Returns (flags, named,
+    swapped)."""
+    flags = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = diameters(pts)
+        flags["ofd_shorter"] = finite & (d[:, 0] < d[:, 1])
+        named, swapped = anatomical_naming(pts)
+        dn = diameters(named)
+        offset_ok = midpoint_distance(pts) <= cfg["max_midpoint_offset"] * dn[:, 0]
+        flags["midpoint_offset"] = finite & ~(offset_ok & (dn[:, 0] > 0))
+        flags["not_perpendicular"] = finite & ~(perpendicularity_deg(pts) <= cfg["max_perpendicular_deviation_deg"])
+        ratio = dn[:, 1] / dn[:, 0]
+        lo, hi = cfg["ratio_range"]
+        flags["ratio"] = finite & ~((ratio >= lo) & (ratio <= hi))
+    return flags, named, swapped
+
+
 def _flag_points(pts, ref, status, dup, width, height, spacing, cfg) -> dict:
     """The checks of the module docstring on (N, 4, 2) label points ``pts`` against ``ref``."""
     finite = np.isfinite(pts).all(axis=(1, 2))
@@ -63,19 +89,9 @@ def _flag_points(pts, ref, status, dup, width, height, spacing, cfg) -> dict:
     flags["bad_input"] = ~np.isin(status, ["ok", "missing"])
     flags["missing_values"] = ~no_label & ~flags["bad_input"] & ~finite
     flags["duplicate"] = dup > 1
-    with np.errstate(invalid="ignore"):
-        x, y = pts[..., 0], pts[..., 1]
-        outside = (x < 0) | (y < 0) | (x > (width - 1)[:, None]) | (y > (height - 1)[:, None])
-        flags["outside"] = outside.any(axis=1)
-        d = diameters(pts)
-        flags["ofd_shorter"] = finite & (d[:, 0] < d[:, 1])
-        named, swapped = anatomical_naming(pts)
-        dn = diameters(named)
-        flags["midpoint_offset"] = finite & (midpoint_distance(pts) > cfg["max_midpoint_offset"] * dn[:, 0])
-        flags["not_perpendicular"] = finite & (perpendicularity_deg(pts) > cfg["max_perpendicular_deviation_deg"])
-        ratio = dn[:, 1] / dn[:, 0]
-        lo, hi = cfg["ratio_range"]
-        flags["ratio"] = finite & ((ratio < lo) | (ratio > hi))
+    flags["outside"] = _outside(pts, width, height)
+    geometry, named, swapped = _geometry_flags(pts, finite, cfg)
+    flags.update(geometry)
 
     ref_finite = np.isfinite(ref).all(axis=(1, 2))
     disagreement = np.full(len(pts), np.nan)
@@ -95,6 +111,20 @@ def _flag_points(pts, ref, status, dup, width, height, spacing, cfg) -> dict:
             fault |= flags[name]
     return {"flags": flags, "points": final, "swapped": finite & swapped & use_named,
             "disagreement": disagreement, "finite": finite, "label_ok": finite & ~fault}
+
+
+def point_flags(points, width, height, qc_params: dict) -> dict:
+    """The geometric checks on (N, 4, 2) points in an image of ``width`` x ``height`` (scalars or
+    per-point-set arrays), with the thresholds of params ``qc`` (``max_midpoint_offset``,
+    ``max_perpendicular_deviation_deg``, ``ratio_range``, ``naming``): every label present, no
+    reference. Returns the dict of the labels' checks: ``flags`` (name -> bool per set, names
+    ``FLAGS``), ``points`` (after naming), ``swapped``, ``finite``, ``label_ok``. predict's
+    plausibility test calls it on predicted points."""
+    pts = np.asarray(points, np.float64)
+    n = len(pts)
+    size = [np.broadcast_to(np.asarray(v, np.float64), (n,)) for v in (width, height)]
+    return _flag_points(pts, np.full_like(pts, np.nan), np.full(n, "ok"), np.ones(n), size[0], size[1],
+                        np.full(n, np.nan), {"naming": "anatomical", **qc_params, "reference": ""})
 
 
 def _frame_columns(manifest: pd.DataFrame, spacing) -> pd.DataFrame:
@@ -212,17 +242,17 @@ def summarise(labels: pd.DataFrame, issues: pd.DataFrame | None, cfg: dict) -> d
 
 def count_input_issues(issues: pd.DataFrame | None) -> tuple[dict, dict]:
     """From issues.csv: ``input_issues`` (skipped files and rows per problem) and ``inputs``
-    (input files converted or guessed about, per note name of ``readers.NOTES``; every name is
-    present, 0 when none; docs/bad_inputs.md)."""
-    from fhbiometry.readers.media import NOTES, note_name
-
-    inputs = {name: 0 for name in sorted(NOTES)}
+    (input files converted or guessed about, per note name of ``readers.common.NOTES``; the names
+    of ``ALWAYS_COUNTED`` are always present, 0 when none, the later ones where they occur;
+    docs/bad_inputs.md)."""
+    inputs = {name: 0 for name in sorted(ALWAYS_COUNTED)}
     if issues is None or not len(issues):
         return {}, inputs
     problems = issues["problem"].astype(str)
     names = problems.map(note_name)
     for name, n in names.dropna().value_counts().items():
         inputs[name] = int(n)
+    inputs = dict(sorted(inputs.items()))
     rest = problems[names.isna()]
     counts = rest.str.split(":").str[0].value_counts().sort_index()
     return {str(k): int(v) for k, v in counts.items()}, inputs

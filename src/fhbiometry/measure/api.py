@@ -16,7 +16,7 @@ from fhbiometry.inference.backends import DEFAULT_BACKEND, make_backend
 from fhbiometry.measure.aggregate import summarise_cines
 from fhbiometry.measure.discovery import list_inputs, read_scan
 from fhbiometry.measure.frames import locate_landmarks
-from fhbiometry.measure.outputs import write_outputs
+from fhbiometry.measure.outputs import check_output_folder, write_outputs
 from fhbiometry.measure.overlays import OVERLAY_MODES, draw_overlay, overlay_name
 from fhbiometry.measure.settings import DEFAULT_MODEL, Settings, load_settings
 from fhbiometry.readers import media as rd
@@ -72,7 +72,8 @@ def measure_scans(inputs, loaded, backend, settings: Settings, overlays: str = "
         tables.append(table)
     bar.close()
     frames = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    result = Measurement(frames, summarise_cines(frames), errors, settings, {k: v[1:] for k, v in best.items()})
+    result = Measurement(frames, summarise_cines(frames, settings.measure_rejected), errors, settings,
+                         {k: v[1:] for k, v in best.items()})
     if out is not None and overlays == "best":
         for image, row in result.best_images.values():
             draw_overlay(image, row, Path(out) / "overlays" / overlay_name(row))
@@ -81,8 +82,9 @@ def measure_scans(inputs, loaded, backend, settings: Settings, overlays: str = "
 
 def measure(inputs, model=DEFAULT_MODEL, spacing=None, out=None, pixel_size_csv=None, overlays: str = "best",
             backend: str = DEFAULT_BACKEND, confidence_threshold=None, batch_size: int = 32,
-            params=None, progress: bool = False, metrics=None) -> Measurement:
-    """``predict`` returning the whole ``Measurement`` (with the inputs that could not be read)."""
+            params=None, progress: bool = False, metrics=None, measure_rejected: bool = False) -> Measurement:
+    """``predict`` returning the whole ``Measurement`` (with the inputs that could not be read).
+    The output folder ``out`` is checked before anything is measured (``OutputError``)."""
     # runner imports torch: only a measurement loads it, not `import fhbiometry` or `--help`
     from fhbiometry.inference.runner import load_model
 
@@ -90,7 +92,10 @@ def measure(inputs, model=DEFAULT_MODEL, spacing=None, out=None, pixel_size_csv=
         raise ValueError(f"overlays must be one of {OVERLAY_MODES}, got {overlays!r}")
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
-    settings = load_settings(params, model, metrics, spacing, pixel_size_csv, confidence_threshold, batch_size)
+    if out is not None:
+        check_output_folder(out)
+    settings = load_settings(params, model, metrics, spacing, pixel_size_csv, confidence_threshold, batch_size,
+                             measure_rejected)
     loaded = load_model(Path(model), fix="give the path of a checkpoint written by `dvc repro train@<model>`")
     result = measure_scans(inputs, loaded, make_backend(backend, loaded, model, batch_size), settings,
                            overlays, out, progress)
@@ -104,6 +109,8 @@ def predict(inputs, model=DEFAULT_MODEL, spacing=None, out=None, **options) -> t
     ``model``: returns (frame table, per-cine summary), also written under ``out`` when given,
     with overlays. ``spacing``: mm per pixel where the input gives none. Options: those of
     ``measure`` (pixel_size_csv, overlays, backend, confidence_threshold, batch_size, params,
-    metrics, progress). Inputs that cannot be read are logged and skipped."""
+    metrics, progress, measure_rejected). Inputs that cannot be read are logged and skipped. A
+    cine with no accepted frame has no measurement (``status`` "no accepted frame") unless
+    ``measure_rejected``."""
     result = measure(inputs, model, spacing, out, **options)
     return result.frames, result.summary

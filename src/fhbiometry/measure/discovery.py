@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from fhbiometry.data.extract import index_inputs, resolve_spacing
+from fhbiometry.measure.area import Area, choose_area, whole_frame
 from fhbiometry.readers import media as rd
 from fhbiometry.readers.media import InputError
+from fhbiometry.readers.regions import tissue_region
 
 
 @dataclass
@@ -25,6 +27,11 @@ class Scan:
     subject: str
     cine: str
     notes: list = field(default_factory=list)
+    area: Area | None = None        # where the frames are measured (area.py); None: the whole frame
+
+    def __post_init__(self):
+        if self.area is None:
+            self.area = whole_frame(*self.frames.shape[1:])
 
 
 def list_inputs(inputs) -> list[tuple[Path, str]]:
@@ -55,4 +62,8 @@ def read_scan(path: Path, rel: str, settings, subject_rx) -> Scan:
     source = "--spacing" if source == "default" else source
     subject, _ = rd.subject_with_source(path.stem, subject_rx, content.patient_id, sidecar.get("subject_id"))
     cine = rel if content.multi_frame else subject
-    return Scan(path, rel, content.frames, float(spacing), source, subject, cine, list(content.notes))
+    area = choose_area(content.frames, list(content.regions), tissue_region(content.regions))
+    notes = [f"{name}: {detail}" for name, detail in content.notes] + ([f"region: {area.note}"] if area.note else [])
+    if area.spacing_mm is not None:     # the measured region's own spacing comes first
+        spacing, source = area.spacing_mm, "dicom:tissue region PhysicalDeltaX"
+    return Scan(path, rel, content.frames, float(spacing), source, subject, cine, notes, area)

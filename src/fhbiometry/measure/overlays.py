@@ -2,6 +2,7 @@
 the ellipse and the numbers, as a PNG."""
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 from fhbiometry.core.geometry import COORD_COLUMNS
 
 OVERLAY_MODES = ("best", "all", "none")
+MAX_STEM = 120        # characters of the source name kept in an overlay's file name
 
 
 def ellipse_outline(points, n: int = 96) -> np.ndarray:
@@ -25,12 +27,17 @@ def ellipse_outline(points, n: int = 96) -> np.ndarray:
 
 
 def overlay_text(row) -> str:
-    """Two lines: the diameters, then HC, cephalic index and confidence."""
+    """Two lines: the diameters, then HC, cephalic index and confidence; a third, for a
+    rejected frame, says so and why."""
     if np.isfinite(row["bpd_mm"]):
-        return (f"BPD {row['bpd_mm']:.1f} mm  OFD {row['ofd_mm']:.1f} mm\n"
+        text = (f"BPD {row['bpd_mm']:.1f} mm  OFD {row['ofd_mm']:.1f} mm\n"
                 f"HC {row['hc_mm']:.1f} mm  CI {row['cephalic_index']:.0f}  conf {row['confidence']:.2f}")
-    return (f"BPD {row['bpd_px']:.1f} px  OFD {row['ofd_px']:.1f} px\n"
-            f"(no spacing)  CI {row['cephalic_index']:.0f}  conf {row['confidence']:.2f}")
+    else:
+        text = (f"BPD {row['bpd_px']:.1f} px  OFD {row['ofd_px']:.1f} px\n"
+                f"(no spacing)  CI {row['cephalic_index']:.0f}  conf {row['confidence']:.2f}")
+    if not row["accepted"]:
+        text += f"\nREJECTED: {row.get('reject_reason', '')}"
+    return text
 
 
 def draw_overlay(image: np.ndarray, row, path) -> Path:
@@ -59,5 +66,12 @@ def draw_overlay(image: np.ndarray, row, path) -> Path:
 
 
 def overlay_name(row) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(row["source_file"]))
+    """``<source file, unsafe characters as _>_f<frame>.png``; a name longer than
+    ``MAX_STEM`` characters is cut and ends with a stable hash of the whole source path, so that
+    it fits every file system (255 bytes) and stays unique."""
+    source = str(row["source_file"])
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", source)
+    if len(stem) > MAX_STEM:
+        digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
+        stem = f"{stem[:MAX_STEM - 13]}_{digest}"
     return f"{stem}_f{int(row['frame_index']):04d}.png"

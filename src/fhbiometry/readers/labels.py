@@ -18,7 +18,10 @@ import numpy as np
 import pandas as pd
 
 from fhbiometry.core.geometry import COORD_COLUMNS, ellipse_landmarks
-from fhbiometry.readers.media import DEFAULT_MAX_PIXELS, InputError, check_pixels, error_detail, pillow_limit_off
+from fhbiometry.readers.common import (DEFAULT_MAX_PIXELS, InputError, check_pixels, error_detail, parse_number,
+                                       pillow_limit_off)
+from fhbiometry.readers.stills import upright
+from fhbiometry.readers.tables import separator_hint
 
 CANONICAL_COLUMNS = ("image", "frame") + COORD_COLUMNS
 OK = "ok"
@@ -103,17 +106,14 @@ def _load_table(csv_path: Path, headers: dict[str, str]) -> pd.DataFrame:
     missing = [f"{v} (data.columns.{k})" for k, v in wanted.items() if v not in df.columns]
     if missing:
         raise InputError(csv_path, f"missing column(s): {', '.join(missing)}; the table has: "
-                         f"{', '.join(df.columns)}",
+                         f"{', '.join(df.columns)}" + separator_hint(csv_path, df.columns),
                          "set data.columns.<name> in params.yaml to the table's header names")
     return df
 
 
 def _number(value) -> float | None:
-    try:
-        v = float(str(value).strip())
-    except ValueError:
-        return None
-    return v if math.isfinite(v) else None
+    """A plainly written finite number (``readers.common.parse_number``: not ``1_0_0``)."""
+    return parse_number(value)
 
 
 # ----------------------------------------------------------------------------- ellipses
@@ -163,7 +163,7 @@ def annotation_landmarks(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     try:
         with pillow_limit_off(), Image.open(path) as im:
             check_pixels(path, *im.size, max_pixels, "annotation image")
-            arr = np.asarray(im.convert("L"))
+            arr = np.asarray(upright(im, path).convert("L"))
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise InputError(path, f"cannot read annotation image: {error_detail(err, path)}", fix) from err
     xy = outline_points(arr > 127)

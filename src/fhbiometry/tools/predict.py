@@ -4,8 +4,9 @@ INPUT: files and folders, any mix the extract_frames stage reads (multi-frame DI
 stills); pixel spacing from the DICOM tags, a sidecar <stem>.json {"pixel_spacing_mm": ...} or a
 pixel-size table (--pixel-size-csv), else --spacing, else pixels only (with a warning).
 Writes OUT/frames.csv (one row per frame), OUT/summary.csv and OUT/summary.json (one row per
-cine: the median of its accepted frames) and overlays at the original resolution, and prints the
-summary, and OUT/report.html (one page per run: every cine's best frame, numbers and frames).
+cine: the median of its accepted frames; a cine with no accepted frame has no measurement,
+status "no accepted frame", unless --measure-rejected) and overlays at the original resolution, prints the
+summary, and writes OUT/report.html (one page: every cine's best frame, numbers and frames).
 --sr writes a DICOM Structured Report per study under OUT/sr/. --server URL --study UID reads
 the study from a DICOMweb server instead of INPUT files and, with --sr, stores the SRs back
 (credentials from FHB_DICOMWEB_USERNAME / FHB_DICOMWEB_PASSWORD / FHB_DICOMWEB_TOKEN or a
@@ -56,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", default=None, metavar="JSON",
                         help="the evaluate stage's metrics of the model: confidence threshold, size "
                              "calibration (default: <root>/metrics/eval/<name>.json beside the model)")
+    parser.add_argument("--measure-rejected", action="store_true",
+                        help="the old behaviour, for research only: a cine with no accepted frame gets the "
+                             "median of its REJECTED frames (status stays 'no accepted frame', basis says so)")
     parser.add_argument("--sr", action="store_true", help="write a DICOM SR per study under OUT/sr/")
     parser.add_argument("--server", default=None, metavar="URL",
                         help="DICOMweb root of a DICOM server to read --study from (and store the SRs to)")
@@ -83,6 +87,24 @@ def server_inputs(args) -> list | None:
     return [folder]
 
 
+def print_outputs(args, result, clinic) -> None:
+    """The summary table, the settings used and what was written (and stored)."""
+    from fhbiometry.measure.terminal import terminal_table, unmeasured_lines
+
+    s = result.settings
+    print(terminal_table(result.summary))
+    for line in unmeasured_lines(result.summary):
+        print(line)
+    print(f"\n{len(result.frames)} frame(s) of {len(result.summary)} cine(s); confidence threshold "
+          f"{s.threshold:.3f} ({s.threshold_source})")
+    print(f"params: {s.params_source}; evaluate metrics: {s.metrics_source}")
+    print(f"wrote {args.out}/frames.csv, summary.csv, summary.json, report.html" +
+          ("" if args.overlays == "none" else f", overlays/ ({args.overlays})") +
+          (f", sr/ ({len(clinic.srs)} SR)" if args.sr else ""))
+    if clinic.stored:
+        print(f"stored {len(clinic.stored)} SR(s) at {args.server} (STOW-RS)")
+
+
 def run(args: argparse.Namespace) -> int:
     from fhbiometry.models.checkpoint import CheckpointError
     from fhbiometry.clinical.dicomweb import ServerError
@@ -90,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from fhbiometry.config.params import ParamError
     from fhbiometry.measure.api import measure
     from fhbiometry.measure.discovery import list_inputs
-    from fhbiometry.measure.terminal import terminal_table
+    from fhbiometry.measure.outputs import OutputError
     from fhbiometry.readers.media import InputError
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -106,22 +128,13 @@ def run(args: argparse.Namespace) -> int:
             return 2
         result = measure(inputs, args.model, args.spacing, args.out, args.pixel_size_csv, args.overlays,
                          args.backend, args.confidence_threshold, args.batch, args.params, progress=True,
-                         metrics=args.metrics)
+                         metrics=args.metrics, measure_rejected=args.measure_rejected)
         clinic = write_clinical(result, {rel: p for p, rel in list_inputs(inputs)}, args.out, args.model,
                                 args.sr, args.server, args.server_config)
-    except (CheckpointError, ParamError, InputError, FileNotFoundError, ServerError) as err:
+    except (CheckpointError, ParamError, InputError, FileNotFoundError, OutputError, ServerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    s = result.settings
-    print(terminal_table(result.summary))
-    print(f"\n{len(result.frames)} frame(s) of {len(result.summary)} cine(s); confidence threshold "
-          f"{s.threshold:.3f} ({s.threshold_source}); '!' = no frame accepted, median of all frames")
-    print(f"params: {s.params_source}; evaluate metrics: {s.metrics_source}")
-    print(f"wrote {args.out}/frames.csv, summary.csv, summary.json, report.html" +
-          ("" if args.overlays == "none" else f", overlays/ ({args.overlays})") +
-          (f", sr/ ({len(clinic.srs)} SR)" if args.sr else ""))
-    if clinic.stored:
-        print(f"stored {len(clinic.stored)} SR(s) at {args.server} (STOW-RS)")
+    print_outputs(args, result, clinic)
     for err in result.errors:
         print(f"error: {err}", file=sys.stderr)
     return 1 if result.errors else 0
