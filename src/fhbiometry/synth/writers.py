@@ -46,6 +46,14 @@ def _set_identity(ds, sop_uid: str, patient_id: str, seed: int) -> None:
     ds.PatientName = f"Synthetic^{patient_id}"
     ds.PatientID = patient_id
     ds.StudyID = "1"
+    # Type 2 attributes of the US Multi-frame Image IOD (present, may be empty) left empty, so the
+    # files stay the same bytes whenever and wherever they are written (no dates from the clock);
+    # PatientOrientation (2C: no ImageOrientationPatient) empty; ImageLaterality "U" (unpaired: a
+    # fetal head) in place of the series' Laterality, which is then not required (dciodvfy: no errors)
+    for keyword in ("PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "ReferringPhysicianName",
+                    "AccessionNumber", "PatientOrientation"):
+        setattr(ds, keyword, "")
+    ds.ImageLaterality = "U"
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1
 

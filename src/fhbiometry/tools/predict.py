@@ -5,8 +5,12 @@ stills); pixel spacing from the DICOM tags, a sidecar <stem>.json {"pixel_spacin
 pixel-size table (--pixel-size-csv), else --spacing, else pixels only (with a warning).
 Writes OUT/frames.csv (one row per frame), OUT/summary.csv and OUT/summary.json (one row per
 cine: the median of its accepted frames; a cine with no accepted frame has no measurement,
-status "no accepted frame", unless --measure-rejected) and overlays at the original resolution, and prints the
-summary. Exit status: 0, 1 when an input could not be read (the others are still measured and
+status "no accepted frame", unless --measure-rejected) and overlays at the original resolution, prints the
+summary, and writes OUT/report.html (one page: every cine's best frame, numbers and frames).
+--sr writes a DICOM Structured Report per study under OUT/sr/. --server URL --study UID reads
+the study from a DICOMweb server instead of INPUT files and, with --sr, stores the SRs back
+(credentials from FHB_DICOMWEB_USERNAME / FHB_DICOMWEB_PASSWORD / FHB_DICOMWEB_TOKEN or a
+config file, never the command line). Exit status: 0, 1 when an input could not be read (the others are still measured and
 written), 2 when the checkpoint or an option is unusable. Reads params.yaml (qc, data, decode,
 evaluate.confidence) and the evaluate stage's metrics/eval/<model>.json of the model's pipeline
 (<root> of <root>/models/<name>.safetensors; --params, --metrics), printing where. See
@@ -24,6 +28,8 @@ Examples:
   fhbiometry predict scan.dcm                                  # models/heatmap.safetensors -> predictions/
   fhbiometry predict cines/ stills/ --out results/patient7 --spacing 0.12
   fhbiometry predict clip.mp4 --model models/resnet18.safetensors --overlays all
+  fhbiometry predict data/raw/synthetic/dicom/sub001.dcm --sr --out results/sub001   # + results/sub001/sr/*.dcm
+  fhbiometry predict --server http://localhost:8042/dicom-web --study 1.2.3... --sr  # DICOMweb in and out
 """
 
 
@@ -32,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from fhbiometry.measure.overlays import OVERLAY_MODES
     from fhbiometry.measure.settings import DEFAULT_MODEL
 
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files and folders to measure")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="files and folders to measure")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint (default: %(default)s)")
     parser.add_argument("--out", default="predictions", help="output folder (default: %(default)s)")
     parser.add_argument("--spacing", type=float, default=None, metavar="MM",
@@ -54,28 +60,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measure-rejected", action="store_true",
                         help="the old behaviour, for research only: a cine with no accepted frame gets the "
                              "median of its REJECTED frames (status stays 'no accepted frame', basis says so)")
+    parser.add_argument("--sr", action="store_true", help="write a DICOM SR per study under OUT/sr/")
+    parser.add_argument("--server", default=None, metavar="URL",
+                        help="DICOMweb root of a DICOM server to read --study from (and store the SRs to)")
+    parser.add_argument("--study", default=None, metavar="UID", help="StudyInstanceUID to fetch from --server")
+    parser.add_argument("--server-config", default=None, metavar="JSON",
+                        help="DICOMweb credentials file (default: $FHB_DICOMWEB_CONFIG, "
+                             "~/.config/fhbiometry/dicomweb.json; see docs/predict.md)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from fhbiometry.models.checkpoint import CheckpointError
-    from fhbiometry.config.params import ParamError
-    from fhbiometry.measure.api import measure
-    from fhbiometry.measure.outputs import OutputError
+def server_inputs(args) -> list | None:
+    """The study fetched from ``--server`` into OUT/study/ (WADO-RS); None with its studies listed
+    when ``--study`` is missing."""
+    from pathlib import Path
+
+    from fhbiometry.clinical.dicomweb import fetch_study, studies
+
+    if not args.study:
+        print("error: --server needs --study UID; studies on the server:", file=sys.stderr)
+        for uid, patient, date in studies(args.server, args.server_config):
+            print(f"  {uid}  patient {patient}  {date}", file=sys.stderr)
+        return None
+    folder = Path(args.out) / "study"
+    print(f"fetched {len(fetch_study(args.server, args.study, folder, args.server_config))} instance(s) of "
+          f"study {args.study} from {args.server} -> {folder}")
+    return [folder]
+
+
+def print_outputs(args, result, clinic) -> None:
+    """The summary table, the settings used and what was written (and stored)."""
     from fhbiometry.measure.intervals import interval_note
     from fhbiometry.measure.terminal import terminal_table, unmeasured_lines
-    from fhbiometry.readers.media import InputError
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    if args.spacing is not None and not args.spacing > 0:
-        print(f"error: --spacing {args.spacing} must be a positive number of mm per pixel", file=sys.stderr)
-        return 2
-    try:
-        result = measure(args.inputs, args.model, args.spacing, args.out, args.pixel_size_csv, args.overlays,
-                         args.backend, args.confidence_threshold, args.batch, args.params, progress=True,
-                         metrics=args.metrics, measure_rejected=args.measure_rejected)
-    except (CheckpointError, ParamError, InputError, FileNotFoundError, OutputError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     s = result.settings
     print(terminal_table(result.summary))
     for line in unmeasured_lines(result.summary):
@@ -84,8 +100,43 @@ def run(args: argparse.Namespace) -> int:
           f"{s.threshold:.3f} ({s.threshold_source})")
     print(f"params: {s.params_source}; evaluate metrics: {s.metrics_source}")
     print(interval_note(s))
-    print(f"wrote {args.out}/frames.csv, summary.csv, summary.json" +
-          ("" if args.overlays == "none" else f", overlays/ ({args.overlays})"))
+    print(f"wrote {args.out}/frames.csv, summary.csv, summary.json, report.html" +
+          ("" if args.overlays == "none" else f", overlays/ ({args.overlays})") +
+          (f", sr/ ({len(clinic.srs)} SR)" if args.sr else ""))
+    if clinic.stored:
+        print(f"stored {len(clinic.stored)} SR(s) at {args.server} (STOW-RS)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fhbiometry.models.checkpoint import CheckpointError
+    from fhbiometry.clinical.dicomweb import ServerError
+    from fhbiometry.clinical.outputs import write_clinical
+    from fhbiometry.config.params import ParamError
+    from fhbiometry.measure.api import measure
+    from fhbiometry.measure.discovery import list_inputs
+    from fhbiometry.measure.outputs import OutputError
+    from fhbiometry.readers.media import InputError
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    if args.spacing is not None and not args.spacing > 0:
+        print(f"error: --spacing {args.spacing} must be a positive number of mm per pixel", file=sys.stderr)
+        return 2
+    if bool(args.inputs) == bool(args.server):
+        print("error: give INPUT files and folders, or --server URL --study UID (not both)", file=sys.stderr)
+        return 2
+    try:
+        inputs = server_inputs(args) if args.server else args.inputs
+        if inputs is None:
+            return 2
+        result = measure(inputs, args.model, args.spacing, args.out, args.pixel_size_csv, args.overlays,
+                         args.backend, args.confidence_threshold, args.batch, args.params, progress=True,
+                         metrics=args.metrics, measure_rejected=args.measure_rejected)
+        clinic = write_clinical(result, {rel: p for p, rel in list_inputs(inputs)}, args.out, args.model,
+                                args.sr, args.server, args.server_config)
+    except (CheckpointError, ParamError, InputError, FileNotFoundError, OutputError, ServerError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print_outputs(args, result, clinic)
     for err in result.errors:
         print(f"error: {err}", file=sys.stderr)
     return 1 if result.errors else 0
