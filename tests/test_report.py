@@ -1,4 +1,4 @@
-"""Binned and HC metrics (report.py) and the HC of an ellipse (geometry.ellipse_perimeter)."""
+"""Binned and HC metrics (metrics/breakdown.py) and the HC of an ellipse (geometry.ellipse_perimeter)."""
 from __future__ import annotations
 
 import numpy as np
@@ -36,7 +36,7 @@ def frames(n=30, seed=0):
 def test_perfect_predictions_give_zero_errors_and_hc_matches_reference():
     data, true = frames()
     data["hc_ref_mm"] = head_circumference(true) * 0.1
-    out = report.report_sections(data, true.copy(), np.ones(len(true), bool))
+    out = report.breakdown_sections(data, true.copy(), np.ones(len(true), bool))
     assert out["hc"]["vs_labels"]["mae_mm"] == pytest.approx(0.0)
     assert out["hc"]["vs_reference"]["mae_mm"] == pytest.approx(0.0, abs=1e-9)
     assert out["normalised_error"]["overall"] == pytest.approx(0.0)
@@ -55,7 +55,7 @@ def test_errors_land_in_their_bins():
     big = hc > np.quantile(hc, 2 / 3)
     centre = true.mean(axis=1, keepdims=True)
     pred = np.where(big[:, None, None], centre + 1.1 * (true - centre), true)
-    out = report.report_sections(data, pred, np.ones(len(true), bool))
+    out = report.breakdown_sections(data, pred, np.ones(len(true), bool))
     sizes = out["bins"]["head_size"]
     assert sizes["large"]["large_errors"] == out["large_errors"]["frames"] > 0
     assert sizes["small"]["large_errors"] == 0 and sizes["small"]["hc_mae_mm"] == pytest.approx(0.0)
@@ -85,7 +85,7 @@ def test_edge_cut_bin():
     cut = report.edge_cut(true, data["width"], data["height"])
     assert cut.tolist()[:2] == [True, True] and not cut[2:].any()
     data["points_orig"] = true
-    out = report.report_sections(data, true, np.ones(6, bool))
+    out = report.breakdown_sections(data, true, np.ones(6, bool))
     assert out["bins"]["edge_cut"]["cut"]["n"] == 2
 
 
@@ -94,7 +94,7 @@ def test_mask_selects_the_evaluated_frames():
     pred = true + 50.0
     mask = np.zeros(len(true), bool)
     mask[:5] = True
-    out = report.report_sections(data, pred, mask)
+    out = report.breakdown_sections(data, pred, mask)
     assert out["hc"]["vs_labels"]["n"] == 5
 
 

@@ -140,4 +140,4 @@ def test_headsize_configuration_runs_end_to_end(tmp_path):
     assert metrics["hc"]["vs_labels"]["n"] == metrics["n_evaluated"] >= 1
     assert {"normalised_error", "large_errors", "bins"} <= set(metrics)
     assert "ellipse" in metrics["decode"]
-    assert metrics["decode_mode"] == "ellipse" and metrics["size_calibration"]["n"] >= 5   # the final levers
+    assert metrics["decode_method"] == "ellipse" and metrics["size_calibration"]["n"] >= 5   # the final levers

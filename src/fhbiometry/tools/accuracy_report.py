@@ -9,10 +9,10 @@ predictions and eval metrics of each model) and writes ``<out>/report.md``:
   absolute difference and bias of HC against the data set's own HC values (the pixel-size
   table's ``data.pixel_size_columns.hc`` column), the normalised error, each with a 95 %
   percentile interval from resampling the test subjects with replacement
-  (``report.subject_bootstrap``: the frames of a subject come along together), and the
+  (``metrics.bootstrap.subject_bootstrap``: the frames of a subject come along together), and the
   model's training minutes;
 * the change of BPD / OFD / HC error from each row to the next, on the same frames, with a paired
-  interval (``report.paired_bootstrap``);
+  interval (``metrics.bootstrap.paired_bootstrap``);
 * the mean and standard deviation over training seeds, for a row whose reruns with other seeds
   are rows of the ladder (``seed_of: <row>``);
 * every model of the first row (the regressors train once, there): the same figures;
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from fhbiometry.metrics.breakdown import paired_bootstrap
+from fhbiometry.metrics.bootstrap import paired_bootstrap, subject_bootstrap, table_figures
 from fhbiometry.tools.ablation import load_ladder, row_params
 from fhbiometry.tools.common import model_names
 
@@ -81,8 +81,7 @@ def train_minutes(folder: Path, model: str) -> str:
 
 
 def row_figures(folder: Path, model: str, hc_ref: dict, n_boot: int) -> tuple[dict, dict]:
-    from fhbiometry.metrics.breakdown import subject_bootstrap, table_figures
-
+    """(figures with subject-bootstrap intervals, per-frame figures) of one row's model."""
     f = table_figures(pd.read_csv(folder / "predictions" / f"{model}.csv", dtype={"subject_id": str,
                                                                                   "frame_id": str}), hc_ref)
     return subject_bootstrap(f, n_boot=n_boot), f
