@@ -286,12 +286,15 @@ def evaluate_model(model, codec, meta: dict, data: dict, thresholds_mm, batch_si
 
 def summary_lines(name: str, metrics: dict) -> list[str]:
     """What the stage prints of its metrics: the headline in mm and pixels, the confidence."""
+    def num(x, digits=2):
+        return "n/a" if x is None else f"{x:.{digits}f}"
+
     w, r, c = metrics["worst_diameter_error"]["original_px"], metrics["relative_error"], metrics["confidence"]
     return [f"evaluate@{name}: MRE {metrics['mre_mm']:.2f} mm, BPD MAE {metrics['bpd']['mae_mm']:.2f} mm, "
             f"OFD MAE {metrics['ofd']['mae_mm']:.2f} mm on {metrics['n_evaluated']} frames "
             f"({metrics['n_excluded']} excluded); floor MRE {metrics['floor']['mre_mm']:.2f} mm",
-            f"evaluate@{name}: worst-diameter error {w['mean']:.2f} px mean, {w['median']:.2f} px median "
-            f"(original pixels); relative error BPD {r['bpd_pct']:.2f} %, OFD {r['ofd_pct']:.2f} %; "
+            f"evaluate@{name}: worst-diameter error {num(w['mean'])} px mean, {num(w['median'])} px median "
+            f"(original pixels); relative error BPD {num(r['bpd_pct'])} %, OFD {num(r['ofd_pct'])} %; "
             f"{r['over_limit_frames']} frames off by > {r['limit_pct']:g} % of a diameter",
             f"evaluate@{name}: confidence AUC(error > {c['bad_error_mm']:g} mm) {c['auc_bad']:.3f}; at threshold "
             f"{c['threshold']:.3f} rejects {c['rejected_share']:.1%} of frames, {c['bad_removed_share']:.1%} "

@@ -91,11 +91,13 @@ def summary(f: dict, mask=None) -> dict:
 def pixel_and_relative_summary(f: dict, mask) -> dict:
     """The pixel and relative figures of the frames ``mask``, flat keys for a bin: worst-diameter
     error in original px (``worst_px_*``) and input px (``worst_input_px_*``): mean, median, p95,
-    max; mean relative error per diameter (%); share of frames over the relative limit."""
+    max; mean relative error per diameter (%); share of frames over the relative limit. None
+    where there is no frame (or no input pixels)."""
     out = {}
     for key in ("worst_px", "worst_input_px"):
         stats = summary_stats(f[key][mask])
-        out.update({f"{key}_{s}": stats[s] for s in ("mean", "median", "p95", "max")})
+        out.update({f"{key}_{s}": (float(stats[s]) if np.isfinite(stats[s]) else None)
+                    for s in ("mean", "median", "p95", "max")})
     out["ofd_rel_pct"] = _mean(f["ofd_rel_pct"][mask])
     out["bpd_rel_pct"] = _mean(f["bpd_rel_pct"][mask])
     out["over_limit_share"] = share(f["over_limit"][mask])

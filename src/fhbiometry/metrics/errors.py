@@ -178,6 +178,11 @@ def pixel_and_relative_errors(pred, true, transform=None) -> dict:
             "over_limit": (rel > RELATIVE_LIMIT_PCT).any(axis=1)}
 
 
+def defined(x: float) -> float | None:
+    """``x``, or None where it is NaN (no frame)."""
+    return x if np.isfinite(x) else None
+
+
 def share(flags) -> float | None:
     """Share of True among ``flags``; None for no frames."""
     flags = np.asarray(flags, bool)
@@ -187,13 +192,14 @@ def share(flags) -> float | None:
 def pixel_and_relative_sections(f: dict) -> dict:
     """Sections ``worst_diameter_error`` (original and input px: mean, median, p95, max) and
     ``relative_error`` (mean % per diameter, share and count of frames over the limit) of
-    ``pixel_and_relative_errors`` output (or any dict holding its keys)."""
+    ``pixel_and_relative_errors`` output (or any dict holding its keys); None where undefined."""
     def stats(values):
         s = summary_stats(values)
-        return {k: s[k] for k in ("mean", "median", "p95", "max")}
+        return {k: (s[k] if np.isfinite(s[k]) else None) for k in ("mean", "median", "p95", "max")}
 
     over = np.asarray(f["over_limit"], bool)
     return {"worst_diameter_error": {"original_px": stats(f["worst_px"]), "input_px": stats(f["worst_input_px"])},
-            "relative_error": {"ofd_pct": finite_mean(f["ofd_rel_pct"]), "bpd_pct": finite_mean(f["bpd_rel_pct"]),
+            "relative_error": {"ofd_pct": defined(finite_mean(f["ofd_rel_pct"])),
+                               "bpd_pct": defined(finite_mean(f["bpd_rel_pct"])),
                                "limit_pct": RELATIVE_LIMIT_PCT, "over_limit_frames": int(over.sum()),
                                "over_limit_share": share(over)}}
