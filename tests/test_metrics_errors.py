@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fhbiometry.metrics import breakdown, errors, table
+from fhbiometry.metrics.validation import validation_metrics
 
 # OFD 100 px along x, BPD 80 px along y, in an 800 x 600 original
 TRUE = np.array([[[0.0, 0.0], [100.0, 0.0], [50.0, -40.0], [50.0, 40.0]]]) + 300.0
@@ -90,7 +91,7 @@ def test_validation_metrics_keep_their_arithmetic():
            "transform": np.tile([1.0, 1.0, 0.0, 0.0], (2, 1))}
     pred = val["points_orig"].copy()
     pred[:, 1, 0] += 0.7
-    m = errors.validation_metrics(pred, val)
+    m = validation_metrics(pred, val)
     d = abs((TRUE[0, 1, 0] + 0.7 - TRUE[0, 0, 0]) - 100.0)   # |a - b| in pixels, then x spacing
     assert m["ofd_mae_mm"] == float(np.mean(np.array([d * 0.1, d * 0.3])))
     assert m["bpd_mae_mm"] == 0.0 and m["mre_px"] == pytest.approx(0.7 / 4)

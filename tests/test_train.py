@@ -14,7 +14,7 @@ from fhbiometry.codecs import losses
 from fhbiometry.config import schema
 from fhbiometry.training import loop as train
 from fhbiometry.training import validation
-from fhbiometry.metrics.errors import validation_metrics
+from fhbiometry.metrics.validation import validation_metrics
 from fhbiometry.models.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from fhbiometry.codecs import HeatmapCodec, RegressionCodec
 from fhbiometry.core.geometry import LANDMARKS, ellipse_landmarks

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from fhbiometry.core.geometry import LANDMARKS, diameters, pair_invariant_errors, to_mm
-from fhbiometry.core.letterbox import to_input, to_original
+from fhbiometry.core.letterbox import to_input
 
 LOA_Z = 1.96
 DIAMETERS = ("ofd", "bpd")  # column order of geometry.diameters
@@ -131,24 +131,6 @@ def short_metrics(metrics: dict) -> dict:
     """The three numbers used to compare decoding methods: MRE and the two diameter MAEs."""
     return {"mre_mm": metrics["mre_mm"], "bpd_mae_mm": metrics["bpd"]["mae_mm"],
             "ofd_mae_mm": metrics["ofd"]["mae_mm"]}
-
-
-def validation_metrics(pred_in, val: dict) -> dict:
-    """MRE (px, mm) and BPD/OFD absolute errors (mm) of input-pixel predictions on the prepared
-    arrays ``val`` (the figures training chooses its best epoch on).
-
-    Plain means (a NaN prediction makes the figure NaN, so that epoch is never the best); the
-    diameter errors are taken in pixels and then scaled (|a - b| x spacing), which can differ
-    from ``diameter_errors_mm`` in the last bit: kept so, because the best epoch of every
-    trained model was chosen on exactly these numbers."""
-    pred = to_original(pred_in, np.asarray(val["transform"], np.float64))
-    true = np.asarray(val["points_orig"], np.float64)
-    spacing = np.asarray(val["spacing_mm"], np.float64)
-    err_px = radial_errors(pred, true)
-    err_mm = to_mm(err_px, spacing)
-    diam_err = to_mm(np.abs(diameters(pred) - diameters(true)), spacing)
-    return {"mre_px": float(err_px.mean()), "mre_mm": float(err_mm.mean()),
-            "ofd_mae_mm": float(diam_err[:, 0].mean()), "bpd_mae_mm": float(diam_err[:, 1].mean())}
 
 
 # ---- errors where they show: pixels and % of the diameter -----------------------------------

@@ -1,5 +1,5 @@
 """Validation during training: the frames validated on, and the figures the best epoch is
-chosen on (``metrics.errors.validation_metrics``: keep them bit-identical, or every trained
+chosen on (``metrics.validation.validation_metrics``: keep them bit-identical, or every trained
 model's best epoch may change)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 
 from fhbiometry.data.prepare import accepted_rows, select
 from fhbiometry.inference.runner import predict
-from fhbiometry.metrics.errors import validation_metrics
+from fhbiometry.metrics.validation import validation_metrics
 
 
 def training_frames(train_data: dict, val_data: dict) -> tuple[dict, dict]:
@@ -25,7 +25,7 @@ def training_frames(train_data: dict, val_data: dict) -> tuple[dict, dict]:
 
 
 def validate(model, codec, val: dict) -> dict:
-    """``metrics.errors.validation_metrics`` of the model on the validation arrays, and the mean
+    """``metrics.validation.validation_metrics`` of the model on the validation arrays, and the mean
     heatmap peak where the codec gives one."""
     decoded, _ = predict(model, codec, val["image"])
     metrics = validation_metrics(decoded.points, val)
