@@ -99,7 +99,7 @@ def predictions_table(data: dict, pred_orig) -> pd.DataFrame:
 def time_inference(model, codec, images, frames: int, warmup: int = WARMUP_FRAMES) -> dict:
     """Median CPU time per frame (ms) of ``inference.predict`` at batch size 1 on ``frames``
     frames (cycling through ``images``) after ``warmup`` untimed frames."""
-    from fhbiometry.inference.runner import predict
+    from fhbiometry.inference.runner import predict  # torch: only where a model runs
 
     images = np.asarray(images)
     if len(images) == 0 or frames <= 0:
@@ -182,7 +182,7 @@ def model_outputs(model, codec, images, batch_size: int, options: EvaluationOpti
 
         decoded, outputs = predict(model, codec, images, batch_size=batch_size)
         return decoded.points, outputs, None
-    from fhbiometry.inference.runner import TorchBackend, predict_frames
+    from fhbiometry.inference.runner import TorchBackend, predict_frames  # torch, as above
 
     frames = predict_frames(TorchBackend(model, batch_size), codec, images, flip=True,
                             flip_test=options.flip_test)
@@ -195,7 +195,7 @@ def validation_outputs(model, codec, options: EvaluationOptions | None):
     options or validation frames."""
     if options is None or options.val is None or not len(options.val["image"]):
         return None
-    from fhbiometry.inference.runner import TorchBackend, predict_frames
+    from fhbiometry.inference.runner import TorchBackend, predict_frames  # torch, as above
 
     return predict_frames(TorchBackend(model), codec, options.val["image"], flip_test=options.flip_test)
 

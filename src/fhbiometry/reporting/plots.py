@@ -22,7 +22,7 @@ from fhbiometry.core.geometry import COORD_COLUMNS, LANDMARKS  # noqa: E402
 from fhbiometry.core.letterbox import to_input  # noqa: E402
 from fhbiometry.config.paths import Paths  # noqa: E402
 from fhbiometry.data.prepare import table_points  # noqa: E402
-from fhbiometry.core.store import read_json, write_csv  # noqa: E402
+from fhbiometry.core.store import load_npz, read_json, write_csv  # noqa: E402
 from fhbiometry.metrics.table import table_rows  # noqa: E402
 from fhbiometry.reporting.viz import PRED_STYLE, TRUE_STYLE, draw_landmarks, save_figure, show_image  # noqa: E402
 
@@ -290,9 +290,9 @@ def plot_training_curves(curves: dict, path) -> None:
 def heatmap_entries(results: dict, test: dict, paths: Paths, k: int, decode: dict) -> list:
     """Run every model on its example frames and keep those whose outputs are heatmaps
     (N, K, H, W); [] when no model outputs heatmaps."""
-    import torch
+    import torch  # the plots stage runs the heatmap model(s); the table and figures need no torch
 
-    from fhbiometry.inference.runner import load_model, predict
+    from fhbiometry.inference.runner import load_model, predict  # torch, as above
 
     entries = []
     for name, res in results.items():
@@ -311,12 +311,10 @@ def heatmap_entries(results: dict, test: dict, paths: Paths, k: int, decode: dic
 
 def run(params: dict, root=".") -> list:
     """Stage body: writes every figure and the summary under plots/models/ (removed first)."""
-    from fhbiometry.core.store import load_npz
-
     paths = Paths(root)
     names = list(params["models"])
     k = int(params["plots"]["examples"])
-    import torch
+    import torch  # the stage's thread count for the heatmap figure
 
     torch.set_num_threads(int(params["threads"]))
 

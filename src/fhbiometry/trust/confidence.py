@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from fhbiometry.core.geometry import anatomical_naming, diameters, midpoint_distance, perpendicularity_deg
+from fhbiometry.core.letterbox import to_original
 from fhbiometry.metrics.errors import worst_diameter_error
 from fhbiometry.metrics.rejection import plain_mean, rejection_metrics
 
@@ -120,8 +121,6 @@ def group_medians(values, groups, use) -> pd.DataFrame:
 def frame_confidence(frames, transform, qc: dict, cfg: dict, peak_target: float = 1.0) -> pd.DataFrame:
     """``confidence`` of an ``inference.FramePrediction``, its points mapped to original pixels
     with the frames' letterbox ``transform`` (so the geometry is that of the image)."""
-    from fhbiometry.core.letterbox import to_original
-
     flipped = None if frames.flip_points is None else to_original(frames.flip_points, transform)
     return confidence(to_original(frames.points, transform), flipped, frames.peak, qc, cfg, peak_target)
 
