@@ -56,7 +56,7 @@ def test_benchmark_step_is_the_training_step():
     params = load_params(REPO / "params.yaml")
     params["input"]["size"] = 64
     params["models"]["heatmap"]["head_channels"] = 8
-    frames = bench.synthetic_frames(8, 64, seed=0)
+    frames = bench.synthetic_inputs(8, 64, seed=0)
     idx = np.arange(4)
     seed_everything(0, 1)
     reference = bench.start(params, "heatmap", 4, *frames)

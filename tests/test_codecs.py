@@ -55,7 +55,7 @@ def test_make_codec_and_settings_round_trip():
     # decoding is not a stored setting: a rebuilt heatmap codec has the default decoding
     rebuilt = codec_from_settings(hm.settings())
     assert rebuilt.with_decoding({"method": "argmax", "pairs": False}) == hm
-    assert hm.report() == {"decode_mode": "argmax", "pair_decode": False} and reg.report() == {}
+    assert hm.report() == {"decode_method": "argmax", "decode_pairs": False} and reg.report() == {}
     assert reg.with_decoding({"method": "argmax"}) is reg and reg.variants(np.zeros((1, 8))) == {}
 
 

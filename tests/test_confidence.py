@@ -1,7 +1,10 @@
-"""Confidence terms, rejection report, per-subject aggregation, flip helpers."""
+"""Confidence terms, rejection metrics, per-subject aggregation, flip helpers."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from fhbiometry.metrics.rejection import rejection_metrics
 from fhbiometry.trust import confidence as cf
 from fhbiometry.measure.frames import FLAG_NAMES, plausibility_flags
 from fhbiometry.core.geometry import ellipse_landmarks
@@ -51,16 +54,16 @@ def test_plausibility_flags_follow_qc_thresholds():
     assert flags["flag_ratio"].tolist() == [False, False, True]
 
 
-def test_rejection_report_known_values():
+def test_rejection_metrics_known_values():
     conf = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
     err = np.array([1.0, 2.0, 5.0, 6.0, 3.0])
-    rep = cf.rejection_report(conf, err, threshold=0.5, bad_mm=4.0)
+    rep = rejection_metrics(conf, err, threshold=0.5, bad_mm=4.0)
     assert rep["n_bad"] == 2 and rep["rejected_share"] == pytest.approx(0.4)
     assert rep["bad_removed_share"] == pytest.approx(0.5)
     assert rep["kept_mean_error_mm"] == pytest.approx(8.0 / 3) and rep["rejected_mean_error_mm"] == pytest.approx(4.5)
     # bad frames (conf 0.7, 0.2) rank below 2 of the 3 good ones (0.9, 0.8; not 0.1): 4 of 6 pairs
     assert rep["auc_bad"] == pytest.approx(4 / 6)
-    assert np.isnan(cf.rejection_report(conf, np.zeros(5), 0.5, 4.0)["auc_bad"])
+    assert np.isnan(rejection_metrics(conf, np.zeros(5), 0.5, 4.0)["auc_bad"])
 
 
 def test_threshold_from_validation_rejects_that_share():
@@ -79,12 +82,12 @@ def test_group_medians_uses_kept_rows_and_falls_back():
     assert b["fallback"] and b["median_0"] == 6.0 and b["n_used"] == 0 and b["n_rejected"] == 2
 
 
-def test_evaluation_report_per_subject_aggregation():
+def test_evaluation_sections_per_subject_aggregation():
     subjects = np.array(["s1", "s1", "s1", "s2"])
     true = np.array([[80.0, 60.0]] * 3 + [[70.0, 50.0]])
     pred = true + np.array([[1.0, 1.0], [1.0, 1.0], [20.0, 20.0], [2.0, -2.0]])
     conf = np.array([0.9, 0.9, 0.01, 0.5])
-    rep = cf.evaluation_report(conf, np.linspace(0, 1, 11), subjects, pred, true, CFG)
+    rep = cf.evaluation_sections(conf, np.linspace(0, 1, 11), subjects, pred, true, CFG)
     assert rep["confidence"]["threshold"] == pytest.approx(0.1)
     assert rep["confidence"]["n_bad"] == 1 and rep["confidence"]["bad_removed_share"] == 1.0
     ps = rep["per_subject"]
@@ -92,7 +95,7 @@ def test_evaluation_report_per_subject_aggregation():
     assert ps["confident_frames"]["ofd_mae_mm"] == pytest.approx(1.5)     # (1 + 2) / 2
     assert ps["all_frames"]["ofd_mae_mm"] == pytest.approx(1.5)           # median of 81, 81, 100 = 81
     assert ps["per_frame"]["bpd_mae_mm"] == pytest.approx((1 + 1 + 20 + 2) / 4)
-    assert "default" in cf.evaluation_report(conf, None, subjects, pred, true, CFG)["confidence"]["threshold_source"]
+    assert "default" in cf.evaluation_sections(conf, None, subjects, pred, true, CFG)["confidence"]["threshold_source"]
 
 
 def test_flip_helpers_round_trip():
@@ -145,12 +148,12 @@ def test_evaluate_adds_sections_and_keeps_the_headline(tmp_path):
     loaded = load_model(make_checkpoint(tmp_path / "m.safetensors"))
     data = tiny_split()
     plain, _ = ev.evaluate_model(loaded.model, loaded.codec, loaded.meta, data, [2.0])
-    scoring = {"confidence": CFG, "qc": QC, "val": data, "flip_test": False}
-    scored, table = ev.evaluate_model(loaded.model, loaded.codec, loaded.meta, data, [2.0], scoring=scoring)
+    options = ev.EvaluationOptions(confidence=CFG, qc=QC, val=data, flip_test=False)
+    scored, table = ev.evaluate_model(loaded.model, loaded.codec, loaded.meta, data, [2.0], options=options)
     assert {k: scored[k] for k in plain} == plain
     assert scored["confidence"]["n"] == 6 and scored["per_subject"]["all_frames"]["n_subjects"] == 3
     assert "validation quantile 0.1 (6 frames)" == scored["confidence"]["threshold_source"]
     assert table["confidence"].between(0, 1).all()
     flipped, _ = ev.evaluate_model(loaded.model, loaded.codec, loaded.meta, data, [2.0],
-                                   scoring={**scoring, "flip_test": True})
+                                   options=replace(options, flip_test=True))
     assert flipped["mre_mm"] != plain["mre_mm"]

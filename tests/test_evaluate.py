@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from fhbiometry.evaluation import evaluate as ev
+from fhbiometry.metrics import errors
 from fhbiometry.config import schema
 from fhbiometry.models.checkpoint import CheckpointError, save_checkpoint
 from fhbiometry.codecs import HeatmapCodec, make_codec
@@ -70,7 +71,7 @@ def test_constant_offset_of_one_mm():
     pred = true.copy()
     pred[0, :, 0] += 2.0  # 2 px * 0.5 mm = 1 mm
     pred[1, :, 1] -= 4.0  # 4 px * 0.25 mm = 1 mm
-    m = ev.compute_metrics(pred, true, spacing, THRESHOLDS)
+    m = errors.compute_metrics(pred, true, spacing, THRESHOLDS)
     assert m["n"] == 2
     assert m["mre_mm"] == pytest.approx(1.0) and m["mre_mm_median"] == pytest.approx(1.0)
     assert m["mre_mm_max"] == pytest.approx(1.0)
@@ -84,16 +85,16 @@ def test_constant_offset_of_one_mm():
 
 def test_swapped_pair_ends_give_zero_error():
     swapped = POINTS[[1, 0, 3, 2]]
-    err = ev.radial_errors(swapped[None], POINTS[None])
+    err = errors.radial_errors(swapped[None], POINTS[None])
     assert np.allclose(err, 0.0)
-    m = ev.compute_metrics(swapped[None], POINTS[None], [0.2], THRESHOLDS)
+    m = errors.compute_metrics(swapped[None], POINTS[None], [0.2], THRESHOLDS)
     assert m["mre_mm"] == pytest.approx(0.0) and m["success_rate"]["within_0p5mm"] == 1.0
 
 
 def test_diameter_error_sign_and_scale():
     pred = POINTS.copy()
     pred[3, 1] += 2.0  # BPD 2 px longer; OFD unchanged
-    m = ev.compute_metrics(pred[None], POINTS[None], [0.5], THRESHOLDS)
+    m = errors.compute_metrics(pred[None], POINTS[None], [0.5], THRESHOLDS)
     assert m["bpd"]["mae_mm"] == pytest.approx(1.0) and m["bpd"]["bias_mm"] == pytest.approx(1.0)
     assert m["ofd"]["mae_mm"] == pytest.approx(0.0)
     # one landmark 1 mm off, three exact
@@ -104,31 +105,31 @@ def test_diameter_error_sign_and_scale():
 def test_bland_altman_known_sample():
     true = np.array([10.0, 20.0, 30.0, 40.0, 50.0])
     pred = true + np.array([1.0, 2.0, 3.0, 4.0, 5.0])
-    ba = ev.bland_altman(pred, true)
+    ba = errors.bland_altman(pred, true)
     sd = np.sqrt(2.5)
     assert ba["bias"] == pytest.approx(3.0) and ba["sd"] == pytest.approx(sd)
     assert ba["loa_low"] == pytest.approx(3.0 - 1.96 * sd)
     assert ba["loa_high"] == pytest.approx(3.0 + 1.96 * sd)
-    assert np.isnan(ev.bland_altman([1.0], [0.0])["sd"])  # one value: no spread
+    assert np.isnan(errors.bland_altman([1.0], [0.0])["sd"])  # one value: no spread
 
 
 def test_summary_stats_known_values_and_nan():
-    s = ev.summary_stats([1.0, 2.0, 3.0, 4.0, 100.0, np.nan])
+    s = errors.summary_stats([1.0, 2.0, 3.0, 4.0, 100.0, np.nan])
     assert s["mean"] == pytest.approx(22.0) and s["median"] == pytest.approx(3.0)
     assert s["p95"] == pytest.approx(80.8) and s["max"] == pytest.approx(100.0)
     assert s["std"] == pytest.approx(np.std([1, 2, 3, 4, 100], ddof=1))
-    assert all(np.isnan(v) for v in ev.summary_stats([]).values())
+    assert all(np.isnan(v) for v in errors.summary_stats([]).values())
 
 
 def test_diameter_metrics_stats():
-    d = ev.diameter_metrics([11.0, 18.0, 33.0, 40.0], [10.0, 20.0, 30.0, 40.0])
+    d = errors.diameter_metrics([11.0, 18.0, 33.0, 40.0], [10.0, 20.0, 30.0, 40.0])
     assert d["mae_mm"] == pytest.approx(1.5) and d["max_mm"] == pytest.approx(3.0)
     assert d["bias_mm"] == pytest.approx(0.5) and d["median_mm"] == pytest.approx(1.5)
 
 
 def test_threshold_keys():
-    assert ev.threshold_key(2.0) == "within_2mm"
-    assert ev.threshold_key(2.5) == "within_2p5mm"
+    assert errors.threshold_key(2.0) == "within_2mm"
+    assert errors.threshold_key(2.5) == "within_2p5mm"
 
 
 def test_mean_shape_floor_maps_through_each_transform():
@@ -222,9 +223,10 @@ def test_evaluate_model_oracle(oracle_modules, kind):
         assert metrics["decode"]["argmax"]["mre_mm"] > metrics["decode"]["quadratic"]["mre_mm"]
         assert metrics["pairs"]["joint"]["mre_mm"] == pytest.approx(metrics["mre_mm"])
         assert set(metrics["pairs"]) == {"joint", "independent"}
-        assert metrics["pair_decode"] is True and metrics["decode_mode"] == "quadratic"
+        assert metrics["decode_pairs"] is True and metrics["decode_method"] == "quadratic"
     else:
-        assert "decode" not in metrics and "pairs" not in metrics and "pair_decode" not in metrics
+        for key in ("decode", "pairs", "decode_pairs", "decode_method"):
+            assert key not in metrics, key
 
 
 def test_ellipse_trained_model_is_also_reported_against_the_csv(oracle_modules):
@@ -332,7 +334,7 @@ def test_run_decodes_as_params_decode_says(tmp_path):
     params = tiny_params("m", "resnet18", "heatmap", timing_frames=0)
     params["decode"] = {"method": "argmax", "pairs": False}
     metrics = ev.run(params, "m", root=tmp_path)
-    assert metrics["decode_mode"] == "argmax" and metrics["pair_decode"] is False
+    assert metrics["decode_method"] == "argmax" and metrics["decode_pairs"] is False
     assert metrics["mre_mm"] == pytest.approx(metrics["pairs"]["independent"]["mre_mm"])
     assert metrics["mre_mm"] == pytest.approx(metrics["decode"]["argmax"]["mre_mm"])
 

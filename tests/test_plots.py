@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from fhbiometry.evaluation import evaluate as ev
+from fhbiometry.metrics import errors
 from fhbiometry.reporting import plots
 from fhbiometry.config import schema
 from fhbiometry.codecs import HeatmapCodec, make_codec
@@ -92,10 +93,10 @@ def write_fake_results(root, names=NAMES, kinds=None, n=7):
     for m, name in enumerate(names):
         pred = data["points_orig"] + rng.normal(0, 2 + m, data["points_orig"].shape)
         table = ev.predictions_table(data, pred)
-        metrics = ev.compute_metrics(pred[mask], data["points_orig"][mask], data["spacing_mm"][mask],
+        metrics = errors.compute_metrics(pred[mask], data["points_orig"][mask], data["spacing_mm"][mask],
                                      THRESHOLDS)
         floor = ev.mean_shape_points(data["points"].mean(0), data["transform"])
-        metrics["floor"] = ev.compute_metrics(floor[mask], data["points_orig"][mask],
+        metrics["floor"] = errors.compute_metrics(floor[mask], data["points_orig"][mask],
                                               data["spacing_mm"][mask], THRESHOLDS)
         kind = (kinds or {}).get(name, "regression")
         metrics.update({"model": name, "model_kind": kind, "arch": "resnet18", "n_params": 1000 * (m + 1),

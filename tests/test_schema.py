@@ -265,7 +265,8 @@ def test_accuracy_keys_default_to_todays_behaviour():
     raw["data"]["pixel_size_columns"].pop("hc", None)
     params = schema.validate_params(raw)
     assert params["split"]["method"] == "hash"
-    assert params["split"]["head_size"] == {"test_above_hc_mm": 0.0, "test_quantile": 0.8, "subject_stat": "max"}
+    assert params["split"]["head_size"] == {"test_above_hc_mm": 0.0, "test_quantile": 0.8, "subject_stat": "max",
+                                            "fit_up_to_hc_mm": 0.0}
     assert params["train"]["augment"]["edge_cut"] == 0.0
     assert params["data"]["pixel_size_columns"]["hc"] == ""
     params = schema.validate_params({**raw, "decode": {"method": "ellipse", "pairs": True}})

@@ -56,6 +56,35 @@ def test_larger_heads_are_tested():
     assert test_subjects == {f"{s:03d}" for s in range(32, 40)}
 
 
+def test_a_gap_between_fit_and_test_is_left_out():
+    """fit_up_to_hc_mm (configs/hc18_far.yaml): the subjects between it and the test threshold
+    are in no split; train and val hold only heads up to it."""
+    table = labels_table()
+    hc = head_circumference(table[list(COORD_COLUMNS)].to_numpy().reshape(-1, 4, 2)) * 0.5
+    fit, top = float(np.quantile(hc, 0.4)), float(np.quantile(hc, 0.8))
+    split, summary = split_of(table, test_above_hc_mm=top, fit_up_to_hc_mm=fit)
+    hs = summary["head_size"]
+    assert hs["train_val"]["max"] <= fit < top < hs["test"]["min"]
+    assert hs["left_out"]["frames"] == len(table) - len(split) > 0
+    assert fit < hs["left_out"]["min"] and hs["left_out"]["max"] <= top
+    assert sum(summary[name]["frames"] for name in ("train", "val", "test")) == len(split)
+    assert hs["settings"]["fit_up_to_hc_mm"] == fit
+    assert "left_out" not in split_of(table, test_above_hc_mm=top)[1]["head_size"]   # 0: no gap
+
+
+def test_a_fit_limit_above_the_test_threshold_is_refused():
+    with pytest.raises(ValueError, match="fit_up_to_hc_mm"):
+        split_of(labels_table(), test_above_hc_mm=50.0, fit_up_to_hc_mm=60.0)
+
+
+def test_far_configuration_validates_and_sets_the_gap():
+    config = yaml.safe_load((REPO / "configs/hc18_far.yaml").read_text())
+    params = apply(yaml.safe_load((REPO / "params.yaml").read_text()), config)
+    head = params["split"]["head_size"]
+    assert params["split"]["method"] == "head_size"
+    assert (head["fit_up_to_hc_mm"], head["test_above_hc_mm"]) == (110, 175)
+
+
 def test_threshold_in_mm_and_reference_hc_wins():
     table = labels_table(with_ref=True, frames=1)
     _, summary = split_of(table, test_above_hc_mm=200.0)
@@ -140,4 +169,4 @@ def test_headsize_configuration_runs_end_to_end(tmp_path):
     assert metrics["hc"]["vs_labels"]["n"] == metrics["n_evaluated"] >= 1
     assert {"normalised_error", "large_errors", "bins"} <= set(metrics)
     assert "ellipse" in metrics["decode"]
-    assert metrics["decode_mode"] == "ellipse" and metrics["size_calibration"]["n"] >= 5   # the final levers
+    assert metrics["decode_method"] == "ellipse" and metrics["size_calibration"]["n"] >= 5   # the final levers

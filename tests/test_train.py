@@ -13,6 +13,8 @@ import tiny_training
 from fhbiometry.codecs import losses
 from fhbiometry.config import schema
 from fhbiometry.training import loop as train
+from fhbiometry.training import validation
+from fhbiometry.metrics.validation import validation_metrics
 from fhbiometry.models.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from fhbiometry.codecs import HeatmapCodec, RegressionCodec
 from fhbiometry.core.geometry import LANDMARKS, ellipse_landmarks
@@ -139,10 +141,10 @@ def test_lr_factor_warmup_cosine_step_constant():
 def test_validation_metrics_in_px_and_mm():
     val = fake_prepared(3, seed=4)
     perfect = to_input(val["points_orig"], val["transform"])
-    m = train.validation_metrics(perfect, val)
+    m = validation_metrics(perfect, val)
     assert m["mre_px"] == pytest.approx(0, abs=1e-9) and m["bpd_mae_mm"] == pytest.approx(0, abs=1e-9)
     shifted = to_original(perfect, val["transform"]) + [2.0, 0.0]  # 2 original px to the right
-    m = train.validation_metrics(to_input(shifted, val["transform"]), val)
+    m = validation_metrics(to_input(shifted, val["transform"]), val)
     assert m["mre_px"] == pytest.approx(2.0) and m["mre_mm"] == pytest.approx(2.0 * val["spacing_mm"].mean())
     assert m["ofd_mae_mm"] == pytest.approx(0, abs=1e-9)
 
@@ -242,12 +244,12 @@ def test_mean_shape_init_in_either_target_space_predicts_the_training_mean(tmp_p
 def test_best_epoch_is_the_lowest_val_mre_ties_to_the_earlier(tmp_path, monkeypatch):
     train_data, val = fake_prepared(6, seed=1), fake_prepared(2, seed=2)
     sequence = iter([3.0, 2.0, 2.0, 5.0])
-    real = train.validation_metrics
+    real = validation_metrics
 
     def scripted(pred, data):
         return {**real(pred, data), "mre_mm": next(sequence)}
 
-    monkeypatch.setattr(train, "validation_metrics", scripted)
+    monkeypatch.setattr(validation, "validation_metrics", scripted)
     state, meta = train.train_model(tiny_params(epochs=4, augment={"enabled": False}), "m", train_data, val,
                                     progress=False)
     assert meta["best_epoch"] == 1 and meta["best_val_mre_mm"] == 2.0 and state

@@ -99,7 +99,8 @@ class HeatmapCodec:
         return replace(self, method=decode.get("method", self.method), pairs=bool(decode.get("pairs", self.pairs)))
 
     def report(self) -> dict:
-        return {"decode_mode": self.method, "pair_decode": bool(self.pairs)}
+        """The decoding settings in metrics/eval, named as params ``decode.method``, ``decode.pairs``."""
+        return {"decode_method": self.method, "decode_pairs": bool(self.pairs)}
 
     def variants(self, outputs) -> dict:
         """Alternative decodings evaluation compares: every method (with the pair setting), and

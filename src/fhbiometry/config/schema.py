@@ -282,6 +282,7 @@ class HeadSize(Section):
     test_above_hc_mm: NonNegative = 0.0   # subjects with a larger head go to test; 0 = use test_quantile
     test_quantile: number(0, 1, hi_open=True) = 0.8   # used when test_above_hc_mm is 0
     subject_stat: choice(SUBJECT_STATS) = "max"
+    fit_up_to_hc_mm: NonNegative = 0.0   # > 0: only subjects up to this train/validate; the gap is left out
 
 
 class Split(Section):

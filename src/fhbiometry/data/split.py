@@ -12,7 +12,10 @@ go to test, the others to train and val (val by the same hash, its share of trai
 ``data.pixel_size_columns.hc``) or, where absent, the HC of its label (``geometry.head_circumference``
 of the OFD and BPD, in mm); a unit's is the max (or median) over its frames
 (``split.head_size.subject_stat``). Threshold: ``test_above_hc_mm``, or when 0 the
-``test_quantile`` of the units' head sizes (see ``head_size_assign``).
+``test_quantile`` of the units' head sizes (see ``head_size_assign``). With
+``fit_up_to_hc_mm`` > 0 only the units up to that size train and validate, and those between it
+and the test threshold are left out of every split (a gap in head size between what a model
+learns from and what it is tested on: ``configs/hc18_far.yaml``).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import pandas as pd
 from fhbiometry.core.geometry import COORD_COLUMNS, head_circumference
 
 SPLITS = ("train", "val", "test")
+LEFT_OUT = "left_out"   # head-size split with a gap: units between fit_up_to_hc_mm and the threshold
 METHODS = ("hash", "head_size")
 log = logging.getLogger(__name__)
 
@@ -136,14 +140,21 @@ def head_size_threshold(unit_sizes: dict, cfg: dict) -> float:
 
 
 def head_size_assign(unit_sizes: dict, fractions: dict, seed: int, cfg: dict) -> tuple[dict, float]:
-    """unit -> split: test above the threshold, else val when ``unit_hash`` < val / (train + val),
-    else train. Units without a head size go to train. Returns (assignment, threshold mm)."""
+    """unit -> split: test above the threshold, ``LEFT_OUT`` above ``fit_up_to_hc_mm`` (when > 0),
+    else val when ``unit_hash`` < val / (train + val), else train. Units without a head size go
+    to train. Returns (assignment, threshold mm)."""
     threshold = head_size_threshold(unit_sizes, cfg)
+    fit_limit = float(cfg.get("fit_up_to_hc_mm", 0.0))
+    if fit_limit > threshold:
+        raise SplitError(f"split.head_size.fit_up_to_hc_mm ({fit_limit:g} mm) is above the test threshold "
+                         f"({threshold:g} mm): lower it, or set it to 0 (no gap)")
     val_share = float(fractions["val"]) / (float(fractions["train"]) + float(fractions["val"]))
     out = {}
     for unit, size in unit_sizes.items():
         if np.isfinite(size) and size > threshold:
             out[unit] = "test"
+        elif fit_limit > 0 and np.isfinite(size) and size > fit_limit:
+            out[unit] = LEFT_OUT
         else:
             out[unit] = "val" if unit_hash(seed, unit) < val_share else "train"
     return out, threshold
@@ -188,6 +199,10 @@ def head_size_report(table: pd.DataFrame, threshold: float | None, cfg: dict | N
                        "range_mm": float(max(0.0, top - low)) if np.isfinite(top) and np.isfinite(low) else None}}
     if cfg is not None:
         out["settings"] = {k: cfg[k] for k in ("test_above_hc_mm", "test_quantile", "subject_stat")}
+        if float(cfg.get("fit_up_to_hc_mm", 0.0)) > 0:
+            out["settings"]["fit_up_to_hc_mm"] = cfg["fit_up_to_hc_mm"]
+            out[LEFT_OUT] = {**_range(hc[split == LEFT_OUT]),
+                             "subjects": int(table.loc[split == LEFT_OUT, "subject_id"].nunique())}
     return out
 
 
@@ -237,6 +252,9 @@ def make_split(labels: pd.DataFrame, fractions: dict, seed: int, grouped: bool =
         assigned, moved = guard_train_val(assigned, set(units[table["use_for_training"].to_numpy(bool)]), seed)
         table["split"] = [assigned[u] for u in units]
     check_usable(table, policy, grouped)
+    report = (head_size_report(table, threshold, head_size if method == "head_size" else None)
+              if method == "head_size" or table["hc_is_ref"].any() else None)
+    table = table[table["split"] != LEFT_OUT].reset_index(drop=True)
     subjects_per = table.groupby("subject_id")["split"].nunique()
     summary = {name: {"frames": int((table["split"] == name).sum()),
                       "subjects": int(table.loc[table["split"] == name, "subject_id"].nunique()),
@@ -247,8 +265,8 @@ def make_split(labels: pd.DataFrame, fractions: dict, seed: int, grouped: bool =
                    subject_id_from_stem=_stem_subjects(labels))
     if method == "head_size":
         summary["split_method"] = "head_size"
-    if method == "head_size" or table["hc_is_ref"].any():
-        summary["head_size"] = head_size_report(table, threshold, head_size if method == "head_size" else None)
+    if report is not None:
+        summary["head_size"] = report
     return table[["frame_id", "subject_id", "split"]], summary
 
 

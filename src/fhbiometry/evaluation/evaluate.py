@@ -7,130 +7,56 @@ accepts (``use_for_training``: the labels that passed every check under ``qc.pol
 every finite label under ``keep``); every test frame still gets a row in the predictions table,
 with ``evaluated`` saying whether it counts.
 
-Conventions used by the metric functions:
-
-* radial errors are pair-order invariant (``geometry.pair_invariant_errors``);
-* the MRE of a frame is the mean of its four radial errors; the headline ``mre_mm`` is the mean
-  over all landmarks of all evaluated frames (equal to the mean of the frame MREs);
-* standard deviations use ``ddof=1`` (sample sd; NaN for a single value, written as null);
-* percentiles use NumPy's default linear interpolation;
-* Bland-Altman differences are ``pred - true``; limits of agreement are ``bias +- 1.96 sd``.
+The figures themselves live in ``fhbiometry.metrics`` (``errors``: points and diameters, with
+their conventions; ``breakdown``: HC, bins, pixel and relative errors); this module predicts,
+maps back and assembles them. ``EvaluationOptions`` says what is added beyond the plain
+metrics (confidence, mirrored pass, size calibration, all calibrated on the validation arrays).
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from fhbiometry.trust.calibration import apply_factors, estimate_factors
-from fhbiometry.core.geometry import COORD_COLUMNS, LANDMARKS, diameters, pair_invariant_errors, to_mm
+from fhbiometry.trust.confidence import evaluation_sections, frame_confidence
+from fhbiometry.config.paths import Paths
+from fhbiometry.core.store import load_npz, write_csv, write_json
+from fhbiometry.core.geometry import COORD_COLUMNS, LANDMARKS, to_mm
 from fhbiometry.core.letterbox import to_original
 from fhbiometry.data.prepare import accepted_rows
-from fhbiometry.metrics.breakdown import report_sections
+from fhbiometry.metrics.breakdown import breakdown_sections
+from fhbiometry.metrics.errors import compute_metrics, diameter_lengths_mm, radial_errors, short_metrics
 from fhbiometry.evaluation.intervals import interval_line, interval_section
 
-LOA_Z = 1.96
 WARMUP_FRAMES = 3
-DIAMETERS = ("ofd", "bpd")  # column order of geometry.diameters
 
 
-# ---- pure metric functions --------------------------------------------------------------
-def radial_errors(pred, true) -> np.ndarray:
-    """(N, 4) pair-invariant radial error of every landmark, in the units of the points."""
-    return pair_invariant_errors(pred, true)
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """What ``evaluate_model`` adds beyond the plain metrics (``from_params``: as the stage does).
 
+    ``confidence``: params ``evaluate.confidence`` and ``qc``: the frame confidence (sections
+    ``confidence``, ``per_subject``), its threshold from the validation frames; ``flip_test``:
+    params ``decode.flip_test`` (average with the mirrored pass); ``size_calibration``: params
+    ``decode.size_calibration`` (``none`` or ``validation``); ``val``: the prepared validation
+    arrays all of it is calibrated on (None: no validation split)."""
+    confidence: dict
+    qc: dict
+    val: dict | None = None
+    flip_test: bool = False
+    size_calibration: str = "none"
+    intervals: dict | None = None
 
-def _sd(values: np.ndarray) -> float:
-    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
-
-
-def summary_stats(values) -> dict:
-    """mean, median, std, p95, max of a 1-D array (NaN entries ignored; NaN if none left)."""
-    v = np.asarray(values, dtype=np.float64).ravel()
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return {k: float("nan") for k in ("mean", "median", "std", "p95", "max")}
-    return {"mean": float(v.mean()), "median": float(np.median(v)), "std": _sd(v),
-            "p95": float(np.percentile(v, 95)), "max": float(v.max())}
-
-
-def success_rates(errors_mm, thresholds_mm) -> dict:
-    """Share of landmarks with radial error <= t mm, keyed ``within_<t>mm`` (``.`` -> ``p``)."""
-    e = np.asarray(errors_mm, dtype=np.float64).ravel()
-    e = e[np.isfinite(e)]
-    out = {}
-    for t in thresholds_mm:
-        out[threshold_key(t)] = float((e <= float(t)).mean()) if len(e) else float("nan")
-    return out
-
-
-def threshold_key(t) -> str:
-    """``within_2mm``, ``within_2p5mm``: no dots, so DVC's flattened names stay readable."""
-    return f"within_{float(t):g}mm".replace(".", "p")
-
-
-def bland_altman(pred, true) -> dict:
-    """Bland-Altman agreement of two 1-D measurements: bias = mean(pred - true), sd of the
-    differences (ddof=1) and the 95% limits of agreement bias +- 1.96 sd."""
-    d = np.asarray(pred, dtype=np.float64) - np.asarray(true, dtype=np.float64)
-    d = d[np.isfinite(d)]
-    if len(d) == 0:
-        return {"bias": float("nan"), "sd": float("nan"), "loa_low": float("nan"), "loa_high": float("nan")}
-    bias, sd = float(d.mean()), _sd(d)
-    return {"bias": bias, "sd": sd, "loa_low": bias - LOA_Z * sd, "loa_high": bias + LOA_Z * sd}
-
-
-def diameter_metrics(pred_mm, true_mm) -> dict:
-    """Absolute-error statistics and Bland-Altman of one diameter (1-D arrays in mm)."""
-    pred_mm, true_mm = np.asarray(pred_mm, np.float64), np.asarray(true_mm, np.float64)
-    stats = summary_stats(np.abs(pred_mm - true_mm))
-    ba = bland_altman(pred_mm, true_mm)
-    return {"mae_mm": stats["mean"], "median_mm": stats["median"], "std_mm": stats["std"],
-            "p95_mm": stats["p95"], "max_mm": stats["max"], "bias_mm": ba["bias"],
-            "loa_low_mm": ba["loa_low"], "loa_high_mm": ba["loa_high"]}
-
-
-def compute_metrics(pred_orig, true_orig, spacing_mm, thresholds_mm) -> dict:
-    """All landmark and diameter metrics of N frames.
-
-    ``pred_orig``/``true_orig`` are (N, 4, 2) points in original pixels, ``spacing_mm`` (N,).
-    Returns a nested dict (n, MRE in px and mm with median and max, per-landmark mean radial
-    error, success rates, and BPD/OFD error statistics with Bland-Altman).
-    """
-    pred_orig = np.asarray(pred_orig, np.float64)
-    true_orig = np.asarray(true_orig, np.float64)
-    spacing = np.asarray(spacing_mm, np.float64)
-    err_px = radial_errors(pred_orig, true_orig)
-    err_mm = to_mm(err_px, spacing)
-    mm = summary_stats(err_mm)
-    px = summary_stats(err_px)
-    d_pred = to_mm(diameters(pred_orig), spacing)
-    d_true = to_mm(diameters(true_orig), spacing)
-    out = {
-        "n": int(len(pred_orig)),
-        "mre_mm": mm["mean"], "mre_mm_median": mm["median"], "mre_mm_max": mm["max"],
-        "mre_px": px["mean"], "mre_px_median": px["median"], "mre_px_max": px["max"],
-        "landmark_mre_mm": {name: _mean(err_mm[:, k]) for k, name in enumerate(LANDMARKS)},
-        "landmark_mre_px": {name: _mean(err_px[:, k]) for k, name in enumerate(LANDMARKS)},
-        "success_rate": success_rates(err_mm, thresholds_mm),
-    }
-    for k, name in enumerate(DIAMETERS):
-        out[name] = diameter_metrics(d_pred[:, k], d_true[:, k])
-    return out
-
-
-def _mean(values) -> float:
-    v = np.asarray(values, np.float64)
-    v = v[np.isfinite(v)]
-    return float(v.mean()) if len(v) else float("nan")
-
-
-def short_metrics(metrics: dict) -> dict:
-    """The three numbers used to compare decoding modes: MRE and the two diameter MAEs."""
-    return {"mre_mm": metrics["mre_mm"], "bpd_mae_mm": metrics["bpd"]["mae_mm"],
-            "ofd_mae_mm": metrics["ofd"]["mae_mm"]}
+    @classmethod
+    def from_params(cls, params: dict, val: dict | None) -> "EvaluationOptions":
+        return cls(confidence=params["evaluate"]["confidence"], qc=params["qc"], val=val,
+                   flip_test=bool(params["decode"].get("flip_test", False)),
+                   size_calibration=params["decode"].get("size_calibration", "none"),
+                   intervals=params.get("intervals"))
 
 
 def mean_shape_points(train_mean_points, transforms) -> np.ndarray:
@@ -150,8 +76,7 @@ def predictions_table(data: dict, pred_orig) -> pd.DataFrame:
     pred = np.asarray(pred_orig, np.float64)
     spacing = np.asarray(data["spacing_mm"], np.float64)
     err_mm = to_mm(radial_errors(pred, true), spacing)
-    d_true = to_mm(diameters(true), spacing)
-    d_pred = to_mm(diameters(pred), spacing)
+    d_true, d_pred = diameter_lengths_mm(true, spacing), diameter_lengths_mm(pred, spacing)
     cols = {
         "frame_id": np.asarray(data["frame_id"]).astype(str),
         "subject_id": np.asarray(data["subject_id"]).astype(str),
@@ -177,7 +102,7 @@ def predictions_table(data: dict, pred_orig) -> pd.DataFrame:
 def time_inference(model, codec, images, frames: int, warmup: int = WARMUP_FRAMES) -> dict:
     """Median CPU time per frame (ms) of ``inference.predict`` at batch size 1 on ``frames``
     frames (cycling through ``images``) after ``warmup`` untimed frames."""
-    from fhbiometry.inference.runner import predict
+    from fhbiometry.inference.runner import predict  # torch: only where a model runs
 
     images = np.asarray(images)
     if len(images) == 0 or frames <= 0:
@@ -252,31 +177,30 @@ def variant_metrics(codec, outputs, data: dict, thresholds_mm) -> dict:
             for section, entries in codec.variants(outputs).items()}
 
 
-def test_predictions(model, codec, images, batch_size: int, scoring: dict | None):
-    """(input points, raw outputs, ``inference.FramePrediction`` or None): the plain prediction,
-    or with ``scoring`` (``confidence``, ``qc``, ``flip_test``) also the mirrored pass."""
-    if not scoring:
-        from fhbiometry.inference.runner import predict
+def model_outputs(model, codec, images, batch_size: int, options: EvaluationOptions | None):
+    """(input points, raw outputs, ``inference.FramePrediction`` or None) of the model on
+    ``images``: the plain pass, or with ``options`` also the mirrored pass (``flip_test``)."""
+    if options is None:
+        from fhbiometry.inference.runner import predict  # torch: imported only where a model runs
 
         decoded, outputs = predict(model, codec, images, batch_size=batch_size)
         return decoded.points, outputs, None
-    from fhbiometry.inference.runner import TorchBackend, predict_frames
+    from fhbiometry.inference.runner import TorchBackend, predict_frames  # torch, as above
 
     frames = predict_frames(TorchBackend(model, batch_size), codec, images, flip=True,
-                            flip_test=bool(scoring.get("flip_test")))
+                            flip_test=options.flip_test)
     return frames.points, frames.outputs, frames
 
 
-def validation_frames(model, codec, scoring: dict | None):
-    """The validation arrays ``scoring["val"]`` predicted once, the way the test frames are
-    (mirrored pass and ``flip_test``), for the confidence threshold and the size calibration;
-    None without scoring or validation frames."""
-    val = (scoring or {}).get("val")
-    if val is None or not len(val["image"]):
+def validation_outputs(model, codec, options: EvaluationOptions | None):
+    """``options.val`` run through the model once, the way the test frames are (mirrored pass
+    and ``flip_test``), for the confidence threshold and the size calibration; None without
+    options or validation frames."""
+    if options is None or options.val is None or not len(options.val["image"]):
         return None
-    from fhbiometry.inference.runner import TorchBackend, predict_frames
+    from fhbiometry.inference.runner import TorchBackend, predict_frames  # torch, as above
 
-    return predict_frames(TorchBackend(model), codec, val["image"], flip_test=bool(scoring.get("flip_test")))
+    return predict_frames(TorchBackend(model), codec, options.val["image"], flip_test=options.flip_test)
 
 
 def size_factors(method: str, frames, arrays: dict) -> dict | None:
@@ -293,12 +217,11 @@ def size_factors(method: str, frames, arrays: dict) -> dict | None:
     return {"method": method, **estimate_factors(pred, np.asarray(arrays["points_orig"], np.float64)[use])}
 
 
-def confidence_metrics(codec, data: dict, frames, table: pd.DataFrame, scoring: dict, val_frames) -> dict:
-    """Sections ``confidence`` and ``per_subject`` (confidence.evaluation_report) of the
-    evaluated test frames; the threshold comes from ``val_frames`` (``validation_frames``)."""
-    from fhbiometry.trust.confidence import evaluation_report, frame_confidence
-
-    cfg, qc, val = scoring["confidence"], scoring["qc"], scoring.get("val")
+def confidence_metrics(codec, data: dict, frames, table: pd.DataFrame, options: EvaluationOptions,
+                       val_frames) -> dict:
+    """Sections ``confidence`` and ``per_subject`` (``confidence.evaluation_sections``) of the
+    evaluated test frames; the threshold comes from ``val_frames`` (``validation_outputs``)."""
+    cfg, qc, val = options.confidence, options.qc, options.val
     peak = float(getattr(codec, "peak", 1.0))
     conf = frame_confidence(frames, data["transform"], qc, cfg, peak)["confidence"].to_numpy()
     table["confidence"] = conf
@@ -307,66 +230,88 @@ def confidence_metrics(codec, data: dict, frames, table: pd.DataFrame, scoring: 
         conf_val = frame_confidence(val_frames, val["transform"], qc, cfg, peak)["confidence"].to_numpy()
     rows = table[table["evaluated"]]
     mm = {k: rows[[f"{k}_ofd_mm", f"{k}_bpd_mm"]].to_numpy() for k in ("pred", "true")}
-    return evaluation_report(rows["confidence"].to_numpy(), conf_val, rows["subject_id"].to_numpy(),
-                             mm["pred"], mm["true"], cfg)
+    return evaluation_sections(rows["confidence"].to_numpy(), conf_val, rows["subject_id"].to_numpy(),
+                               mm["pred"], mm["true"], cfg)
+
+
+def model_fields(model, codec, meta: dict, n_test: int, mask) -> dict:
+    """The names and counts at the top of metrics/eval/<model>.json, and the codec's decoding
+    settings (``decode_method``, ``decode_pairs``: the params ``decode.method``, ``decode.pairs``)."""
+    from fhbiometry.models.networks import count_parameters  # torch: only where a model is evaluated
+
+    return {"model_kind": str(meta.get("kind")), "arch": str(meta.get("arch")),
+            "n_params": int(count_parameters(model)), "best_epoch": meta.get("best_epoch"),
+            "n_test": int(n_test), "n_evaluated": int(mask.sum()), "n_excluded": int(n_test - mask.sum()),
+            **codec.report()}
 
 
 def evaluate_model(model, codec, meta: dict, data: dict, thresholds_mm, batch_size: int = 32,
                    timing_frames: int = 0, label_source: str = "csv",
-                   scoring: dict | None = None) -> tuple[dict, pd.DataFrame]:
+                   options: EvaluationOptions | None = None) -> tuple[dict, pd.DataFrame]:
     """Predict the test arrays ``data`` (contract 5) with ``model`` and its ``codec`` (decoding
     as params ``decode``) and compute every metric.
 
     Besides the headline (against the training labels, on the frames ``accepted_rows`` keeps),
     each reference of ``reference_sections(label_source)`` present in ``data`` gets a section
     ``vs_<name>`` with the same metrics and its own mean-shape floor; the codec's alternative
-    decodings get short metrics. ``scoring`` (params ``evaluate.confidence``, ``qc``,
-    ``decode.flip_test``, the validation arrays ``val``) adds ``confidence`` and ``per_subject``;
-    its ``size_calibration`` (params ``decode.size_calibration``) scales the test predictions'
-    diameters by factors estimated on ``val`` (section ``size_calibration``).
+    decodings get short metrics; ``metrics.breakdown`` adds HC, bins, pixel and relative errors.
+    ``options`` (``EvaluationOptions``) adds ``confidence`` and ``per_subject``, and with
+    ``size_calibration: validation`` scales the test predictions' diameters by factors estimated
+    on ``options.val`` (section ``size_calibration``).
     Returns (metrics for metrics/eval/<model>.json, predictions table).
     """
-    from fhbiometry.models.networks import count_parameters
-
     images = np.asarray(data["image"])
     transform = np.asarray(data["transform"], np.float64)
     spacing = np.asarray(data["spacing_mm"], np.float64)
-    points, outputs, frames = test_predictions(model, codec, images, batch_size, scoring)
-    val_frames = validation_frames(model, codec, scoring)
-    factors = size_factors((scoring or {}).get("size_calibration", "none"), val_frames, (scoring or {}).get("val"))
+    points, outputs, frames = model_outputs(model, codec, images, batch_size, options)
+    val_frames = validation_outputs(model, codec, options)
+    factors = size_factors(options.size_calibration if options else "none", val_frames,
+                           options.val if options else None)
     pred_orig = apply_factors(to_original(points, transform), factors)
     mask = accepted_rows(data)
     true = np.asarray(data["points_orig"], np.float64)
-    metrics = {"model_kind": str(meta.get("kind")), "arch": str(meta.get("arch")),
-               "n_params": int(count_parameters(model)), "best_epoch": meta.get("best_epoch"),
-               "n_test": int(len(images)), "n_evaluated": int(mask.sum()),
-               "n_excluded": int(len(images) - mask.sum()), **codec.report()}
+    metrics = model_fields(model, codec, meta, len(images), mask)
     if factors is not None:
         metrics["size_calibration"] = factors
     metrics.update(compute_metrics(pred_orig[mask], true[mask], spacing[mask], thresholds_mm))
     floor = mean_shape_points(meta["train_mean_points"], transform)
     metrics["floor"] = compute_metrics(floor[mask], true[mask], spacing[mask], thresholds_mm)
     metrics.update(variant_metrics(codec, outputs, data, thresholds_mm))
-    metrics.update(report_sections(data, pred_orig, mask))  # hc, normalised_error, large_errors, bins
+    metrics.update(breakdown_sections(data, pred_orig, mask))  # hc, bins, pixel and relative errors, ...
     metrics.update(reference_metrics(data, pred_orig, floor, label_source, thresholds_mm))
     if timing_frames > 0:
         metrics["timing"] = time_inference(model, codec, images, timing_frames)
     table = predictions_table(data, pred_orig)
-    if scoring:
-        metrics.update(confidence_metrics(codec, data, frames, table, scoring, val_frames))
-    if scoring and scoring.get("intervals"):   # section intervals (evaluation/intervals.py)
-        metrics.update(interval_section(codec, data, frames, scoring.get("val"), val_frames, factors, scoring))
+    if options is not None:
+        metrics.update(confidence_metrics(codec, data, frames, table, options, val_frames))
+    if options is not None and options.intervals:   # section intervals (evaluation/intervals.py)
+        metrics.update(interval_section(codec, data, frames, options, val_frames, factors))
     return metrics, table
+
+
+def summary_lines(name: str, metrics: dict) -> list[str]:
+    """What the stage prints of its metrics: the headline in mm and pixels, the confidence."""
+    def num(x, digits=2):
+        return "n/a" if x is None else f"{x:.{digits}f}"
+
+    w, r, c = metrics["worst_diameter_error"]["original_px"], metrics["relative_error"], metrics["confidence"]
+    return [f"evaluate@{name}: MRE {metrics['mre_mm']:.2f} mm, BPD MAE {metrics['bpd']['mae_mm']:.2f} mm, "
+            f"OFD MAE {metrics['ofd']['mae_mm']:.2f} mm on {metrics['n_evaluated']} frames "
+            f"({metrics['n_excluded']} excluded); floor MRE {metrics['floor']['mre_mm']:.2f} mm",
+            f"evaluate@{name}: worst-diameter error {num(w['mean'])} px mean, {num(w['median'])} px median "
+            f"(original pixels); relative error BPD {num(r['bpd_pct'])} %, OFD {num(r['ofd_pct'])} %; "
+            f"{r['over_limit_frames']} frames off by > {r['limit_pct']:g} % of a diameter",
+            f"evaluate@{name}: confidence AUC(error > {c['bad_error_mm']:g} mm) {c['auc_bad']:.3f}; at threshold "
+            f"{c['threshold']:.3f} rejects {c['rejected_share']:.1%} of frames, {c['bad_removed_share']:.1%} "
+            "of bad ones"]
 
 
 def run(params: dict, name: str, root=".") -> dict:
     """Stage body: models/<name>.safetensors + data/prepared/test.npz -> results/<name>/predictions.csv
     and metrics/eval/<name>.json. Returns the metrics."""
-    import torch
+    import torch  # the stage runs a model; the metric functions above stay importable without it
 
     from fhbiometry.inference.runner import load_model
-    from fhbiometry.config.paths import Paths
-    from fhbiometry.core.store import load_npz, write_csv, write_json
 
     paths = Paths(root)
     torch.set_num_threads(int(params["threads"]))
@@ -376,24 +321,17 @@ def run(params: dict, name: str, root=".") -> dict:
     codec = loaded.codec.with_decoding(params["decode"])
     print(f"evaluate@{name}: {len(data['frame_id'])} test frames, {loaded.meta['kind']} {loaded.meta['arch']}")
     val = load_npz(paths.prepared("val")) if paths.prepared("val").is_file() else None
-    scoring = {"confidence": params["evaluate"]["confidence"], "qc": params["qc"], "val": val,
-               "flip_test": bool(params["decode"].get("flip_test", False)),
-               "size_calibration": params["decode"].get("size_calibration", "none"),
-               "intervals": params.get("intervals")}
     with torch.no_grad():
         metrics, table = evaluate_model(loaded.model, codec, loaded.meta, data,
                                         [float(t) for t in params["evaluate"]["thresholds_mm"]],
                                         timing_frames=int(params["evaluate"]["timing_frames"]),
-                                        label_source=str(params["data"]["label_source"]), scoring=scoring)
+                                        label_source=str(params["data"]["label_source"]),
+                                        options=EvaluationOptions.from_params(params, val))
     metrics = {"model": name, **metrics}
     write_csv(table, paths.predictions(name))
     write_json(paths.eval_metrics(name), metrics)
-    print(f"evaluate@{name}: MRE {metrics['mre_mm']:.2f} mm, BPD MAE {metrics['bpd']['mae_mm']:.2f} mm, "
-          f"OFD MAE {metrics['ofd']['mae_mm']:.2f} mm on {metrics['n_evaluated']} frames "
-          f"({metrics['n_excluded']} excluded); floor MRE {metrics['floor']['mre_mm']:.2f} mm")
-    c = metrics["confidence"]
-    print(f"evaluate@{name}: confidence AUC(error > {c['bad_error_mm']:g} mm) {c['auc_bad']:.3f}; at threshold "
-          f"{c['threshold']:.3f} rejects {c['rejected_share']:.1%} of frames, {c['bad_removed_share']:.1%} of bad ones")
+    for line in summary_lines(name, metrics):
+        print(line)
     if (metrics.get("intervals") or {}).get("calibration"):
         print(interval_line(name, metrics["intervals"]))
     return metrics

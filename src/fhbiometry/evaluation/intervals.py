@@ -174,17 +174,18 @@ def candidates(val: Split, test: Split, level: float) -> dict:
     return out
 
 
-def interval_section(codec, data: dict, frames, val: dict | None, val_frames, factors, scoring: dict) -> dict:
-    """{"intervals": ...} (module docstring) of the test ``frames`` and the validation ``val_frames``."""
-    cfg = scoring["intervals"]
+def interval_section(codec, data: dict, frames, options, val_frames, factors) -> dict:
+    """{"intervals": ...} (module docstring) of the test ``frames`` and the validation ``val_frames``;
+    ``options``: the stage's ``EvaluationOptions`` (its ``intervals``, ``qc``, ``confidence``, ``val``)."""
+    cfg, val = options.intervals, options.val
     level, score, scale = float(cfg["level"]), str(cfg["score"]), str(cfg["scale"])
     head = {"level": level, "method": {"score": score, "scale": scale, "calibrated_on": "validation frames"}}
     if val_frames is None or not accepted_rows(val).any():
         return {"intervals": {**head, "calibration": None, "note": "no validation frames: no intervals"}}
     peak = float(getattr(codec, "peak", 1.0))
-    args = (factors, scoring["qc"], peak, scoring["confidence"])
+    args = (factors, options.qc, peak, options.confidence)
     v, t = Split(val, val_frames, *args), Split(data, frames, *args)
-    threshold = threshold_from_validation(v.conf, scoring["confidence"]["reject_share"])
+    threshold = threshold_from_validation(v.conf, options.confidence["reject_share"])
     calib = v.calibrate(level, score, scale)
     calib["cine_quantile"] = fit_cines(v, calib, threshold)
     widths, err = t.widths(calib), t.errors_mm()

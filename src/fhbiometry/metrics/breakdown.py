@@ -13,22 +13,30 @@ use the evaluated test frames (``prepare.accepted_rows``) in the original image,
 * large errors: frames whose BPD or OFD is off by more than ``LARGE_ERROR_MM``;
 * bins: head size (tertiles of the test set's label HC), BPD/OFD ratio (``RATIO_EDGES``:
   near-circular heads make the axis direction ambiguous), and heads cut by the image edge (a
-  true landmark within ``EDGE_MARGIN`` of the smaller image side from the border, or outside).
+  true landmark within ``EDGE_MARGIN`` of the smaller image side from the border, or outside),
+  and pixel size (tertiles of the test set's ``spacing_mm``: an error of a few pixels is more
+  millimetres on coarse pixels);
+* errors where they show (``errors.pixel_and_relative_errors``): the worst-diameter error in
+  original and in input pixels, the relative error of each diameter (% of its true length) and
+  the share of frames off by more than ``errors.RELATIVE_LIMIT_PCT``: the sections
+  ``worst_diameter_error`` and ``relative_error``, and the same figures in every bin.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from fhbiometry.core.geometry import COORD_COLUMNS, diameters, head_circumference, pair_invariant_errors, to_mm
+from fhbiometry.core.geometry import diameters, head_circumference, pair_invariant_errors, to_mm
+from fhbiometry.metrics.errors import pixel_and_relative_errors, pixel_and_relative_sections, share, summary_stats
 
 LARGE_ERROR_MM = 4.0
 RATIO_EDGES = (0.75, 0.85)
 EDGE_MARGIN = 0.02
 
 
-def frame_figures(pred, true, spacing, hc_ref=None) -> dict:
+def frame_figures(pred, true, spacing, hc_ref=None, transform=None) -> dict:
     """Per-frame arrays (N,): diameter errors (pred - true, mm), HC predicted / label / reference
-    (mm), normalised errors per diameter and overall, and the large-error flag."""
+    (mm), normalised errors per diameter and overall, the large-error flag, the pixel size and
+    ``errors.pixel_and_relative_errors`` (input pixels need the letterbox ``transform``)."""
     pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
     spacing = np.asarray(spacing, np.float64)
     d_pred, d_true = to_mm(diameters(pred), spacing), to_mm(diameters(true), spacing)
@@ -46,6 +54,7 @@ def frame_figures(pred, true, spacing, hc_ref=None) -> dict:
         "norm_ofd": norm[:, :2].mean(axis=1), "norm_bpd": norm[:, 2:].mean(axis=1),
         "norm": norm.mean(axis=1),
         "large": (np.abs(ofd_err) > LARGE_ERROR_MM) | (np.abs(bpd_err) > LARGE_ERROR_MM),
+        "spacing": spacing, **pixel_and_relative_errors(pred, true, transform),
     }
 
 
@@ -75,7 +84,24 @@ def summary(f: dict, mask=None) -> dict:
             "hc_ref_mae_mm": hc_agreement(f["hc_pred"][mask], f["hc_ref"][mask])["mae_mm"],
             "normalised_error": _mean(f["norm"][mask]),
             "large_errors": int(f["large"][mask].sum()),
-            "large_share": float(f["large"][mask].mean()) if n else None}
+            "large_share": float(f["large"][mask].mean()) if n else None,
+            **pixel_and_relative_summary(f, mask)}
+
+
+def pixel_and_relative_summary(f: dict, mask) -> dict:
+    """The pixel and relative figures of the frames ``mask``, flat keys for a bin: worst-diameter
+    error in original px (``worst_px_*``) and input px (``worst_input_px_*``): mean, median, p95,
+    max; mean relative error per diameter (%); share of frames over the relative limit. None
+    where there is no frame (or no input pixels)."""
+    out = {}
+    for key in ("worst_px", "worst_input_px"):
+        stats = summary_stats(f[key][mask])
+        out.update({f"{key}_{s}": (float(stats[s]) if np.isfinite(stats[s]) else None)
+                    for s in ("mean", "median", "p95", "max")})
+    out["ofd_rel_pct"] = _mean(f["ofd_rel_pct"][mask])
+    out["bpd_rel_pct"] = _mean(f["bpd_rel_pct"][mask])
+    out["over_limit_share"] = share(f["over_limit"][mask])
+    return out
 
 
 def edge_cut(true, width, height, margin: float = EDGE_MARGIN) -> np.ndarray:
@@ -90,35 +116,47 @@ def edge_cut(true, width, height, margin: float = EDGE_MARGIN) -> np.ndarray:
     return near.any(axis=1)
 
 
+def tertile_bins(values, range_key: str) -> dict:
+    """{"small", "medium", "large"}: (mask, {range_key: [low, high]}) of the tertiles of ``values``
+    (NaN in no bin; the ends of the outer bins open, written None)."""
+    v = np.asarray(values, np.float64)
+    lo, hi = (np.quantile(v[np.isfinite(v)], [1 / 3, 2 / 3]) if np.isfinite(v).any() else (np.nan, np.nan))
+    return {"small": (v <= lo, {range_key: [None, float(lo)]}),
+            "medium": ((v > lo) & (v <= hi), {range_key: [float(lo), float(hi)]}),
+            "large": (v > hi, {range_key: [float(hi), None]})}
+
+
 def bins(f: dict, true, width, height) -> dict:
-    """``summary`` per bin: head size (label HC tertiles of these frames), BPD/OFD ratio, edge cut.
-    Each bin names its range; the edge-cut bins need the image sizes (``width`` None: left out)."""
-    hc = f["hc_true"]
-    lo, hi = (np.quantile(hc[np.isfinite(hc)], [1 / 3, 2 / 3]) if np.isfinite(hc).any() else (np.nan, np.nan))
+    """``summary`` per bin: head size (label HC tertiles of these frames), BPD/OFD ratio, pixel size
+    (spacing tertiles), edge cut. Each size bin names its range; the edge-cut bins need the image
+    sizes (``width`` None: left out)."""
     d = diameters(true)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = d[:, 1] / d[:, 0]
     r1, r2 = RATIO_EDGES
-    head = {"small": (hc <= lo, [None, float(lo)]), "medium": ((hc > lo) & (hc <= hi), [float(lo), float(hi)]),
-            "large": (hc > hi, [float(hi), None])}
     ratios = {f"below_{r1:g}": ratio < r1, f"{r1:g}_to_{r2:g}": (ratio >= r1) & (ratio <= r2),
               f"above_{r2:g}": ratio > r2}
-    out = {"head_size": {name: {"hc_range_mm": rng, **summary(f, m)} for name, (m, rng) in head.items()},
-           "ratio": {name: summary(f, m) for name, m in ratios.items()}}
+    out = {"head_size": {name: {**rng, **summary(f, m)}
+                         for name, (m, rng) in tertile_bins(f["hc_true"], "hc_range_mm").items()},
+           "ratio": {name: summary(f, m) for name, m in ratios.items()},
+           "pixel_size": {name: {**rng, **summary(f, m)}
+                          for name, (m, rng) in tertile_bins(f["spacing"], "spacing_range_mm").items()}}
     if width is not None:
         cut = edge_cut(true, width, height)
         out["edge_cut"] = {"cut": summary(f, cut), "inside": summary(f, ~cut)}
     return out
 
 
-def report_sections(data: dict, pred_orig, mask) -> dict:
-    """The added evaluation sections for the frames ``mask`` of the test arrays ``data`` and the
-    predictions ``pred_orig`` (N, 4, 2 original pixels)."""
+def breakdown_sections(data: dict, pred_orig, mask) -> dict:
+    """The evaluation sections ``hc``, ``normalised_error``, ``large_errors``, ``bins``,
+    ``worst_diameter_error`` and ``relative_error`` for the frames ``mask`` of the test arrays
+    ``data`` and the predictions ``pred_orig`` (N, 4, 2 original pixels)."""
     mask = np.asarray(mask, bool)
     true = np.asarray(data["points_orig"], np.float64)[mask]
     spacing = np.asarray(data["spacing_mm"], np.float64)[mask]
     hc_ref = np.asarray(data["hc_ref_mm"], np.float64)[mask] if "hc_ref_mm" in data else None
-    f = frame_figures(np.asarray(pred_orig, np.float64)[mask], true, spacing, hc_ref)
+    transform = np.asarray(data["transform"], np.float64)[mask] if "transform" in data else None
+    f = frame_figures(np.asarray(pred_orig, np.float64)[mask], true, spacing, hc_ref, transform)
     hc = {"vs_labels": hc_agreement(f["hc_pred"], f["hc_true"])}
     if hc_ref is not None:
         hc["vs_reference"] = hc_agreement(f["hc_pred"], f["hc_ref"])
@@ -130,76 +168,4 @@ def report_sections(data: dict, pred_orig, mask) -> dict:
             "normalised_error": {"ofd": _mean(f["norm_ofd"]), "bpd": _mean(f["norm_bpd"]), "overall": _mean(f["norm"])},
             "large_errors": {"threshold_mm": LARGE_ERROR_MM, "frames": int(f["large"].sum()),
                              "share": float(f["large"].mean()) if n else None},
-            "bins": bins(f, true, *sizes)}
-
-
-# ---- intervals over subjects -------------------------------------------------------------------
-def table_figures(table, hc_ref=None) -> dict:
-    """``frame_figures`` of the evaluated rows of a predictions table (results/<model>/predictions.csv:
-    true_* / pred_* points in original pixels, spacing_mm), with ``subject`` and ``frame`` added.
-    ``hc_ref``: {frame_id: reference HC in mm} (e.g. HC18's own values), missing frames NaN."""
-    rows = table[table["evaluated"].astype(bool)]
-    pred = rows[[f"pred_{c}" for c in COORD_COLUMNS]].to_numpy(np.float64).reshape(-1, 4, 2)
-    true = rows[[f"true_{c}" for c in COORD_COLUMNS]].to_numpy(np.float64).reshape(-1, 4, 2)
-    ref = None if hc_ref is None else [hc_ref.get(str(f), np.nan) for f in rows["frame_id"]]
-    f = frame_figures(pred, true, rows["spacing_mm"].to_numpy(np.float64), ref)
-    f["subject"] = rows["subject_id"].astype(str).to_numpy()
-    f["frame"] = rows["frame_id"].astype(str).to_numpy()
-    return f
-
-
-def _finite_mean(values) -> float:
-    m = _mean(values)
-    return np.nan if m is None else m
-
-
-HEADLINE = {   # name -> figure of the frames ``i`` of frame_figures output
-    "bpd_mae_mm": lambda f, i: np.abs(f["bpd_err"][i]).mean(),
-    "ofd_mae_mm": lambda f, i: np.abs(f["ofd_err"][i]).mean(),
-    "bpd_p95_mm": lambda f, i: np.percentile(np.abs(f["bpd_err"][i]), 95),
-    "ofd_p95_mm": lambda f, i: np.percentile(np.abs(f["ofd_err"][i]), 95),
-    "large_share": lambda f, i: f["large"][i].mean(),
-    "hc_ref_mae_mm": lambda f, i: _finite_mean(np.abs(f["hc_pred"][i] - f["hc_ref"][i])),
-    "hc_ref_bias_mm": lambda f, i: _finite_mean(f["hc_pred"][i] - f["hc_ref"][i]),
-    "normalised_error": lambda f, i: _finite_mean(f["norm"][i]),
-}
-
-
-def subject_bootstrap(f: dict, figures: dict = HEADLINE, n_boot: int = 2000, seed: int = 0,
-                      level: float = 0.95) -> dict:
-    """Each figure of ``figures`` on all frames of ``f`` (``table_figures`` output), with a
-    percentile interval from ``n_boot`` resamples of the subjects with replacement (every frame of
-    a drawn subject comes along: frames of one subject are not independent). Deterministic for
-    a seed. Returns {name: {"value", "low", "high"}}; a figure undefined on the frames is None."""
-    subjects, inverse = np.unique(f["subject"], return_inverse=True)
-    groups = [np.flatnonzero(inverse == k) for k in range(len(subjects))]
-    everything = np.arange(len(inverse))
-    rng = np.random.default_rng(seed)
-    draws = [np.concatenate([groups[k] for k in rng.integers(0, len(groups), len(groups))])
-             for _ in range(n_boot)] if groups else []
-    tail = 100 * (1 - level) / 2
-    out = {}
-    for name, fn in figures.items():
-        value = fn(f, everything) if len(everything) else None
-        if value is None or not np.isfinite(value):
-            out[name] = None
-            continue
-        samples = np.array([fn(f, d) for d in draws], np.float64)
-        samples = samples[np.isfinite(samples)]
-        low, high = np.percentile(samples, [tail, 100 - tail])
-        out[name] = {"value": float(value), "low": float(low), "high": float(high)}
-    return out
-
-
-def paired_bootstrap(before: dict, after: dict, keys=("bpd_mae_mm", "ofd_mae_mm", "hc_ref_mae_mm"),
-                     n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
-    """The change ``after - before`` of the ``HEADLINE`` figures ``keys`` between two evaluations of
-    the same test frames (``table_figures`` output of, e.g., two rows of an ablation), with a
-    percentile interval from resampling subjects, the same draw for both: the test set's sampling
-    noise cancels, so an interval that excludes 0 is a change on these frames, not luck of the
-    draw (training-seed noise is not in it)."""
-    if list(before["frame"]) != list(after["frame"]):
-        raise ValueError("paired_bootstrap: the two evaluations cover different frames")
-    pair = {"subject": before["subject"], "before": before, "after": after}
-    figures = {k: (lambda f, i, k=k: HEADLINE[k](f["after"], i) - HEADLINE[k](f["before"], i)) for k in keys}
-    return subject_bootstrap(pair, figures, n_boot=n_boot, seed=seed, level=level)
+            "bins": bins(f, true, *sizes), **pixel_and_relative_sections(f)}

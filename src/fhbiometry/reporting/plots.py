@@ -22,7 +22,8 @@ from fhbiometry.core.geometry import COORD_COLUMNS, LANDMARKS  # noqa: E402
 from fhbiometry.core.letterbox import to_input  # noqa: E402
 from fhbiometry.config.paths import Paths  # noqa: E402
 from fhbiometry.data.prepare import table_points  # noqa: E402
-from fhbiometry.core.store import read_json, write_csv  # noqa: E402
+from fhbiometry.core.store import load_npz, read_json, write_csv  # noqa: E402
+from fhbiometry.metrics.table import table_rows  # noqa: E402
 from fhbiometry.reporting.viz import PRED_STYLE, TRUE_STYLE, draw_landmarks, save_figure, show_image  # noqa: E402
 
 TRAIN_LOSS_TSV = Path("plots/metrics/train/loss.tsv")
@@ -81,43 +82,20 @@ def example_indices(mre, k: int) -> np.ndarray:
     return order[ranks]
 
 
-def _threshold_value(key: str) -> float:
-    return float(key[len("within_"):-len("mm")].replace("p", "."))
-
-
 def summary_table(results: dict) -> pd.DataFrame:
-    """One row per model with the headline metrics (from metrics/eval/<model>.json); the
-    success-rate columns are those the evaluate stage wrote, by threshold."""
-    keys = sorted({k for res in results.values() for k in res["metrics"].get("success_rate", {})},
-                  key=_threshold_value)
-    rows = []
-    for name, res in results.items():
-        m = res["metrics"]
-        row = {"model": name, "kind": m.get("model_kind"), "arch": m.get("arch"),
-               "n_params": m.get("n_params"), "n_evaluated": m.get("n_evaluated"),
-               "mre_mm": m.get("mre_mm"), "mre_mm_median": m.get("mre_mm_median")}
-        for key in keys:
-            row[key] = m.get("success_rate", {}).get(key)
-        for d in ("bpd", "ofd"):
-            dm = m.get(d, {})
-            for stat in ("mae_mm", "median_mm", "p95_mm", "max_mm", "bias_mm"):
-                row[f"{d}_{stat}"] = dm.get(stat)
-        floor = m.get("floor", {})
-        row["floor_mre_mm"] = floor.get("mre_mm")
-        row["floor_bpd_mae_mm"] = floor.get("bpd", {}).get("mae_mm")
-        row["floor_ofd_mae_mm"] = floor.get("ofd", {}).get("mae_mm")
-        row["cpu_ms_per_frame"] = m.get("timing", {}).get("cpu_ms_per_frame")
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """One row per model with the columns ``metrics.table.SUMMARY_COLUMNS`` (from
+    metrics/eval/<model>.json); the success-rate columns are those the evaluate stage wrote."""
+    return pd.DataFrame(table_rows({name: res["metrics"] for name, res in results.items()}))
 
 
 def markdown_table(df: pd.DataFrame, digits: int = 2) -> str:
-    """A GitHub markdown table; floats with ``digits`` decimals (rates in [0, 1] with 3)."""
+    """A GitHub markdown table; floats with ``digits`` decimals (rates in [0, 1]: ``within_*`` and
+    ``*_share``, with 3)."""
     def fmt(col, v):
         if v is None or (isinstance(v, float) and not np.isfinite(v)):
             return ""
         if isinstance(v, (float, np.floating)):
-            return f"{v:.3f}" if col.startswith("within_") else f"{v:.{digits}f}"
+            return f"{v:.3f}" if col.startswith("within_") or col.endswith("_share") else f"{v:.{digits}f}"
         return str(v)
 
     lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
@@ -312,9 +290,9 @@ def plot_training_curves(curves: dict, path) -> None:
 def heatmap_entries(results: dict, test: dict, paths: Paths, k: int, decode: dict) -> list:
     """Run every model on its example frames and keep those whose outputs are heatmaps
     (N, K, H, W); [] when no model outputs heatmaps."""
-    import torch
+    import torch  # the plots stage runs the heatmap model(s); the table and figures need no torch
 
-    from fhbiometry.inference.runner import load_model, predict
+    from fhbiometry.inference.runner import load_model, predict  # torch, as above
 
     entries = []
     for name, res in results.items():
@@ -333,12 +311,10 @@ def heatmap_entries(results: dict, test: dict, paths: Paths, k: int, decode: dic
 
 def run(params: dict, root=".") -> list:
     """Stage body: writes every figure and the summary under plots/models/ (removed first)."""
-    from fhbiometry.core.store import load_npz
-
     paths = Paths(root)
     names = list(params["models"])
     k = int(params["plots"]["examples"])
-    import torch
+    import torch  # the stage's thread count for the heatmap figure
 
     torch.set_num_threads(int(params["threads"]))
 

@@ -9,10 +9,10 @@ predictions and eval metrics of each model) and writes ``<out>/report.md``:
   absolute difference and bias of HC against the data set's own HC values (the pixel-size
   table's ``data.pixel_size_columns.hc`` column), the normalised error, each with a 95 %
   percentile interval from resampling the test subjects with replacement
-  (``report.subject_bootstrap``: the frames of a subject come along together), and the
+  (``metrics.bootstrap.subject_bootstrap``: the frames of a subject come along together), and the
   model's training minutes;
 * the change of BPD / OFD / HC error from each row to the next, on the same frames, with a paired
-  interval (``report.paired_bootstrap``);
+  interval (``metrics.bootstrap.paired_bootstrap``);
 * the mean and standard deviation over training seeds, for a row whose reruns with other seeds
   are rows of the ladder (``seed_of: <row>``);
 * every model of the first row (the regressors train once, there): the same figures;
@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from fhbiometry.metrics.breakdown import paired_bootstrap
+from fhbiometry.metrics.bootstrap import paired_bootstrap, subject_bootstrap, table_figures
+from fhbiometry.metrics.errors import worst_diameter_error
 from fhbiometry.tools.ablation import load_ladder, row_params
 from fhbiometry.tools.common import model_names
 
@@ -81,8 +82,7 @@ def train_minutes(folder: Path, model: str) -> str:
 
 
 def row_figures(folder: Path, model: str, hc_ref: dict, n_boot: int) -> tuple[dict, dict]:
-    from fhbiometry.metrics.breakdown import subject_bootstrap, table_figures
-
+    """(figures with subject-bootstrap intervals, per-frame figures) of one row's model."""
     f = table_figures(pd.read_csv(folder / "predictions" / f"{model}.csv", dtype={"subject_id": str,
                                                                                   "frame_id": str}), hc_ref)
     return subject_bootstrap(f, n_boot=n_boot), f
@@ -129,28 +129,41 @@ def split_lines(folder: Path) -> list[str]:
     return lines + [""]
 
 
+def bin_label(group: str, name: str, s: dict) -> str:
+    """``group: name`` with the bin's HC or pixel-size range where it has one."""
+    label = f"{group}: {name}"
+    for key, unit, digits in (("hc_range_mm", "HC", 0), ("spacing_range_mm", "pixel", 3)):
+        rng = s.get(key)
+        if rng:
+            label += (f" ({unit} <= {rng[1]:.{digits}f} mm)" if rng[0] is None else
+                      f" ({unit} > {rng[0]:.{digits}f} mm)" if rng[1] is None else
+                      f" ({unit} {rng[0]:.{digits}f} to {rng[1]:.{digits}f} mm)")
+    return label
+
+
 def bins_lines(metrics: dict) -> list[str]:
-    lines = ["| bin | frames | BPD MAE mm | OFD MAE mm | HC MAE vs data set mm | normalised error | > 4 mm frames |",
-             "|---|---|---|---|---|---|---|"]
+    """The bins of one eval file: mm figures, and (evaluations since issue 20) the worst-diameter
+    error in original pixels and the share of frames off by more than 5 % of a diameter."""
+    lines = ["| bin | frames | BPD MAE mm | OFD MAE mm | HC MAE vs data set mm | normalised error | > 4 mm frames "
+             "| worst-diameter px mean / median | > 5 % frames |",
+             "|---|---|---|---|---|---|---|---|---|"]
 
     def fmt(v, d=2):
         return "n/a" if v is None else f"{v:.{d}f}"
 
     for group, entries in metrics["bins"].items():
         for name, s in entries.items():
-            rng = s.get("hc_range_mm")
-            label = f"{group}: {name}"
-            if rng:
-                label += (f" (HC <= {rng[1]:.0f} mm)" if rng[0] is None else f" (HC > {rng[0]:.0f} mm)"
-                          if rng[1] is None else f" (HC {rng[0]:.0f} to {rng[1]:.0f} mm)")
-            lines.append(f"| {label} | {s['n']} | {fmt(s['bpd_mae_mm'])} | {fmt(s['ofd_mae_mm'])} | "
-                         f"{fmt(s['hc_ref_mae_mm'])} | {fmt(s['normalised_error'], 3)} | {s['large_errors']} |")
+            share = s.get("over_limit_share")
+            lines.append(f"| {bin_label(group, name, s)} | {s['n']} | {fmt(s['bpd_mae_mm'])} | {fmt(s['ofd_mae_mm'])} | "
+                         f"{fmt(s['hc_ref_mae_mm'])} | {fmt(s['normalised_error'], 3)} | {s['large_errors']} | "
+                         f"{fmt(s.get('worst_px_mean'), 1)} / {fmt(s.get('worst_px_median'), 1)} | "
+                         f"{'n/a' if share is None else f'{100 * share:.1f} %'} |")
     return lines
 
 
 def worst_frames(f: dict, k: int) -> list[int]:
     """Indices of the ``k`` frames with the largest diameter error, worst first."""
-    worst = np.maximum(np.abs(f["bpd_err"]), np.abs(f["ofd_err"]))
+    worst = worst_diameter_error(np.column_stack([f["ofd_err"], f["bpd_err"]]))
     return list(np.argsort(-worst, kind="stable")[:k])
 
 
@@ -185,24 +198,12 @@ def draw_worst(f: dict, i: int, table: pd.DataFrame, raw_dir: Path, dst: Path) -
     return True
 
 
-def report(ladder_path: str, out_dir: Path, repo: Path, model: str, n_worst: int, n_boot: int) -> str:
-    ladder = load_ladder(ladder_path)
-    base = yaml.safe_load((repo / "params.yaml").read_text())
-    ran = [(i, r) for i, r in enumerate(ladder["rows"]) if (out_dir / r["name"] / "row.json").exists()]
-    if not ran:
-        raise FileNotFoundError(f"no rows of {ladder_path} under {out_dir}: run `fhbiometry ablation "
-                                f"{ladder_path} --out {out_dir.relative_to(repo) if out_dir.is_relative_to(repo) else out_dir}` first")
-    first_params = row_params(base, ladder, ran[0][0], repo)
-    hc_ref = reference_hc(first_params)
-    cite = f"`fhbiometry accuracy-report {ladder_path} --out {out_dir.relative_to(repo) if out_dir.is_relative_to(repo) else out_dir}`"
-    lines = [f"# Accuracy report: {ladder_path}", "",
-             f"Written by {cite} from the rows of `fhbiometry ablation {ladder_path}`. Figures against "
-             "the labels the models learned, on the evaluated test frames; [low, high] is the 95 % "
-             f"interval from {n_boot} resamples of the test subjects with replacement.", ""]
-    lines += split_lines(out_dir / ran[0][1]["name"])
+def ladder_lines(ran: list, out_dir: Path, model: str, hc_ref: dict, n_boot: int) -> tuple[list[str], dict]:
+    """The row-by-row table of ``model`` and the paired changes between rows; also returns the
+    figures of every row by name (for the seed spread)."""
     head = "| # | change | " + " | ".join(c[1] for c in COLUMNS) + " | train min |"
-    lines += [f"## {model}, row by row (each row adds its change to the rows above)", "", head,
-              "|" + "---|" * (len(COLUMNS) + 3)]
+    lines = [f"## {model}, row by row (each row adds its change to the rows above)", "", head,
+             "|" + "---|" * (len(COLUMNS) + 3)]
     changes, previous, runs = [], None, {}
     for i, r in ran:
         figs, f = row_figures(out_dir / r["name"], model, hc_ref, n_boot)
@@ -222,27 +223,31 @@ def report(ladder_path: str, out_dir: Path, repo: Path, model: str, n_worst: int
                       "training-seed noise is not in it):", "",
                   "| rows | " + " | ".join(f"change of {dict((c[0], c[1]) for c in COLUMNS)[k]}" for k in PAIRED)
                   + " |", "|" + "---|" * (len(PAIRED) + 1)] + changes
-    lines += seed_lines(ladder, runs)
-    first = out_dir / ran[0][1]["name"]
-    lines += ["", f"## Every model, row {ran[0][0] + 1} ({ran[0][1]['name']})", "",
-              "| model | " + " | ".join(c[1] for c in COLUMNS) + " | train min |", "|" + "---|" * (len(COLUMNS) + 2)]
-    for name in model_names(first_params):
+    return lines, runs
+
+
+def every_model_lines(first: Path, label: str, names, hc_ref: dict, n_boot: int) -> list[str]:
+    """Every model of the first row that has predictions: the same figures."""
+    lines = ["", f"## Every model, {label}", "",
+             "| model | " + " | ".join(c[1] for c in COLUMNS) + " | train min |", "|" + "---|" * (len(COLUMNS) + 2)]
+    for name in names:
         if (first / "predictions" / f"{name}.csv").exists():
             figs, _ = row_figures(first, name, hc_ref, n_boot)
             lines.append(f"| {name} | " + " | ".join(figures_cells(figs)) + f" | {train_minutes(first, name)} |")
-    last_i, last = [(i, r) for i, r in ran if not r.get("seed_of")][-1]   # the last configuration
-    folder = out_dir / last["name"]
-    lines += ["", f"## {model} by bin, row {last_i + 1} ({last['name']})", ""]
-    lines += bins_lines(json.loads((folder / "eval" / f"{model}.json").read_text()))
-    figs, f = row_figures(folder, model, hc_ref, n_boot)
+    return lines
+
+
+def worst_lines(folder: Path, label: str, model: str, hc_ref: dict, n_boot: int, n_worst: int, raw_dir: Path,
+                out_dir: Path) -> list[str]:
+    """The ``n_worst`` worst frames of one row, each drawn to ``out_dir/worst/``."""
+    _, f = row_figures(folder, model, hc_ref, n_boot)
     table = pd.read_csv(folder / "predictions" / f"{model}.csv", dtype={"subject_id": str, "frame_id": str})
-    raw_dir = Path(row_params(base, ladder, last_i, repo)["data"]["raw_dir"])
-    lines += ["", f"## {model}: the {n_worst} worst frames, row {last_i + 1} ({last['name']})", "",
-              "Each drawn at its original resolution, labelled axes green, predicted red, to `worst/` beside "
-              "this report (not committed: they are the data set's images; rerun the command above where "
-              "the data set is).", "",
-              "| frame | BPD error mm | OFD error mm | HC error vs data set mm | label HC mm | BPD/OFD | overlay |",
-              "|---|---|---|---|---|---|---|"]
+    lines = ["", f"## {model}: the {n_worst} worst frames, {label}", "",
+             "Each drawn at its original resolution, labelled axes green, predicted red, to `worst/` beside "
+             "this report (not committed: they are the data set's images; rerun the command above where "
+             "the data set is).", "",
+             "| frame | BPD error mm | OFD error mm | HC error vs data set mm | label HC mm | BPD/OFD | overlay |",
+             "|---|---|---|---|---|---|---|"]
     shutil.rmtree(out_dir / "worst", ignore_errors=True)       # only this report's frames
     for i in worst_frames(f, n_worst):
         frame = f["frame"][i]
@@ -253,6 +258,36 @@ def report(ladder_path: str, out_dir: Path, repo: Path, model: str, n_worst: int
         lines.append(f"| {frame} | {f['bpd_err'][i]:+.1f} | {f['ofd_err'][i]:+.1f} | "
                      f"{'n/a' if not np.isfinite(hc_err) else f'{hc_err:+.1f}'} | {f['hc_true'][i]:.0f} | "
                      f"{ratio:.2f} | {f'`worst/{frame}.jpg`' if drawn else 'not a still image'} |")
+    return lines
+
+
+def report(ladder_path: str, out_dir: Path, repo: Path, model: str, n_worst: int, n_boot: int) -> str:
+    """The text of report.md (module docstring)."""
+    ladder = load_ladder(ladder_path)
+    base = yaml.safe_load((repo / "params.yaml").read_text())
+    ran = [(i, r) for i, r in enumerate(ladder["rows"]) if (out_dir / r["name"] / "row.json").exists()]
+    shown = out_dir.relative_to(repo) if out_dir.is_relative_to(repo) else out_dir
+    if not ran:
+        raise FileNotFoundError(f"no rows of {ladder_path} under {out_dir}: run `fhbiometry ablation "
+                                f"{ladder_path} --out {shown}` first")
+    first_params = row_params(base, ladder, ran[0][0], repo)
+    hc_ref = reference_hc(first_params)
+    lines = [f"# Accuracy report: {ladder_path}", "",
+             f"Written by `fhbiometry accuracy-report {ladder_path} --out {shown}` from the rows of "
+             f"`fhbiometry ablation {ladder_path}`. Figures against "
+             "the labels the models learned, on the evaluated test frames; [low, high] is the 95 % "
+             f"interval from {n_boot} resamples of the test subjects with replacement.", ""]
+    lines += split_lines(out_dir / ran[0][1]["name"])
+    rows, runs = ladder_lines(ran, out_dir, model, hc_ref, n_boot)
+    lines += rows + seed_lines(ladder, runs)
+    lines += every_model_lines(out_dir / ran[0][1]["name"], f"row {ran[0][0] + 1} ({ran[0][1]['name']})",
+                               model_names(first_params), hc_ref, n_boot)
+    last_i, last = [(i, r) for i, r in ran if not r.get("seed_of")][-1]   # the last configuration
+    folder, label = out_dir / last["name"], f"row {last_i + 1} ({last['name']})"
+    lines += ["", f"## {model} by bin, {label}", ""]
+    lines += bins_lines(json.loads((folder / "eval" / f"{model}.json").read_text()))
+    raw_dir = Path(row_params(base, ladder, last_i, repo)["data"]["raw_dir"])
+    lines += worst_lines(folder, label, model, hc_ref, n_boot, n_worst, raw_dir, out_dir)
     return "\n".join(lines) + "\n"
 
 

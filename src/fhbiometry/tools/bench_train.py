@@ -12,9 +12,9 @@ clipping, optimizer step), and reports:
   multiply-add; the optimizer's element-wise work is not counted); ``fwd`` is the forward alone
   (rule of thumb: step = 3 x forward, the backward computing input and weight gradients);
 * GFLOP/s: GFLOP/step / compute seconds, and its share of the float32 matmul figure: the best of
-  several 2048 x 2048 @ 2048 x 2048 ``torch.mm`` on the same threads, measured in the same run.
+  several 2048 x 2048 @ 2048 x 2048 ``torch.mm`` on the same threads (``machine.matmul_gflops``), measured in the same run.
 
-The images are synthetic (noise with a plausible head's four landmarks) unless ``--data`` names a
+The images are synthetic (``synthetic_inputs``: a ring on speckle, a plausible head's four landmarks) unless ``--data`` names a
 prepared split (e.g. data/prepared/train.npz): the timings do not depend on the pixel values.
 ``--variants`` also times each model with channels_last, torch.compile, bf16 autocast and one
 thread, and reports each one's frames/s as a ratio to the baseline. Run it on a quiet machine:
@@ -42,7 +42,9 @@ from fhbiometry.config.params import load_params
 from fhbiometry.training.loop import seed_everything
 from fhbiometry.config.schema import model_config
 from fhbiometry.core.store import load_npz
+from fhbiometry.inference.onnx_backend import synthetic_frames
 from fhbiometry.tools.common import model_names
+from fhbiometry.tools.machine import matmul_gflops
 
 SUMMARY = "measure training throughput against a matmul"
 EXAMPLES = """\
@@ -60,11 +62,12 @@ VARIANT_COLUMNS = ("model", "variant", "frames/s", "x baseline", "note")
 
 
 # ---- inputs ---------------------------------------------------------------------------------
-def synthetic_frames(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n, S, S) uint8 noise and (n, 4, 2) landmarks of an ellipse centred in the image (OFD ends,
-    then BPD ends), jittered a little: augmentation never has to redraw a geometry."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(n, size, size), dtype=np.uint8)
+def synthetic_inputs(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, S, S) uint8 frames (``onnx_backend.synthetic_frames``: a bright ring on speckle) and
+    (n, 4, 2) landmarks of an ellipse centred in the image (OFD ends, then BPD ends), jittered a
+    little: augmentation never has to redraw a geometry (the timings do not depend on the pixels)."""
+    images = synthetic_frames(n, size, seed)
+    rng = np.random.default_rng([seed, 1])
     c, a, b = (size - 1) / 2.0, 0.3 * size, 0.24 * size
     base = np.array([[c - a, c], [c + a, c], [c, c - b], [c, c + b]])
     points = base + rng.normal(0.0, 0.01 * size, size=(n, 4, 2))
@@ -190,20 +193,6 @@ def bench_variant(params: dict, name: str, frames, batch: int, steps: int, warmu
 
 
 # ---- the machine's limit --------------------------------------------------------------------
-def matmul_gflops(threads: int, n: int = MATMUL_N, repeats: int = MATMUL_REPEATS) -> float:
-    """Best float32 ``torch.mm`` GFLOP/s of two n x n matrices on ``threads`` threads."""
-    torch.set_num_threads(int(threads))
-    gen = torch.Generator().manual_seed(0)
-    a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * n ** 3 / best / 1e9
-
-
 def machine() -> dict:
     return {"cpu": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
             "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -263,7 +252,8 @@ def measure(params: dict, models, batch: int, steps: int, warmup: int, variants,
     """Every figure of the report, as one JSON-ready dict."""
     threads = int(params["threads"])
     results = {"machine": machine(), "threads": threads, "batch": batch, "steps": steps, "warmup": warmup,
-               "matmul_n": matmul_n, "matmul_gflops": matmul_gflops(threads, matmul_n), "baseline": [],
+               "matmul_n": matmul_n, "baseline": [],
+               "matmul_gflops": matmul_gflops(matmul_n, threads, MATMUL_REPEATS)["torch_gflops"],
                "variants": []}
     for name in models:
         results["baseline"].append(bench_model(params, name, frames, batch, steps, warmup))
@@ -310,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"--models: {missing} not in {args.params} `models`; choose from {model_names(params)}")
     size = int(params["input"]["size"])
     frames = (prepared_frames(args.data, size) if args.data
-              else synthetic_frames(max(4 * args.batch, 64), size, int(params["seed"])))
+              else synthetic_inputs(max(4 * args.batch, 64), size, int(params["seed"])))
     results = measure(params, models, args.batch, args.steps, args.warmup, variant_list(args.variants), frames,
                       args.matmul_size)
     print(report(results), flush=True)

@@ -44,7 +44,7 @@ IGNORED = ("timing.*", "best_epoch")
 # every frame, or none, is over the error threshold; the mean error of rejected frames when none is)
 MAY_BE_UNDEFINED = ("*confidence.*",)
 # metrics/eval keys that do not depend on trained weights: compared exactly
-EXACT_EVAL = ("model", "arch", "model_kind", "decode_mode", "n", "n_params", "n_test", "n_evaluated",
+EXACT_EVAL = ("model", "arch", "model_kind", "decode_method", "n", "n_params", "n_test", "n_evaluated",
               "n_excluded", "floor.*", "vs_*.n", "vs_*.floor.*")
 # trained-model metrics: |reproduced - committed| <= max(K_SD * sd, MIN_TOLERANCE), where sd is the
 # sample standard deviation of that metric over the runs in SPREAD_FILE (reruns of the default

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from fhbiometry.config.schema import read_yaml
+from fhbiometry.metrics.table import value
 from fhbiometry.tools.common import model_names
 
 SUMMARY = "print the results table from eval metrics"  # one line in `fhbiometry --help`
@@ -24,16 +25,16 @@ Examples:
 
 
 def row(name: str, m: dict, section: str) -> str:
-    s = m if section == "headline" else m[section]
-    sr = s["success_rate"]
-    d = {k: s[k] for k in ("bpd", "ofd")}
-    floor = s["floor"]
-    ms = m.get("timing", {}).get("cpu_ms_per_frame")
-    return (f"| {name} | {m['n_params'] / 1e6:.1f} M | {s['n']} | {s['mre_mm']:.2f} ({s['mre_mm_median']:.2f}) | "
-            + " | ".join(f"{d[k]['mae_mm']:.2f} / {d[k]['median_mm']:.2f} / {d[k]['p95_mm']:.2f} / {d[k]['max_mm']:.1f}"
-                         for k in ("bpd", "ofd"))
-            + f" | {100 * sr['within_2mm']:.0f}% / {100 * sr['within_4mm']:.0f}% | "
-            f"{floor['bpd']['mae_mm']:.2f} / {floor['ofd']['mae_mm']:.2f} | "
+    """One model's line; every figure read through ``metrics.table`` (its columns declared there)."""
+    def v(column):
+        return value(m, column, section)
+
+    ms = v("cpu_ms_per_frame")
+    return (f"| {name} | {v('n_params') / 1e6:.1f} M | {v('n')} | {v('mre_mm'):.2f} ({v('mre_mm_median'):.2f}) | "
+            + " | ".join(f"{v(d + '_mae_mm'):.2f} / {v(d + '_median_mm'):.2f} / {v(d + '_p95_mm'):.2f} / "
+                         f"{v(d + '_max_mm'):.1f}" for d in ("bpd", "ofd"))
+            + f" | {100 * v('within_2mm'):.0f}% / {100 * v('within_4mm'):.0f}% | "
+            f"{v('floor_bpd_mae_mm'):.2f} / {v('floor_ofd_mae_mm'):.2f} | "
             f"{'' if ms is None else f'{ms:.0f}'} |")
 
 

@@ -29,12 +29,12 @@ from fhbiometry.training import distributed as dist
 from fhbiometry.training import resume
 from fhbiometry.models.checkpoint import save_checkpoint, state_dict_copy
 from fhbiometry.codecs import make_codec
-from fhbiometry.core.geometry import LANDMARKS, diameters, pair_invariant_errors, to_mm
-from fhbiometry.inference.runner import predict
-from fhbiometry.core.letterbox import Letterbox, to_original
+from fhbiometry.core.geometry import LANDMARKS
+from fhbiometry.core.letterbox import Letterbox
 from fhbiometry.models.networks import build_model, count_parameters, init_head_at_mean_shape, to_tensor
 from fhbiometry.config.paths import Paths
-from fhbiometry.data.prepare import accepted_rows, check_prepared, select
+from fhbiometry.data.prepare import check_prepared
+from fhbiometry.training.validation import training_frames, validate
 from fhbiometry.config.schema import model_config
 from fhbiometry.core.store import load_npz
 
@@ -91,27 +91,6 @@ def file_hash(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-# ---- validation -----------------------------------------------------------------------------
-def validation_metrics(pred_in, val: dict) -> dict:
-    """MRE (px, mm) and BPD/OFD absolute errors (mm) of input-pixel predictions on ``val``."""
-    pred = to_original(pred_in, np.asarray(val["transform"], np.float64))
-    true = np.asarray(val["points_orig"], np.float64)
-    spacing = np.asarray(val["spacing_mm"], np.float64)
-    err_px = pair_invariant_errors(pred, true)
-    err_mm = to_mm(err_px, spacing)
-    diam_err = to_mm(np.abs(diameters(pred) - diameters(true)), spacing)
-    return {"mre_px": float(err_px.mean()), "mre_mm": float(err_mm.mean()),
-            "ofd_mae_mm": float(diam_err[:, 0].mean()), "bpd_mae_mm": float(diam_err[:, 1].mean())}
-
-
-def validate(model, codec, val: dict) -> dict:
-    decoded, _ = predict(model, codec, val["image"])
-    metrics = validation_metrics(decoded.points, val)
-    if decoded.peak is not None:  # a mean peak near 0 means the model sits at an all-zero output
-        metrics["peak"] = float(np.mean(decoded.peak))
-    return metrics
-
-
 # ---- one training run -----------------------------------------------------------------------
 @dataclass
 class Run:
@@ -139,18 +118,6 @@ class Run:
     def __post_init__(self):
         self.net = self.model if self.net is None else self.net
         self.history = [] if self.history is None else self.history
-
-
-def training_frames(train_data: dict, val_data: dict) -> tuple[dict, dict]:
-    train = select(train_data, accepted_rows(train_data))
-    val = select(val_data, accepted_rows(val_data))
-    if len(train["image"]) == 0:
-        raise ValueError("data/prepared/train.npz has no frame with use_for_training and finite points: "
-                         "check qc.policy and split.fractions")
-    if len(val["image"]) == 0:
-        raise ValueError("data/prepared/val.npz has no frame the QC policy accepts: the best epoch cannot be "
-                         "chosen; give the val split a share in split.fractions")
-    return train, val
 
 
 def start_run(name: str, cfg: dict, codec, canonical: bool, seed: int, train: dict, val: dict,

@@ -30,6 +30,9 @@ import numpy as np
 import pandas as pd
 
 from fhbiometry.core.geometry import anatomical_naming, diameters, midpoint_distance, perpendicularity_deg
+from fhbiometry.core.letterbox import to_original
+from fhbiometry.metrics.errors import worst_diameter_error
+from fhbiometry.metrics.rejection import plain_mean, rejection_metrics
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -89,31 +92,6 @@ def threshold_from_validation(confidences, reject_share: float) -> float:
     return float(np.quantile(c, reject_share)) if len(c) else float("nan")
 
 
-def rejection_report(conf, error_mm, threshold: float, bad_mm: float) -> dict:
-    """How well ``conf`` separates frames whose diameter error ``error_mm`` exceeds ``bad_mm``:
-    the AUC of "error > bad_mm" against 1 - confidence, and at ``threshold`` (rejected where
-    conf < threshold) the share rejected, the share of bad frames removed, the mean error of the
-    kept and of the rejected frames."""
-    from sklearn.metrics import roc_auc_score
-
-    conf, err = np.asarray(conf, np.float64), np.asarray(error_mm, np.float64)
-    bad, rejected = err > bad_mm, conf < threshold
-    both = bool(bad.any() and (~bad).any())
-    return {"threshold": float(threshold), "bad_error_mm": float(bad_mm), "n": int(len(err)),
-            "n_bad": int(bad.sum()), "auc_bad": float(roc_auc_score(bad, -conf)) if both else float("nan"),
-            "rejected_share": _share(rejected, np.ones_like(rejected)),
-            "bad_removed_share": _share(rejected, bad),
-            "kept_mean_error_mm": _mean(err[~rejected]), "rejected_mean_error_mm": _mean(err[rejected])}
-
-
-def _share(hit, among) -> float:
-    return float(hit[among].mean()) if among.any() else float("nan")
-
-
-def _mean(values) -> float:
-    return float(np.mean(values)) if len(values) else float("nan")
-
-
 def _quartiles(v: np.ndarray):
     """Column-wise 25th, 50th, 75th percentiles ignoring NaN (NaN for an all-NaN column)."""
     with warnings.catch_warnings():
@@ -143,28 +121,21 @@ def group_medians(values, groups, use) -> pd.DataFrame:
 def frame_confidence(frames, transform, qc: dict, cfg: dict, peak_target: float = 1.0) -> pd.DataFrame:
     """``confidence`` of an ``inference.FramePrediction``, its points mapped to original pixels
     with the frames' letterbox ``transform`` (so the geometry is that of the image)."""
-    from fhbiometry.core.letterbox import to_original
-
     flipped = None if frames.flip_points is None else to_original(frames.flip_points, transform)
     return confidence(to_original(frames.points, transform), flipped, frames.peak, qc, cfg, peak_target)
 
 
-def diameter_error(pred_mm, true_mm) -> np.ndarray:
-    """(N,) the frame's diameter error: the larger absolute error of OFD and BPD (N, 2)."""
-    return np.abs(np.asarray(pred_mm, np.float64) - np.asarray(true_mm, np.float64)).max(axis=1)
-
-
-def per_subject_report(subjects, pred_mm, true_mm, keep) -> dict:
+def per_subject_metrics(subjects, pred_mm, true_mm, keep) -> dict:
     """Errors of the per-subject aggregate: the median of the subject's kept frames' (N, 2)
     predicted OFD, BPD (all its frames when none is kept) against the median of its true ones."""
     pred = group_medians(pred_mm, subjects, keep)
     true = group_medians(true_mm, subjects, np.ones(len(subjects), bool))
     err = np.abs(pred[["median_0", "median_1"]].to_numpy() - true[["median_0", "median_1"]].to_numpy())
-    return {"n_subjects": int(len(pred)), "ofd_mae_mm": _mean(err[:, 0]), "bpd_mae_mm": _mean(err[:, 1]),
+    return {"n_subjects": int(len(pred)), "ofd_mae_mm": plain_mean(err[:, 0]), "bpd_mae_mm": plain_mean(err[:, 1]),
             "n_fallback": int(pred["fallback"].sum())}
 
 
-def evaluation_report(conf, conf_val, subjects, pred_mm, true_mm, cfg: dict) -> dict:
+def evaluation_sections(conf, conf_val, subjects, pred_mm, true_mm, cfg: dict) -> dict:
     """Sections ``confidence`` and ``per_subject`` of metrics/eval/<model>.json for the evaluated
     test frames (``conf``, ``subjects``, (N, 2) OFD/BPD in mm) and the validation confidences
     ``conf_val`` (None when there is no validation split: the threshold is then 0.5)."""
@@ -172,11 +143,12 @@ def evaluation_report(conf, conf_val, subjects, pred_mm, true_mm, cfg: dict) -> 
     source = "default 0.5 (no validation frames)" if conf_val is None else \
         f"validation quantile {cfg['reject_share']:g} ({len(conf_val)} frames)"
     conf = np.asarray(conf, np.float64)
-    section = {**rejection_report(conf, diameter_error(pred_mm, true_mm), threshold, cfg["bad_error_mm"]),
+    worst = worst_diameter_error(np.asarray(pred_mm, np.float64) - np.asarray(true_mm, np.float64))
+    section = {**rejection_metrics(conf, worst, threshold, cfg["bad_error_mm"]),
                "threshold_source": source}
     frame_err = np.abs(np.asarray(pred_mm) - np.asarray(true_mm))
-    per_subject = {"per_frame": {"n_frames": int(len(conf)), "ofd_mae_mm": _mean(frame_err[:, 0]),
-                                 "bpd_mae_mm": _mean(frame_err[:, 1])},
-                   "all_frames": per_subject_report(subjects, pred_mm, true_mm, np.ones(len(conf), bool)),
-                   "confident_frames": per_subject_report(subjects, pred_mm, true_mm, conf >= threshold)}
+    per_subject = {"per_frame": {"n_frames": int(len(conf)), "ofd_mae_mm": plain_mean(frame_err[:, 0]),
+                                 "bpd_mae_mm": plain_mean(frame_err[:, 1])},
+                   "all_frames": per_subject_metrics(subjects, pred_mm, true_mm, np.ones(len(conf), bool)),
+                   "confident_frames": per_subject_metrics(subjects, pred_mm, true_mm, conf >= threshold)}
     return {"confidence": section, "per_subject": per_subject}
