@@ -3,18 +3,26 @@ within tolerance, or not at all."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from fhbiometry.tools import check_reproduction as cr
+from fhbiometry.tools import reproduction_rules as rules
 from fhbiometry.tools.common import flatten
 
 EVAL = "metrics/eval/heatmap.json"
 
 
 SPREAD = {EVAL: {"bpd.mae_mm": 0.12, "mre_mm": 0.5, "ofd.loa_high_mm": 1.0,
-                 "success_rate.within_2mm": 0.02, "mre_px": 0.0}}
+                 "success_rate.within_2mm": 0.02, "mre_px": 0.0, "ofd.mae_mm": 0.1,
+                 "landmark_mre_px.bpd_2": 0.3}}
+# the committed metrics of the model (flattened): frame counts for the shares and bins
+TABLE = {"n": 48, "mre_mm": 20.0, "bpd.mae_mm": 10.0, "ofd.mae_mm": 12.0, "mre_px": 10.0,
+         "bins.ratio.above_0.85.n": 10, "confidence.n": 48, "confidence.n_bad": 43,
+         "intervals.n": 48}
 
 
 @pytest.mark.parametrize("path,key,old,new,status,problem", [
@@ -24,28 +32,78 @@ SPREAD = {EVAL: {"bpd.mae_mm": 0.12, "mre_mm": 0.5, "ofd.loa_high_mm": 1.0,
     (EVAL, "n_evaluated", 54, 53, "exact", True),
     (EVAL, "vs_ellipse.n", 95, 94, "exact", True),
     (EVAL, "pair_decode", True, False, "exact", True),
+    (EVAL, "decode_pairs", True, False, "exact", True),                  # the same key, renamed
+    (EVAL, "decode_method", "quadratic", "ellipse", "exact", True),
+    (EVAL, "bins.ratio.above_0.85.n", 10, 11, "exact", True),            # bins are drawn from the labels
     (EVAL, "bpd.mae_mm", 1.40, 1.87, "close", False),                    # within 4 sd (0.48 mm)
     (EVAL, "bpd.mae_mm", 1.40, 1.89, "close", True),                     # beyond 4 sd
     (EVAL, "mre_mm", 23.8, 25.7, "close", False),
     (EVAL, "mre_mm", 23.8, 25.9, "close", True),
-    (EVAL, "ofd.loa_high_mm", 17.1, 20.9, "close", False),               # tails have a wider spread
-    (EVAL, "success_rate.within_2mm", 0.63, 0.70, "close", False),
-    (EVAL, "success_rate.within_2mm", 0.63, 0.72, "close", True),
-    (EVAL, "mre_px", 10.0, 10.15, "close", False),                       # sd 0: the minimum tolerance
-    (EVAL, "mre_px", 10.0, 10.3, "close", True),
-    (EVAL, "ofd.mae_mm", 1.0, 1.0001, "close", True),                    # no measured spread: a problem
+    (EVAL, "success_rate.within_2mm", 0.63, 0.81, "close", False),       # binomial on 48 frames: 0.19
+    (EVAL, "success_rate.within_2mm", 0.63, 0.87, "close", True),
+    (EVAL, "mre_px", 10.0, 10.5, "close", False),     # sd 0: 4 x the model's relative spread (0.58 px)
+    (EVAL, "mre_px", 10.0, 10.7, "close", True),
     (EVAL, "confidence.auc_bad", 0.47, None, "close", False),            # undefined when every frame is bad
+    (EVAL, "confidence.auc_bad", 0.45, 0.70, "reported", True),          # 5 good frames: reported only
     (EVAL, "bpd.mae_mm", 1.40, None, "exact", True),                     # a headline metric may not vanish
     (EVAL, "timing.cpu_ms_per_frame", 20.0, 90.0, "ignored", False),
     (EVAL, "best_epoch", 13, 15, "ignored", False),
     (EVAL, "decode.argmax.mre_mm", 2.0, None, "exact", True),            # a section that vanished
+    (EVAL, "ofd.loa_high_mm", 17.1, 30.9, "reported", True),             # spreads and limits: reported
+    (EVAL, "landmark_mre_px.bpd_2", 33.1, 28.9, "reported", True),       # per landmark: reported
+    (EVAL, "mre_px_max", 112.4, 122.4, "reported", True),                # a maximum: a note, not a problem
+    # a bin of 10 frames: its tolerance scales from the whole set's by sqrt(48 / 10) (here the
+    # model's relative spread, 1.45 %, x 4 x 10 mm x 2.19 = 1.27 mm)
+    (EVAL, "bins.ratio.above_0.85.bpd_mae_mm", 10.0, 11.2, "close", False),
+    (EVAL, "bins.ratio.above_0.85.bpd_mae_mm", 10.0, 11.4, "close", True),
+    (EVAL, "bpd.mae_mm", 10.0, 11.2, "close", True),                     # the same move on all 48 frames
+    (EVAL, "bins.ratio.above_0.85.large_share", 1.0, 0.9, "close", False),   # one frame of 10
+    (EVAL, "bins.ratio.above_0.85.large_share", 1.0, 0.6, "close", True),
+    (EVAL, "bins.ratio.above_0.85.large_errors", 10, 9, "close", False),
+    # new keys without a measured spread (issues 19 and 20): a rule per class of key
+    (EVAL, "intervals.coverage.bpd", 0.90, 0.85, "close", False),        # binomial on 48 frames
+    (EVAL, "intervals.coverage.bpd", 0.90, 0.60, "close", True),
+    (EVAL, "large_diameter_error.over_5pct_share", 0.10, 0.15, "close", False),
+    (EVAL, "large_diameter_error.over_5pct_share", 0.10, 0.40, "close", True),
+    (EVAL, "intervals.median_half_width_mm.bpd", 8.0, 8.5, "close", False),  # the model's relative spread
+    (EVAL, "intervals.median_half_width_mm.bpd", 8.0, 12.0, "close", True),
+    (EVAL, "worst_diameter_error_px.mean", 11.7, 11.9, "close", False),  # nearest measured px figure
+    (EVAL, "intervals.auc_error_over_2mm", 0.8, 0.5, "reported", True),  # an AUC without its classes
+    (EVAL, "mystery.figure", 1.0, 5.0, "reported", True),               # no rule, no spread: never fails
 ])
 def test_compare_value(path, key, old, new, status, problem):
-    got, message = cr.compare_value(path, key, old, new, SPREAD)
+    got, message = cr.compare_value(path, key, old, new, SPREAD, TABLE)
     assert got == status
-    assert (message is not None) == problem
+    assert (message is not None) == problem, message
     if message:
         assert key in message and path in message
+
+
+def test_frame_counts_come_from_the_enclosing_section():
+    table = {"n": 48, "bins.ratio.above_0.85.n": 10, "per_subject.all_frames.n_subjects": 17}
+    assert rules.frames_of("bins.ratio.above_0.85.large_share", table) == 10    # dots in the bin name
+    assert rules.frames_of("per_subject.all_frames.bpd_mae_mm", table) == 17
+    assert rules.frames_of("success_rate.within_2mm", table) == 48
+    assert rules.frames_of("intervals.coverage.bpd", {}) is None
+
+
+def test_binomial_tolerance_fits_the_frame_count():
+    assert rules.binomial(0.5, 100) == pytest.approx(3 * 0.05)
+    assert rules.binomial(1.0, 10) == pytest.approx(0.2)          # at least two frames' worth
+    assert rules.binomial(0.9, 10) > rules.binomial(0.9, 100)
+
+
+def test_auc_gates_only_with_enough_frames_in_each_class():
+    assert rules.auc_tolerance("confidence.auc_bad", 0.8, 0.7, {"confidence.n": 48,
+                                                                "confidence.n_bad": 4}) is None
+    tol = rules.auc_tolerance("confidence.auc_bad", 0.8, 0.7, {"confidence.n": 100, "confidence.n_bad": 40})
+    assert 0.1 < tol < 0.2                                       # 3 Hanley-McNeil se (about 0.045)
+
+
+def test_prediction_factor_widens_the_tolerance_for_few_runs():
+    assert rules.prediction_factor(4) == pytest.approx(6.53, abs=0.01)
+    assert rules.prediction_factor(3) > rules.prediction_factor(4) > rules.prediction_factor(6)
+    assert rules.prediction_factor(100) == rules.K_SD
 
 
 def test_measure_spread_is_the_sample_sd_per_metric(tmp_path):
@@ -57,6 +115,7 @@ def test_measure_spread_is_the_sample_sd_per_metric(tmp_path):
         (folder / "heatmap.json").write_text(json.dumps({"bpd": {"mae_mm": value}, "model": "heatmap"}))
     spread = measure_spread([tmp_path / n for n in "abc"])
     assert spread["runs"] == ["a", "b", "c"]
+    assert spread["k_sd"] == pytest.approx(rules.prediction_factor(3), abs=1e-3)
     assert spread["sd"] == {EVAL: {"bpd.mae_mm": 1.0}}      # strings are not measured
     with pytest.raises(ValueError, match="two runs"):
         measure_spread([tmp_path / "a"])
@@ -83,35 +142,61 @@ def test_invariants_every_model_beats_the_floor_and_the_heatmap_model_widely(tmp
 
 
 RUNS = cr.RUNS_DIR
+REPO = Path(__file__).resolve().parents[1]
+RERUNS = ("seed-1", "seed-2", "intel-xeon-amx", "cpu-avx2")   # reruns of the committed pipeline
+
+
+def run_result(run: str, spread: dict | None = None, k: float | None = None) -> dict:
+    """Problems and notes of the saved run ``run`` against the saved reference, with the
+    committed spread (or ``spread``, ``k``)."""
+    if spread is None:
+        spread, k = cr.load_spread(REPO / cr.SPREAD_FILE), cr.load_k(REPO / cr.SPREAD_FILE)
+    result = {"problems": [], "notes": [], "counts": {}}
+    for path in sorted((REPO / RUNS / "reference" / "eval").glob("*.json")):
+        old = flatten(json.loads(path.read_text()))
+        new = flatten(json.loads((REPO / RUNS / run / "eval" / path.name).read_text()))
+        cr.compare_tables(f"metrics/eval/{path.name}", old, new, spread, result, k)
+    return result
 
 
 def run_problems(run: str) -> list[str]:
-    """Problems of the saved run ``run`` against the saved reference, with the committed spread."""
-    repo = Path(__file__).resolve().parents[1]
-    spread = cr.load_spread(repo / cr.SPREAD_FILE)
-    problems = []
-    for path in sorted((repo / RUNS / "reference" / "eval").glob("*.json")):
-        old = flatten(json.loads(path.read_text()))
-        new = flatten(json.loads((repo / RUNS / run / "eval" / path.name).read_text()))
-        for key in sorted(set(old) | set(new)):
-            _, problem = cr.compare_value(f"metrics/eval/{path.name}", key, old.get(key), new.get(key), spread)
-            if problem:
-                problems.append(problem)
-    return problems
+    return run_result(run)["problems"]
+
+
+def test_committed_spread_holds_the_intel_run():
+    """The Intel Xeon (AMX) run of issue 18 failed the previous check on 11 regressor metrics."""
+    runs = json.loads((REPO / cr.SPREAD_FILE).read_text())["runs"]
+    assert "intel-xeon-amx" in runs
+    result = run_result("intel-xeon-amx")
+    assert result["problems"] == []
+    assert result["counts"]["close"] > 150                      # most metrics were compared, not skipped
 
 
 def test_committed_spread_passes_each_measured_rerun():
-    repo = Path(__file__).resolve().parents[1]
-    runs = json.loads((repo / cr.SPREAD_FILE).read_text())["runs"]
-    assert "reference" in runs and len(runs) >= 2
-    for run in runs + ["cpu-avx2"]:   # cpu-avx2: a rerun on another code path, not in the spread
+    runs = json.loads((REPO / cr.SPREAD_FILE).read_text())["runs"]
+    assert "reference" in runs and len(runs) >= 4
+    for run in runs + ["cpu-avx2"]:   # cpu-avx2: a rerun on another code path, bit-identical
         assert run_problems(run) == [], run
+
+
+@pytest.mark.parametrize("left_out", [
+    pytest.param("seed-1", marks=pytest.mark.xfail(strict=True, reason=(
+        "left out, seed-1 fails one bin: heatmap bins.ratio.below_0.75.hc_mae_mm (7 frames) 2.38 -> "
+        "3.69 mm > 0.94; three runs are too few (docs/reproduction.md)"))),
+    "seed-2", "intel-xeon-amx"])
+def test_a_rerun_left_out_of_the_spread_still_passes(left_out):
+    """The rules hold a rerun they were not measured on: what another CPU will be."""
+    from fhbiometry.tools.reproduction_spread import measure_spread
+
+    names = json.loads((REPO / cr.SPREAD_FILE).read_text())["runs"]
+    spread = measure_spread([REPO / RUNS / n for n in names if n != left_out])
+    assert run_result(left_out, spread["sd"], spread["k_sd"])["problems"] == []
 
 
 def test_committed_spread_fails_the_model_trained_with_half_its_epochs():
     problems = run_problems("degraded-heatmap-half-epochs")
-    assert any("metrics/eval/heatmap.json: bpd.mae_mm" in p or "metrics/eval/heatmap.json: mre_mm" in p
-               for p in problems), problems
+    for key in ("bpd.mae_mm", "mre_mm", "mre_px", "success_rate.within_2mm"):
+        assert any(f"metrics/eval/heatmap.json: {key}:" in p for p in problems), (key, problems)
     assert all("heatmap.json" in p for p in problems), problems   # the other models are untouched
 
 
@@ -123,3 +208,31 @@ def test_reference_run_is_the_committed_metrics():
         for section in (saved, committed):
             section.pop("timing", None)
         assert saved == committed, path.name
+
+
+def git(root, *args):
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=root, check=True,
+                   capture_output=True)
+
+
+@pytest.mark.parametrize("run,code", [("intel-xeon-amx", 0), ("seed-2", 0),
+                                      ("degraded-heatmap-half-epochs", 1)])
+def test_the_command_ci_runs_passes_another_cpu_and_fails_the_degraded_model(run, code, tmp_path,
+                                                                           monkeypatch, capsys):
+    """`fhbiometry check-reproduction --no-repro` in a repository whose committed metrics are the
+    reference run and whose working tree holds the rerun ``run``."""
+    from fhbiometry import cli
+
+    for rel in ("metrics/qc.json", "metrics/split.json", str(cr.SPREAD_FILE)):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / rel, tmp_path / rel)
+    shutil.copytree(REPO / RUNS / "reference" / "eval", tmp_path / "metrics" / "eval")
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "reference")
+    for path in (REPO / RUNS / run / "eval").glob("*.json"):
+        shutil.copy(path, tmp_path / "metrics" / "eval" / path.name)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["check-reproduction", "--no-repro"]) == code
+    out = capsys.readouterr().out
+    assert ("problem(s)" in out) == (code == 1), out

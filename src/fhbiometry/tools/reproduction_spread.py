@@ -13,7 +13,8 @@ import json
 import statistics
 from pathlib import Path
 
-from fhbiometry.tools.check_reproduction import K_SD, SPREAD_FILE
+from fhbiometry.tools.check_reproduction import SPREAD_FILE
+from fhbiometry.tools.reproduction_rules import prediction_factor
 from fhbiometry.tools.common import flatten
 
 SUMMARY = "measure the metric spread over reruns"
@@ -30,7 +31,8 @@ def numeric(value) -> bool:
 
 
 def measure_spread(run_dirs) -> dict:
-    """{"runs": [...], "k_sd": K_SD, "sd": {"metrics/eval/<m>.json": {key: sd}}} over the runs."""
+    """{"runs": [...], "k_sd": k, "sd": {"metrics/eval/<m>.json": {key: sd}}} over the runs; k:
+    the sds a new run may move (``prediction_factor`` of the number of runs)."""
     runs = [Path(d) for d in run_dirs]
     if len(runs) < 2:
         raise ValueError("the spread needs at least two runs")
@@ -46,7 +48,7 @@ def measure_spread(run_dirs) -> dict:
         keys = sorted(set.intersection(*(set(t) for t in tables)))
         sd[f"metrics/eval/{name}"] = {k: statistics.stdev(float(t[k]) for t in tables)
                                       for k in keys if all(numeric(t[k]) for t in tables)}
-    return {"runs": [d.name for d in runs], "k_sd": K_SD, "sd": sd}
+    return {"runs": [d.name for d in runs], "k_sd": round(prediction_factor(len(runs)), 3), "sd": sd}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
