@@ -83,6 +83,9 @@ def test_invariants_every_model_beats_the_floor_and_the_heatmap_model_widely(tmp
 
 
 RUNS = cr.RUNS_DIR
+# runs that retrained one model and saved only its metrics: the other models are the reference's
+# (git keeps no byte-identical copies of them)
+PARTIAL_RUNS = {"degraded-heatmap-half-epochs": ("heatmap.json",)}
 
 
 def run_problems(run: str) -> list[str]:
@@ -92,7 +95,11 @@ def run_problems(run: str) -> list[str]:
     problems = []
     for path in sorted((repo / RUNS / "reference" / "eval").glob("*.json")):
         old = flatten(json.loads(path.read_text()))
-        new = flatten(json.loads((repo / RUNS / run / "eval" / path.name).read_text()))
+        saved = repo / RUNS / run / "eval" / path.name
+        if run in PARTIAL_RUNS and path.name not in PARTIAL_RUNS[run]:
+            assert not saved.exists(), f"{saved}: a copy of the reference's; remove it"
+            saved = path
+        new = flatten(json.loads(saved.read_text()))
         for key in sorted(set(old) | set(new)):
             _, problem = cr.compare_value(f"metrics/eval/{path.name}", key, old.get(key), new.get(key), spread)
             if problem:
