@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from predict_helpers import head_frames, make_checkpoint
+from conftest import untrained_checkpoint
+from predict_helpers import head_frames
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = {"dciodvfy": "dicom3tools", "dsr2xml": "dcmtk", "chromium": "chromium", "Orthanc": "orthanc"}
@@ -77,7 +78,7 @@ def predict_args(root: Path, inputs, out, *extra) -> list[str]:
     """`fhbiometry predict` arguments with the tiny checkpoint and the loose params under ``root``."""
     model = root / "heatmap.safetensors"
     if not model.is_file():
-        make_checkpoint(model)
+        untrained_checkpoint(model)
     params = root / "params.yaml"
     if not params.is_file():
         loose_params(params)

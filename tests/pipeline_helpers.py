@@ -1,7 +1,7 @@
-"""Shared by the end-to-end tests: a temporary copy of the repo and a tiny params profile."""
+"""Shared by the end-to-end tests: a temporary copy of the repo as a git repository, and running
+commands in it (the tiny params profile: conftest.tiny_params)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -13,22 +13,6 @@ from fhbiometry.tools.common import model_names
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = tuple(model_names(load_params(REPO / "params.yaml")))
-
-
-def tiny_params(params: dict) -> dict:
-    """Shrink the default profile so the whole pipeline runs in about a minute."""
-    p = json.loads(json.dumps(params))
-    p["synthesize"].update(subjects=8, frames_per_subject=[2, 3], width=160, height=128)
-    p["input"]["size"] = 64
-    p["codec"].update(stride=4, sigma=1.5)
-    p["train"].update(epochs=1, batch_size=8)
-    for cfg in p["models"].values():
-        cfg["epochs"] = 1
-        cfg.pop("head_channels", None)
-    p["models"]["heatmap"]["head_channels"] = 16
-    p["evaluate"]["timing_frames"] = 2
-    p["qc"]["overlay_limit"] = 4
-    return p
 
 
 def copy_repo(dst: Path) -> None:

@@ -1,16 +1,10 @@
-"""Small inputs and checkpoints for the predict tests."""
+"""Small input files for the predict tests (checkpoints: conftest.untrained_checkpoint)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import numpy as np
-
-from fhbiometry.models.checkpoint import save_checkpoint
-from fhbiometry.codecs import make_codec
-from fhbiometry.core.geometry import LANDMARKS
-
-SIZE = 64
 
 
 def head_frames(n: int, height: int = 72, width: int = 96, seed: int = 0) -> np.ndarray:
@@ -26,22 +20,6 @@ def head_frames(n: int, height: int = 72, width: int = 96, seed: int = 0) -> np.
     return np.stack(out)
 
 
-def make_checkpoint(path, kind: str = "heatmap", arch: str = "resnet18") -> Path:
-    """An untrained tiny checkpoint (64 px input) with the metadata ``load_model`` needs."""
-    import torch
-
-    from fhbiometry.models.networks import build_model
-
-    codec = make_codec(kind, SIZE, {"coordinates": "normalised", "stride": 4, "sigma": 1.5, "peak": 1.0},
-                       {"method": "quadratic", "pairs": True})
-    torch.manual_seed(0)
-    model = build_model(arch, kind, num_landmarks=4, head_channels=16, stride=4)
-    meta = {"arch": arch, "kind": kind, "codec": codec.settings(), "input": {"size": SIZE, "resize": "letterbox"},
-            "landmarks": list(LANDMARKS), "head_channels": 16, "head_skips": True, "best_epoch": 0,
-            "train_mean_points": np.full((4, 2), SIZE / 2).tolist()}
-    return save_checkpoint(path, model.state_dict(), meta)
-
-
 def make_inputs(folder) -> dict:
     """A 3-frame DICOM (spacing 0.2 mm, patient P1), a 3-frame MP4 with a sidecar, and two PNG stills
     of subject sub002 with sidecars."""
@@ -55,20 +33,6 @@ def make_inputs(folder) -> dict:
     for key, spacing in (("video", 0.25), ("still1", 0.15), ("still2", 0.15)):
         paths[key].with_suffix(".json").write_text(json.dumps({"pixel_spacing_mm": spacing}))
     return paths
-
-
-def tiny_split(n: int = 6) -> dict:
-    """Prepared test arrays (contract 5 keys that evaluate reads) of ``n`` ring frames, 2 per subject."""
-    from fhbiometry.core.geometry import ellipse_landmarks
-    from fhbiometry.core.letterbox import Letterbox
-
-    frames = head_frames(n)
-    boxed = [Letterbox(size=SIZE).image_to_input(f) for f in frames]
-    points = np.stack([ellipse_landmarks(48 + k, 36, 30, 24, 0.0) for k in range(n)])
-    return {"image": np.stack([b[0] for b in boxed]), "transform": np.stack([b[1] for b in boxed]),
-            "points_orig": points, "spacing_mm": np.full(n, 0.2), "label_ok": np.ones(n, bool),
-            "use_for_training": np.ones(n, bool), "frame_id": np.array([f"s{k // 2}_f{k}" for k in range(n)]),
-            "subject_id": np.array([f"s{k // 2}" for k in range(n)])}
 
 
 def synthetic_head(width: int = 160, height: int = 128, index: int = 3) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The ablation ladder (configs/hc18_ablation.yaml) and its runner's table (`fhbiometry ablation`)."""
 from __future__ import annotations
 
+import argparse
 import json
 
 import yaml
@@ -70,3 +71,45 @@ def test_table_reads_the_errors_against_the_ellipses_whatever_the_labels(tmp_pat
     assert "| 1 | csv labels | alexnet | 2.00 | 2.00 | 3.00 | 50 | 90 | 9.00 / 12.00 / 15.00 | 95 |" in lines
     assert "| 2 | ellipse labels | alexnet | 2.00 | 4.00 | 6.00 |" in lines[1]
     assert "not run" not in text and len(text.splitlines()) == 2 + 2 * len(model_names(base_params()))
+
+
+def test_table_only_without_rows_says_what_to_run_and_keeps_the_table(tmp_path, monkeypatch, capsys):
+    """The rows' raw outputs are not in git: --table-only on a fresh clone names the command that
+    writes them and how to restore them, and leaves the committed table alone."""
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "hc18.yaml").write_text((REPO / "configs" / "hc18.yaml").read_text())
+    (tmp_path / "ladder.yaml").write_text(yaml.safe_dump({"base": "configs/hc18.yaml", "rows": [
+        {"name": "a", "label": "a row", "set": {"data.label_source": "csv"}}]}))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "table.md").write_text("the committed table\n")
+    monkeypatch.chdir(tmp_path)
+    parser = argparse.ArgumentParser()
+    ablation.add_arguments(parser)
+    code = ablation.run(parser.parse_args(["ladder.yaml", "--out", "out", "--table-only"]))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "run `fhbiometry ablation ladder.yaml --out out` first" in err, err
+    assert "git restore --source=" in err, err
+    assert (tmp_path / "out" / "table.md").read_text() == "the committed table\n", "the table was overwritten"
+
+
+def test_table_names_the_command_that_writes_its_rows(tmp_path, monkeypatch, capsys):
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "hc18.yaml").write_text((REPO / "configs" / "hc18.yaml").read_text())
+    (tmp_path / "ladder.yaml").write_text(yaml.safe_dump({"base": "configs/hc18.yaml", "budget": {
+        "models.heatmap.epochs": 2}, "rows": [{"name": "a", "label": "a row", "set": {}},
+                                             {"name": "b", "label": "not run", "set": {"seed": 1}}]}))
+    (tmp_path / "out" / "a" / "eval").mkdir(parents=True)
+    for model in model_names(base_params()):
+        (tmp_path / "out" / "a" / "eval" / f"{model}.json").write_text(json.dumps(fake_metrics(1.0)))
+    (tmp_path / "out" / "a" / "row.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    parser = argparse.ArgumentParser()
+    ablation.add_arguments(parser)
+    assert ablation.run(parser.parse_args(["ladder.yaml", "--out", "out", "--table-only", "--full-budget"])) == 0
+    text = (tmp_path / "out" / "table.md").read_text()
+    assert text.startswith("Written by `fhbiometry ablation ladder.yaml --full-budget --out out`"), text
+    assert "same budget" not in text, "a --full-budget table must not claim the ladder's budget"
+    assert "left out of the table: b" in capsys.readouterr().err

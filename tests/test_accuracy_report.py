@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import pandas as pd
 import yaml
 
@@ -83,3 +84,18 @@ def test_report_of_two_rows(tmp_path):
     spread = next(line for line in lines if line.startswith("| better | 2 (better, again) |"))
     bpd = [float(v) for v in spread.split("|")[3].split("+-")]
     assert bpd[1] > 0                                                  # two runs that differ: a spread
+    # the report cites the command that wrote it, as typed, and the one that writes its rows
+    assert f"`fhbiometry accuracy-report {tmp_path / 'ladder.yaml'} --out {out} --worst 2 --boot 200`" in text
+    assert f"`fhbiometry ablation {tmp_path / 'ladder.yaml'} --out {out}` (their raw outputs" in text
+
+
+def test_report_without_rows_says_what_to_run(tmp_path):
+    """The rows' raw outputs are not in git: on a fresh clone the report names the command that
+    writes them and how to restore them from git history."""
+    ladder = tmp_path / "ladder.yaml"
+    ladder.write_text(yaml.safe_dump({"base": "configs/hc18.yaml", "rows": [{"name": "a", "label": "a", "set": {}}]}))
+    with pytest.raises(FileNotFoundError) as info:
+        accuracy_report.report(str(ladder), tmp_path / "out", REPO, "heatmap", 2, 200)
+    message = str(info.value)
+    assert f"run `fhbiometry ablation {ladder} --out {tmp_path / 'out'}` first" in message, message
+    assert "git restore --source=" in message, message

@@ -13,7 +13,7 @@ from fhbiometry.codecs import RegressionCodec
 from fhbiometry.core.geometry import LANDMARKS
 from fhbiometry.inference.runner import load_model
 from fhbiometry.core.letterbox import Letterbox
-from fhbiometry.models.networks import build_model
+from conftest import untrained_checkpoint, untrained_model
 
 SIZE = 64
 
@@ -42,10 +42,8 @@ def meta():
 
 
 def real_checkpoint(path):
-    torch.manual_seed(0)
-    model = build_model("resnet18", "regression")
-    save_checkpoint(path, model.state_dict(), meta())
-    return model.state_dict()
+    """An untrained resnet18 regressor's checkpoint with ``meta()`` (conftest.untrained_checkpoint)."""
+    return untrained_checkpoint(path, "regression", head_channels=128, meta=meta())
 
 
 @pytest.mark.parametrize("reader", [read_checkpoint, load_model])
@@ -84,7 +82,8 @@ def test_damaged_files_are_refused_with_the_path(tmp_path, damage):
 
 
 def test_round_trip_is_exact_and_bytes_are_stable(tmp_path):
-    state = real_checkpoint(tmp_path / "a.safetensors")
+    real_checkpoint(tmp_path / "a.safetensors")
+    state = untrained_model("regression", head_channels=128).state_dict()     # the weights written
     read, got = read_checkpoint(tmp_path / "a.safetensors")
     assert read.keys() == state.keys()
     for k in state:

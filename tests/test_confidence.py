@@ -142,11 +142,11 @@ def test_evaluate_adds_sections_and_keeps_the_headline(tmp_path):
     torch = pytest.importorskip("torch")
     from fhbiometry.evaluation import evaluate as ev
     from fhbiometry.inference.runner import load_model
-    from predict_helpers import make_checkpoint, tiny_split
+    from conftest import fake_prepared, untrained_checkpoint
 
     torch.set_num_threads(1)
-    loaded = load_model(make_checkpoint(tmp_path / "m.safetensors"))
-    data = tiny_split()
+    loaded = load_model(untrained_checkpoint(tmp_path / "m.safetensors"))
+    data = fake_prepared(6, per_subject=2)
     plain, _ = ev.evaluate_model(loaded.model, loaded.codec, loaded.meta, data, [2.0])
     options = ev.EvaluationOptions(confidence=CFG, qc=QC, val=data, flip_test=False)
     scored, table = ev.evaluate_model(loaded.model, loaded.codec, loaded.meta, data, [2.0], options=options)

@@ -14,7 +14,7 @@ from fhbiometry.models.checkpoint import save_checkpoint
 from fhbiometry.inference.runner import load_model, network_outputs
 from fhbiometry.config.params import ParamError
 from fhbiometry.config.schema import validate_params
-from tiny_training import SIZE, fake_prepared, tiny_params
+from conftest import SIZE, fake_prepared, tiny_params
 
 CPU = dev.Hardware(torch.device("cpu"))
 

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from fhbiometry.training import augment as aug
 from fhbiometry.training import loop as train
 from fhbiometry.models.networks import to_tensor
-from tiny_training import REPO, tiny_params, write_workspace
+from conftest import REPO, tiny_params, write_workspace
 
 WORLD = 2
 N_TRAIN, BATCH, EPOCHS = 16, 8, 2

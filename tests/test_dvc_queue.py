@@ -11,7 +11,8 @@ import time
 import pytest
 import yaml
 
-from pipeline_helpers import copy_repo, dvc_env, run, tiny_params
+from conftest import tiny_params
+from pipeline_helpers import copy_repo, dvc_env, run
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +78,7 @@ def queued(tmp_path_factory):
         pytest.skip("git is not installed")
     root = tmp_path_factory.mktemp("queue")
     copy_repo(root)
-    params = tiny_params(yaml.safe_load((root / "params.yaml").read_text()))
+    params = tiny_params(yaml.safe_load((root / "params.yaml").read_text()), epochs=1, batch_size=8)
     params["threads"] = 1
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for folder in ("metrics", "plots"):

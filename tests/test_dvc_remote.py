@@ -9,7 +9,8 @@ import sys
 import pytest
 import yaml
 
-from pipeline_helpers import copy_repo, dvc_env, run, tiny_params
+from conftest import tiny_params
+from pipeline_helpers import copy_repo, dvc_env, run
 
 pytestmark = pytest.mark.slow
 MODELS = ("alexnet", "heatmap")  # one of each kind: the other two add time, not coverage
@@ -30,7 +31,7 @@ def clones(tmp_path_factory):
         pytest.skip("git is not installed")
     first = tmp_path_factory.mktemp("first")
     copy_repo(first)
-    params = tiny_params(yaml.safe_load((first / "params.yaml").read_text()))
+    params = tiny_params(yaml.safe_load((first / "params.yaml").read_text()), epochs=1, batch_size=8)
     params["models"] = {name: params["models"][name] for name in MODELS}
     (first / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for folder in ("metrics", "plots"):

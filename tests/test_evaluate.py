@@ -10,14 +10,14 @@ import pytest
 
 from fhbiometry.evaluation import evaluate as ev
 from fhbiometry.metrics import errors
-from fhbiometry.config import schema
-from fhbiometry.models.checkpoint import CheckpointError, save_checkpoint
-from fhbiometry.codecs import HeatmapCodec, make_codec
-from fhbiometry.core.geometry import COORD_COLUMNS, ellipse_landmarks
+from fhbiometry.models.checkpoint import CheckpointError
+from fhbiometry.codecs import make_codec
+from fhbiometry.core.geometry import COORD_COLUMNS
 from fhbiometry.core.letterbox import Letterbox, to_input
 from fhbiometry.config.params import ParamError, load_params, select
 from fhbiometry.data.prepare import accepted_rows
 from fhbiometry.core.store import save_npz
+from conftest import fake_prepared, tiny_params, untrained_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,43 +25,10 @@ POINTS = np.array([[10.0, 20.0], [50.0, 20.0], [30.0, 5.0], [30.0, 35.0]])  # OF
 THRESHOLDS = [0.5, 1.0, 2.0]
 
 
-def fake_split(n=6, size=64, seed=0):
-    """A small contract-5 test split made with the letterbox (ellipse rings on noise), and the
-    heatmap codec of its input size."""
-    rng = np.random.default_rng(seed)
-    letterbox = Letterbox(size=size)
-    codec = HeatmapCodec(input_size=size, stride=4, sigma=1.5)
-    out = {k: [] for k in ("image", "points", "transform", "points_orig", "points_ref",
-                           "points_csv", "spacing_mm", "width", "height", "frame_id", "subject_id")}
-    for i in range(n):
-        w, h = int(rng.integers(80, 121)), int(rng.integers(60, 101))
-        a, b = rng.uniform(0.3, 0.4) * w, rng.uniform(0.2, 0.3) * h
-        pts = ellipse_landmarks(w / 2 + rng.uniform(-3, 3), h / 2 + rng.uniform(-3, 3), a, b,
-                                rng.uniform(-0.3, 0.3))
-        yy, xx = np.mgrid[:h, :w]
-        r = ((xx - w / 2) / a) ** 2 + ((yy - h / 2) / b) ** 2
-        frame = (rng.uniform(0, 40, (h, w)) + 200 * (np.abs(r - 1) < 0.15)).astype(np.uint8)
-        image, t = letterbox.image_to_input(frame)
-        p_in = to_input(pts, t)
-        out["image"].append(image)
-        out["points"].append(p_in.astype(np.float32))
-        out["transform"].append(t)
-        out["points_orig"].append(pts)
-        out["points_ref"].append(pts + 0.5 if i < 2 else np.full((4, 2), np.nan))
-        out["points_csv"].append(pts + np.array([1.0, 0.0]) if i < 4 else np.full((4, 2), np.nan))
-        out["spacing_mm"].append(rng.uniform(0.1, 0.3))
-        out["width"].append(w)
-        out["height"].append(h)
-        out["frame_id"].append(f"s{i // 2:02d}_f{i:02d}")
-        out["subject_id"].append(f"s{i // 2:02d}")
-    data = {k: np.asarray(v) for k, v in out.items()}
-    data["frame_id"] = data["frame_id"].astype("U")
-    data["subject_id"] = data["subject_id"].astype("U")
-    data["label_ok"] = np.arange(n) != n - 1  # the last frame failed QC
-    data["use_for_training"] = data["label_ok"].copy()
-    data["csv_ok"] = np.arange(n) < 3  # rows 0-2 of the table pass QC, row 3 does not
-    data["ref_ok"] = np.isfinite(data["points_ref"]).all(axis=(1, 2))
-    return data, codec
+def fake_split(n=6, seed=0):
+    """The evaluation tests' test split (conftest.fake_prepared): every frame its own size, an
+    ellipse reference on frames 0-1 and a landmark table on frames 0-3, the last label failed QC."""
+    return fake_prepared(n, seed, vary_size=True, per_subject=2, references=True, qc_failed_last=True)
 
 
 # ---- pure metric functions ------------------------------------------------------------------
@@ -145,7 +112,7 @@ def test_mean_shape_floor_maps_through_each_transform():
 
 
 def test_predictions_table_and_mask():
-    data, _ = fake_split(n=4)
+    data = fake_split(n=4)
     data["points_orig"][1, 0, 0] = np.nan
     pred = data["points_orig"].copy()
     pred[..., 0] += 1.0 / data["spacing_mm"][:, None]  # 1 mm to the right
@@ -200,7 +167,7 @@ def meta_of(kind, data, codec, **extra):
 
 @pytest.mark.parametrize("kind", ["regression", "heatmap"])
 def test_evaluate_model_oracle(oracle_modules, kind):
-    data, _ = fake_split(n=6)
+    data = fake_split(n=6)
     codec = codec_of(kind)
     metrics, table = ev.evaluate_model(Oracle(data), codec, meta_of(kind, data, codec, best_epoch=3), data,
                                        THRESHOLDS, timing_frames=4)
@@ -231,7 +198,7 @@ def test_evaluate_model_oracle(oracle_modules, kind):
 
 def test_ellipse_trained_model_is_also_reported_against_the_csv(oracle_modules):
     """label_source ellipse: vs_csv on every table row, vs_csv_clean on the rows QC passed."""
-    data, _ = fake_split(n=6)
+    data = fake_split(n=6)
     codec = codec_of("regression")
     metrics, _ = ev.evaluate_model(Oracle(data), codec, meta_of("regression", data, codec), data, THRESHOLDS,
                                    label_source="ellipse")
@@ -243,7 +210,7 @@ def test_ellipse_trained_model_is_also_reported_against_the_csv(oracle_modules):
 
 
 def test_evaluate_model_offset_in_input_pixels(oracle_modules):
-    data, _ = fake_split(n=5)
+    data = fake_split(n=5)
     codec = codec_of("regression")
     meta = {**meta_of("regression", data, codec), "train_mean_points": data["points"][0].astype(np.float64)}
     metrics, table = ev.evaluate_model(Oracle(data, offset=np.array([1.0, 0.0])), codec, meta, data,
@@ -256,7 +223,7 @@ def test_evaluate_model_offset_in_input_pixels(oracle_modules):
 
 
 def test_check_checkpoint_messages():
-    data, _ = fake_split(n=2)
+    data = fake_split(n=2)
     meta = {"arch": "resnet18", "kind": "heatmap", "input": {"size": 64, "resize": "letterbox"},
             "train_mean_points": np.zeros((4, 2))}
     path = "models/heatmap.safetensors"
@@ -273,40 +240,21 @@ def test_check_checkpoint_messages():
 STAGE_PARAMS = runpy.run_path(str(REPO / "stages/evaluate.py"))["PARAMS"]
 
 
-def tiny_params(name, arch, kind, timing_frames=2):
-    """The repo's params.yaml with one model ``name``, reduced to what stage evaluate reads."""
-    params = load_params(REPO / "params.yaml")
-    params.update(threads=1)
-    params["data"]["label_source"] = "csv"
-    params["decode"].update(method="quadratic", pairs=True)
-    params["models"] = {name: {"arch": arch, "kind": kind, **({"loss": "mse"} if kind == "heatmap" else {})}}
+def stage_params(arch, kind, timing_frames=2):
+    """conftest.tiny_params with one model ``m``, reduced to what stage evaluate reads."""
+    params = tiny_params(arch=arch, kind=kind, **({"loss": "mse"} if kind == "heatmap" else {}))
     params["evaluate"].update(thresholds_mm=[2.0, 4.0], timing_frames=timing_frames)
-    params = schema.validate_params(params)
-    return select(params, [key.format(model=name) for key in STAGE_PARAMS])
-
-
-def make_checkpoint(path, arch, kind, data):
-    """A tiny untrained checkpoint with the contract-6 metadata."""
-    torch = pytest.importorskip("torch")
-    models = pytest.importorskip("fhbiometry.models.networks")
-    codec = codec_of(kind)
-    torch.manual_seed(0)
-    model = models.build_model(arch, kind, num_landmarks=4, head_channels=16, stride=4)
-    meta = {"arch": arch, "kind": kind, "codec": codec.settings(), "input": {"size": 64, "resize": "letterbox"},
-            "landmarks": ["ofd_1", "ofd_2", "bpd_1", "bpd_2"], "head_channels": 16, "head_skips": True,
-            "data_hash": "test", "model_params": {}, "best_epoch": 0, "best_val_mre_mm": 1.0,
-            "train_mean_points": data["points"].astype(np.float64).mean(0).tolist()}
-    save_checkpoint(path, model.state_dict(), meta)
+    return select(params, [key.format(model="m") for key in STAGE_PARAMS])
 
 
 @pytest.mark.parametrize("arch,kind", [("resnet18", "regression"), ("resnet18", "heatmap")])
 def test_run_end_to_end_real_model(tmp_path, arch, kind):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    data, _ = fake_split(n=5)
+    data = fake_split(n=5)
     save_npz(tmp_path / "data/prepared/test.npz", data)
-    make_checkpoint(tmp_path / "models/m.safetensors", arch, kind, data)
-    params = tiny_params("m", arch, kind)
+    untrained_checkpoint(tmp_path / "models/m.safetensors", kind, arch, train_mean_points=data["points"].mean(0))
+    params = stage_params(arch, kind)
     metrics = ev.run(params, "m", root=tmp_path)
     written = json.loads((tmp_path / "metrics/eval/m.json").read_text())
     assert written["n_test"] == 5 and written["n_excluded"] == 1 and written["model"] == "m"
@@ -328,10 +276,11 @@ def test_run_decodes_as_params_decode_says(tmp_path):
     """params decode (not the checkpoint) sets how a heatmap model is decoded and reported."""
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    data, _ = fake_split(n=3)
+    data = fake_split(n=3)
     save_npz(tmp_path / "data/prepared/test.npz", data)
-    make_checkpoint(tmp_path / "models/m.safetensors", "resnet18", "heatmap", data)
-    params = tiny_params("m", "resnet18", "heatmap", timing_frames=0)
+    untrained_checkpoint(tmp_path / "models/m.safetensors", "heatmap", "resnet18",
+                         train_mean_points=data["points"].mean(0))
+    params = stage_params("resnet18", "heatmap", timing_frames=0)
     params["decode"] = {"method": "argmax", "pairs": False}
     metrics = ev.run(params, "m", root=tmp_path)
     assert metrics["decode_method"] == "argmax" and metrics["decode_pairs"] is False
@@ -340,10 +289,10 @@ def test_run_decodes_as_params_decode_says(tmp_path):
 
 
 def test_run_missing_checkpoint_names_file(tmp_path):
-    data, _ = fake_split(n=2)
+    data = fake_split(n=2)
     save_npz(tmp_path / "data/prepared/test.npz", data)
     with pytest.raises(CheckpointError, match=r"models/m.safetensors does not exist.*dvc repro train@m"):
-        ev.run(tiny_params("m", "resnet18", "regression"), "m", root=tmp_path)
+        ev.run(stage_params("resnet18", "regression"), "m", root=tmp_path)
 
 
 def test_unknown_model_is_a_param_error():
@@ -354,7 +303,7 @@ def test_unknown_model_is_a_param_error():
 
 def test_frames_kept_by_the_qc_policy_count_in_the_metrics(oracle_modules):
     """qc.policy keep: a flagged label the model was trained on is also evaluated on."""
-    data, _ = fake_split(n=6)
+    data = fake_split(n=6)
     data["use_for_training"][-1] = True  # flagged (label_ok False) but kept by the policy
     codec = codec_of("regression")
     metrics, table = ev.evaluate_model(Oracle(data), codec, meta_of("regression", data, codec), data, THRESHOLDS)
@@ -369,12 +318,13 @@ def test_run_size_calibration_scales_the_test_predictions(tmp_path):
     torch.set_num_threads(1)
     from fhbiometry.trust.calibration import apply_factors
 
-    data, _ = fake_split(n=5)
-    val, _ = fake_split(n=6, seed=1)
+    data = fake_split(n=5)
+    val = fake_split(n=6, seed=1)
     save_npz(tmp_path / "data/prepared/test.npz", data)
     save_npz(tmp_path / "data/prepared/val.npz", val)
-    make_checkpoint(tmp_path / "models/m.safetensors", "resnet18", "heatmap", data)
-    params = tiny_params("m", "resnet18", "heatmap", timing_frames=0)
+    untrained_checkpoint(tmp_path / "models/m.safetensors", "heatmap", "resnet18",
+                         train_mean_points=data["points"].mean(0))
+    params = stage_params("resnet18", "heatmap", timing_frames=0)
     columns = [f"pred_{c}" for c in COORD_COLUMNS]
     plain = ev.run(params, "m", root=tmp_path)
     before = pd.read_csv(tmp_path / "results/m/predictions.csv")[columns].to_numpy().reshape(-1, 4, 2)

@@ -10,17 +10,18 @@ from fhbiometry.evaluation import evaluate as ev
 from fhbiometry.evaluation import intervals as ei
 from fhbiometry.trust.intervals import SCALES, SCORES, TARGETS
 
-from test_evaluate import fake_split, make_checkpoint, tiny_params
+from conftest import untrained_checkpoint
+from test_evaluate import fake_split, stage_params
 
 
 def stage_root(tmp_path, kind="heatmap", n_val=12):
-    data, _ = fake_split(n=6)
+    data = fake_split(n=6)
     save_npz(tmp_path / "data/prepared/test.npz", data)
     if n_val:
-        val, _ = fake_split(n=n_val, seed=1)
+        val = fake_split(n=n_val, seed=1)
         save_npz(tmp_path / "data/prepared/val.npz", val)
-    make_checkpoint(tmp_path / "models/m.safetensors", "resnet18", kind, data)
-    return tiny_params("m", "resnet18", kind, timing_frames=0)
+    untrained_checkpoint(tmp_path / "models/m.safetensors", kind, "resnet18", train_mean_points=data["points"].mean(0))
+    return stage_params("resnet18", kind, timing_frames=0)
 
 
 @pytest.mark.parametrize("kind", ["heatmap", "regression"])

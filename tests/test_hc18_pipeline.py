@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from fhbiometry.tools.exp_config import apply
-from pipeline_helpers import MODELS, REPO, copy_repo, dvc_env, run, tiny_params
+from conftest import tiny_params
+from pipeline_helpers import MODELS, REPO, copy_repo, dvc_env, run
 
 HC18 = REPO.parent / "shared" / "datasets" / "hc18-landmarks"
 N_SUBJECTS = 12  # the last subjects of the CSV, whose rows mostly agree with the ellipses
@@ -42,7 +43,7 @@ def test_hc18_configuration_runs_end_to_end(tmp_path):
     n_frames = mini_hc18(tmp_path / "hc18-mini")
     params = yaml.safe_load((root / "params.yaml").read_text())
     config = yaml.safe_load((REPO / "configs" / "hc18.yaml").read_text())
-    params = tiny_params(apply(params, config))
+    params = tiny_params(apply(params, config), epochs=1, batch_size=8)
     params["data"]["raw_dir"] = str(tmp_path / "hc18-mini")
     # 12 subjects leave one or two validation frames, too few for the size calibration
     # (tests/test_split_headsize.py runs the calibration end to end)

@@ -8,7 +8,8 @@ from fhbiometry.core.geometry import COORD_COLUMNS
 from fhbiometry.measure.area import (DETECTED_SECTOR, DICOM_REGION, WHOLE_FRAME, Area, choose_area, detect_area,
                                      region_area)
 from fhbiometry.readers.regions import Region
-from predict_helpers import make_checkpoint, region_item, screen_with, synthetic_head, write_screen_dicom
+from conftest import untrained_checkpoint
+from predict_helpers import region_item, screen_with, synthetic_head, write_screen_dicom
 
 AT = (90, 60)
 
@@ -66,7 +67,7 @@ def test_the_tissue_region_is_chosen_and_bounds_outside_the_image_are_refused():
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     pytest.importorskip("torch")
-    return make_checkpoint(tmp_path_factory.mktemp("area") / "heatmap.safetensors")
+    return untrained_checkpoint(tmp_path_factory.mktemp("area") / "heatmap.safetensors")
 
 
 def measured(paths, model, **options):

@@ -8,7 +8,8 @@ import sys
 import pytest
 import yaml
 
-from pipeline_helpers import MODELS, copy_repo, dvc_env, run, tiny_params
+from conftest import tiny_params
+from pipeline_helpers import MODELS, copy_repo, dvc_env, run
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("repo")
     copy_repo(root)
     params = yaml.safe_load((root / "params.yaml").read_text())
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(params), sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(params, epochs=1, batch_size=8), sort_keys=False))
     for folder in ("metrics", "plots"):
         shutil.rmtree(root / folder, ignore_errors=True)
     env = dvc_env(root)

@@ -12,7 +12,8 @@ import pytest
 from fhbiometry.cli import main
 from fhbiometry.core.geometry import COORD_COLUMNS
 from fhbiometry.measure.intervals import COLUMNS as INTERVAL_COLUMNS
-from predict_helpers import make_checkpoint, make_inputs
+from conftest import untrained_checkpoint
+from predict_helpers import make_inputs
 
 torch = pytest.importorskip("torch")
 REPO = Path(__file__).resolve().parents[1]
@@ -30,8 +31,8 @@ def case(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("predict")
     inputs = make_inputs(root / "in")
-    return {"root": root, "inputs": inputs, "heatmap": make_checkpoint(root / "heatmap.safetensors"),
-            "regression": make_checkpoint(root / "resnet18.safetensors", "regression")}
+    return {"root": root, "inputs": inputs, "heatmap": untrained_checkpoint(root / "heatmap.safetensors"),
+            "regression": untrained_checkpoint(root / "resnet18.safetensors", "regression")}
 
 
 def run_cli(args, capsys):

@@ -10,7 +10,8 @@ import pytest
 
 from fhbiometry.cli import main
 from fhbiometry.measure.intervals import COLUMNS
-from predict_helpers import make_checkpoint, make_inputs
+from conftest import untrained_checkpoint
+from predict_helpers import make_inputs
 
 torch = pytest.importorskip("torch")
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +26,7 @@ def pipeline(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("iv")
     (root / "models").mkdir()
-    make_checkpoint(root / "models/heatmap.safetensors")
+    untrained_checkpoint(root / "models/heatmap.safetensors")
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     (root / "metrics/eval").mkdir(parents=True)
     (root / "metrics/eval/heatmap.json").write_text(json.dumps({"intervals": {"calibration": CALIBRATION}}))

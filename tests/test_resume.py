@@ -19,7 +19,7 @@ from safetensors import safe_open
 
 from fhbiometry.training import resume
 from fhbiometry.training import loop as train
-from tiny_training import REPO, tiny_params, write_workspace
+from conftest import REPO, tiny_params, write_workspace
 
 EPOCHS = 4
 KILL_AFTER_EPOCH = 1  # 0-based: killed once the state of the second epoch is on disk

@@ -9,16 +9,16 @@ import pytest
 from fhbiometry.cli import main
 from fhbiometry.data.prepare import accepted_rows
 from fhbiometry.core.store import save_npz
-from test_evaluate import fake_split, make_checkpoint
+from conftest import fake_prepared, untrained_checkpoint
 
 
 def test_size_bias_of_each_split(tmp_path, capsys):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    data, _ = fake_split(n=6)
+    data = fake_prepared(6, qc_failed_last=True)
     save_npz(tmp_path / "prepared/val.npz", data)
-    save_npz(tmp_path / "prepared/test.npz", fake_split(n=6, seed=3)[0])
-    make_checkpoint(tmp_path / "m.safetensors", "resnet18", "heatmap", data)
+    save_npz(tmp_path / "prepared/test.npz", fake_prepared(6, seed=3))
+    untrained_checkpoint(tmp_path / "m.safetensors", train_mean_points=data["points"].mean(0))
     code = main(["size-bias", "--model", str(tmp_path / "m.safetensors"), "--prepared", str(tmp_path / "prepared"),
                  "--splits", "val", "test", "--json", str(tmp_path / "bias.json")])
     assert code == 0

@@ -16,7 +16,8 @@ from fhbiometry.config import schema
 from fhbiometry.core.geometry import COORD_COLUMNS, ellipse_landmarks, head_circumference
 from fhbiometry.data.split import make_split
 from fhbiometry.tools.exp_config import apply
-from pipeline_helpers import REPO, copy_repo, dvc_env, run, tiny_params
+from conftest import tiny_params
+from pipeline_helpers import REPO, copy_repo, dvc_env, run
 from hc18_like import hc18_like
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
@@ -152,7 +153,7 @@ def test_headsize_configuration_runs_end_to_end(tmp_path):
     hc18_like(tmp_path / "hc18-mini", n_subjects=60)   # enough validation frames for the size calibration
     params = yaml.safe_load((root / "params.yaml").read_text())
     config = yaml.safe_load((REPO / "configs" / "hc18_headsize.yaml").read_text())
-    params = tiny_params(apply(params, config))
+    params = tiny_params(apply(params, config), epochs=1, batch_size=8)
     params["data"]["raw_dir"] = str(tmp_path / "hc18-mini")
     params["split"]["head_size"]["test_quantile"] = 0.7
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -8,8 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import tiny_training
-
+from conftest import SIZE, fake_prepared, tiny_params
 from fhbiometry.codecs import losses
 from fhbiometry.config import schema
 from fhbiometry.training import loop as train
@@ -20,14 +19,10 @@ from fhbiometry.codecs import HeatmapCodec, RegressionCodec
 from fhbiometry.core.geometry import LANDMARKS, ellipse_landmarks
 from fhbiometry.inference.runner import load_model, predict
 from fhbiometry.core.letterbox import Letterbox, to_input, to_original
-from fhbiometry.config.params import load_params
 from fhbiometry.data.prepare import accepted_rows
 from fhbiometry.core.store import save_npz
 
 REPO = Path(__file__).resolve().parents[1]
-SIZE = 64
-AUGMENT = {"enabled": True, "rotation_deg": 10, "scale": [0.9, 1.1], "shift": 0.05, "hflip": 0.5,
-           "vflip": 0.0, "contrast": 0.2, "blur": 0.2, "speckle": 0.2}
 
 
 @pytest.fixture(autouse=True)
@@ -35,31 +30,6 @@ def one_thread_outside_any_repo(tmp_path, monkeypatch):
     """One torch thread; run from a temporary folder so DVCLive does not inspect the working repo."""
     torch.set_num_threads(1)
     monkeypatch.chdir(tmp_path)
-
-
-def tiny_params(**model):
-    """The repo's params.yaml shrunk for tiny runs (64 px inputs, 2 epochs of batch 4) and
-    validated again; ``model`` overrides models.m, the only model."""
-    params = load_params(REPO / "params.yaml")
-    params.update(seed=7, threads=1)
-    params["input"].update(size=SIZE, resize="letterbox")
-    params["landmarks"]["canonical_order"] = True
-    params["codec"].update(coordinates="normalised", stride=4, sigma=1.5, peak=1.0)
-    params["decode"].update(method="quadratic", pairs=True)
-    params["train"].update(epochs=2, batch_size=4, lr=0.001, schedule="cosine", warmup_epochs=1,
-                           weight_decay=0.0001, optimizer="adamw", loss="smooth_l1", pair_invariant_loss=True,
-                           heatmap_loss_weight=1.0, foreground_weight=10.0, pretrained="",
-                           head_init="mean_shape", augment=dict(AUGMENT))
-    params["models"] = {"m": {"arch": "resnet18", "kind": "regression", **model}}
-    return schema.validate_params(params)
-
-
-def fake_prepared(n, seed=0, width=80, height=64):
-    """Contract-5 arrays (``tiny_training.fake_prepared``: a bright elliptical ring on noise at a
-    random position and angle), with an empty reference."""
-    data = tiny_training.fake_prepared(n, seed, width, height)
-    data["points_ref"] = np.full((n, 4, 2), np.nan)
-    return data
 
 
 def write_prepared(root, n_train=12, n_val=4):

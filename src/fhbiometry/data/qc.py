@@ -23,8 +23,8 @@ the anatomical longest diameter; ``ofd_shorter`` is then reported but is not a f
 within a pair is left as labelled here;
 the landmark table's own points (``csv_*``, also read as a reference when the labels come from
 the ellipses) get the same naming and their own verdict ``csv_ok``, and the ellipse reference
-its verdict ``ref_ok`` (an axis end outside the image, an implausible ratio); the `heatmaps` stage applies the canonical order
-(``landmarks.canonical_order``). Nothing else about a label is ever changed: a flagged frame keeps its points, and the policy only
+its verdict ``ref_ok`` (an axis end outside the image, an implausible ratio); the stage `prepare` applies the canonical
+order (``landmarks.canonical_order``). Nothing else about a label is ever changed: a flagged frame keeps its points, and the policy only
 decides whether it is used for training.
 """
 from __future__ import annotations

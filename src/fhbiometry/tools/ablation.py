@@ -10,7 +10,9 @@ heatmap-only change retrains only the heatmap model). After each row its metrics
 (metrics/eval/*.json, metrics/qc.json, metrics/split.json) and the per-frame test predictions
 (results/<model>/predictions.csv) are copied to ``<out>/<row>/`` (default docs/ablation/), and
 the table ``<out>/table.md`` is rewritten from every row found there. The last row's figures
-(plots/models, plots/qc) are copied to ``<out>/plots/``.
+(plots/models, plots/qc) are copied to ``<out>/plots/``. The rows are raw outputs, not in git
+(.gitignore): ``--table-only`` rebuilds the table from rows already under ``<out>``, and says
+which command to run first when there are none.
 
 A ladder may set a ``budget`` (dotted keys, e.g. epochs) applied to every row, so that the whole
 ladder fits the machine; ``--full-budget`` ignores it, which makes the last row exactly the base
@@ -162,16 +164,44 @@ def budget_line(budget: dict) -> str:
     return f"Every row trains with the same budget: {text}.\n"
 
 
-def table(ladder: dict, out_dir: Path, repo: Path) -> str:
-    """The markdown table of every row of the ladder found under ``out_dir``."""
+def rows_found(ladder: dict, out_dir: Path) -> list[str]:
+    """The names of the ladder's rows that ran into ``out_dir`` (a ``<row>/row.json`` there)."""
+    return [r["name"] for r in ladder["rows"] if (Path(out_dir) / r["name"] / "row.json").exists()]
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the working directory where it is under it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd().resolve())) if path.is_relative_to(Path.cwd().resolve()) else str(path)
+
+
+def missing_rows_message(out_dir: Path, command: str) -> str:
+    """What to do when no row of a ladder is under ``out_dir``: the rows are raw outputs, not in git."""
+    out = shown(out_dir)
+    return (f"no rows of the ladder under {out} (no {out}/<row>/row.json; the rows' raw outputs are not "
+            f"in git): run `{command}` first (it reruns the rows), or restore the rows as measured from "
+            f"git history: `git restore --source=$(git log -1 --format=%h --diff-filter=D -- {out}/)~1 -- {out}`")
+
+
+def source_line(command: str, out: str) -> str:
+    return (f"Written by `{command}` (it runs the rows; their raw outputs, `{out}/<row>/`, are not "
+            "in git; `--table-only` rebuilds this table from rows already there).\n")
+
+
+def table(ladder: dict, out_dir: Path, repo: Path, budget: bool = True, command: str = "") -> str:
+    """The markdown table of every row of the ladder found under ``out_dir``; ``budget``: the rows
+    ran with the ladder's budget (not ``--full-budget``). FileNotFoundError when no row is there,
+    naming ``command`` (the command that writes the rows) and how to restore them from git history."""
+    found = rows_found(ladder, out_dir)
+    if not found:
+        raise FileNotFoundError(missing_rows_message(out_dir, command or "fhbiometry ablation <ladder> --out <out>"))
     base = yaml.safe_load((Path(repo) / "params.yaml").read_text())
     lines = ["| # | change | model | BPD MAE | OFD MAE | MRE | within 2 mm | within 4 mm | floor BPD / OFD / MRE | test frames |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for i, row in enumerate(ladder["rows"]):
-        folder = Path(out_dir) / row["name"]
-        if (folder / "row.json").exists():
-            lines += row_lines(i + 1, row["label"], folder, row_params(base, ladder, i, repo))
-    if ladder.get("budget"):
+        if row["name"] in found:
+            lines += row_lines(i + 1, row["label"], Path(out_dir) / row["name"], row_params(base, ladder, i, repo))
+    if budget and ladder.get("budget"):
         lines.insert(0, budget_line(ladder["budget"]))
     return "\n".join(lines) + "\n"
 
@@ -215,11 +245,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"ablation: unknown rows {unknown}; {args.ladder} has {[r['name'] for r in ladder['rows']]}",
               file=sys.stderr)
         return 2
+    command = " ".join(["fhbiometry ablation", args.ladder, *(["--rows", args.rows] if wanted else []),
+                        *(["--full-budget"] if args.full_budget else []), "--out", args.out])
     if not args.table_only:
         workdir = Path(args.workdir or repo.parent / f"{repo.name}-ablation").resolve()
         run_ladder(ladder, repo, workdir, out_dir, wanted, args.full_budget)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    text = table(ladder, out_dir, repo)
+    found = rows_found(ladder, out_dir)
+    missing = [r["name"] for r in ladder["rows"] if (not wanted or r["name"] in wanted) and r["name"] not in found]
+    if found and missing:
+        print(f"ablation: rows not under {args.out}, left out of the table: {', '.join(missing)}", file=sys.stderr)
+    try:
+        text = source_line(command, args.out) + "\n" + table(ladder, out_dir, repo, not args.full_budget, command)
+    except FileNotFoundError as error:
+        print(f"ablation: {error}", file=sys.stderr)
+        return 2
     (out_dir / "table.md").write_text(text)
     print(text)
     return 0

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ import yaml
 
 from fhbiometry.metrics.bootstrap import paired_bootstrap, subject_bootstrap, table_figures
 from fhbiometry.metrics.errors import worst_diameter_error
-from fhbiometry.tools.ablation import load_ladder, row_params
+from fhbiometry.tools.ablation import load_ladder, missing_rows_message, row_params
 from fhbiometry.tools.common import model_names
 
 SUMMARY = "ladder report with intervals, bins, worst frames"
@@ -261,6 +262,12 @@ def worst_lines(folder: Path, label: str, model: str, hc_ref: dict, n_boot: int,
     return lines
 
 
+def cited_options(model: str, n_worst: int, n_boot: int) -> str:
+    """The options of `fhbiometry accuracy-report` that differ from their defaults, as typed."""
+    given = (("--model", model, "heatmap"), ("--worst", n_worst, 6), ("--boot", n_boot, 2000))
+    return "".join(f" {flag} {value}" for flag, value, default in given if value != default)
+
+
 def report(ladder_path: str, out_dir: Path, repo: Path, model: str, n_worst: int, n_boot: int) -> str:
     """The text of report.md (module docstring)."""
     ladder = load_ladder(ladder_path)
@@ -268,13 +275,14 @@ def report(ladder_path: str, out_dir: Path, repo: Path, model: str, n_worst: int
     ran = [(i, r) for i, r in enumerate(ladder["rows"]) if (out_dir / r["name"] / "row.json").exists()]
     shown = out_dir.relative_to(repo) if out_dir.is_relative_to(repo) else out_dir
     if not ran:
-        raise FileNotFoundError(f"no rows of {ladder_path} under {out_dir}: run `fhbiometry ablation "
-                                f"{ladder_path} --out {shown}` first")
+        raise FileNotFoundError(missing_rows_message(out_dir, f"fhbiometry ablation {ladder_path} --out {shown}"))
     first_params = row_params(base, ladder, ran[0][0], repo)
     hc_ref = reference_hc(first_params)
     lines = [f"# Accuracy report: {ladder_path}", "",
-             f"Written by `fhbiometry accuracy-report {ladder_path} --out {shown}` from the rows of "
-             f"`fhbiometry ablation {ladder_path}`. Figures against "
+             f"Written by `fhbiometry accuracy-report {ladder_path} --out {shown}"
+             f"{cited_options(model, n_worst, n_boot)}` from the rows of `fhbiometry ablation {ladder_path} "
+             f"--out {shown}` (their raw outputs, `{shown}/<row>/`, are not in git: that command reruns "
+             "them). Figures against "
              "the labels the models learned, on the evaluated test frames; [low, high] is the 95 % "
              f"interval from {n_boot} resamples of the test subjects with replacement.", ""]
     lines += split_lines(out_dir / ran[0][1]["name"])
@@ -302,7 +310,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     repo = Path.cwd()
     out_dir = (repo / args.out).resolve()
-    text = report(args.ladder, out_dir, repo.resolve(), args.model, args.worst, args.boot)
+    try:
+        text = report(args.ladder, out_dir, repo.resolve(), args.model, args.worst, args.boot)
+    except FileNotFoundError as error:
+        print(f"accuracy-report: {error}", file=sys.stderr)
+        return 2
     (out_dir / "report.md").write_text(text)
     print(text, end="")
     return 0
