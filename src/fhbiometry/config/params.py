@@ -1,9 +1,10 @@
 """Reading params.yaml: the one place for every knob."""
 from __future__ import annotations
 
+from fhbiometry.config.messages import ParamError
+from fhbiometry.config.schema import read_yaml, validate_params
 
-class ParamError(ValueError):
-    """A value in params.yaml is missing or wrong; the message names the key and the fix."""
+__all__ = ["ParamError", "load_params", "select"]
 
 
 def load_params(path="params.yaml", only=None, model: str | None = None) -> dict:
@@ -14,8 +15,6 @@ def load_params(path="params.yaml", only=None, model: str | None = None) -> dict
     ``only``: the dotted keys a stage reads (its ``PARAMS``; ``{model}`` is replaced by ``model``):
     the stage gets those and nothing else, so the params dvc.yaml lists for it are all it can use.
     """
-    from fhbiometry.config.schema import read_yaml, validate_params
-
     params = validate_params(read_yaml(path), source=str(path))
     if only is None:
         return params
@@ -36,10 +35,3 @@ def select(params: dict, keys, source: str = "params.yaml") -> dict:
                 target = target.setdefault(part, {})
         target[parts[-1]] = node
     return out
-
-
-def validate_params(raw: dict, source: str = "params.yaml") -> dict:
-    """``schema.validate_params``: the validated params, or one ParamError listing every problem."""
-    from fhbiometry.config.schema import validate_params as validate
-
-    return validate(raw, source)

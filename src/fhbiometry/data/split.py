@@ -22,10 +22,10 @@ import logging
 import numpy as np
 import pandas as pd
 
+from fhbiometry.core.choices import SPLIT_METHODS, SPLITS
 from fhbiometry.core.geometry import COORD_COLUMNS, head_circumference
 
-SPLITS = ("train", "val", "test")
-METHODS = ("hash", "head_size")
+METHODS = SPLIT_METHODS     # params split.method (written once, in core.choices)
 log = logging.getLogger(__name__)
 
 

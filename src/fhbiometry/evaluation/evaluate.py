@@ -298,7 +298,7 @@ def confidence_metrics(codec, data: dict, frames, table: pd.DataFrame, scoring: 
     from fhbiometry.trust.confidence import evaluation_report, frame_confidence
 
     cfg, qc, val = scoring["confidence"], scoring["qc"], scoring.get("val")
-    peak = float(getattr(codec, "peak", 1.0))
+    peak = float(codec.peak)
     conf = frame_confidence(frames, data["transform"], qc, cfg, peak)["confidence"].to_numpy()
     table["confidence"] = conf
     conf_val = None

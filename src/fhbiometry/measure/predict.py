@@ -205,7 +205,7 @@ def predict_scan(scan: Scan, loaded, backend, settings: Settings, bar=None):
         flipped = np.where(swapped[:, None, None], flipped[:, [2, 3, 0, 1]], flipped)
     peak = None if peaks[0] is None else np.concatenate(peaks)
     conf = confidence(points, flipped, peak, settings.qc, settings.confidence,
-                      float(getattr(codec, "peak", 1.0)))
+                      float(codec.peak))
     return frame_table(scan, points, conf, settings)
 
 
