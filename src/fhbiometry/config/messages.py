@@ -65,8 +65,9 @@ def clip(text: str, limit: int = 120) -> str:
 
 
 def shown(value) -> str:
-    """``repr(value)``, shortened: nested or long values are cut (``...``) before they are walked."""
-    return _SHORT.repr(value)
+    """``repr(value)``, shortened: nested or long values are cut (``...``) before they are walked,
+    and the text to 200 characters."""
+    return clip(_SHORT.repr(value), 200)
 
 
 def unwrap(annotation):

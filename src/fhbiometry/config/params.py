@@ -1,10 +1,12 @@
 """Reading params.yaml: the one place for every knob."""
 from __future__ import annotations
 
+import sys
+
 from fhbiometry.config.messages import ParamError
 from fhbiometry.config.schema import read_yaml, validate_params
 
-__all__ = ["ParamError", "load_params", "select"]
+__all__ = ["ParamError", "load_params", "run_stage", "select"]
 
 
 def load_params(path="params.yaml", only=None, model: str | None = None) -> dict:
@@ -35,3 +37,13 @@ def select(params: dict, keys, source: str = "params.yaml") -> dict:
                 target = target.setdefault(part, {})
         target[parts[-1]] = node
     return out
+
+
+def run_stage(main) -> None:
+    """Run a stage's ``main``: a ParamError (a wrong or missing value in params.yaml) prints its
+    message alone, without a traceback, and the stage exits with status 2."""
+    try:
+        main()
+    except ParamError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
