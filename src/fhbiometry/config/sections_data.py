@@ -9,9 +9,8 @@ from fhbiometry.config.fields import (AnnotationPattern, Bool, NonEmptyText, Non
                                       PositiveNumber, PositiveWhole, Probability, Section, SubjectPattern, Text,
                                       check, choice, number, pair, whole)
 from fhbiometry.config.messages import Hint, problems
-from fhbiometry.core.choices import SPLIT_METHODS, SPLITS
+from fhbiometry.core.choices import FORMATS, SPLIT_METHODS, SPLITS
 
-FORMATS = ("dicom", "video", "png")
 LABEL_SOURCES = ("csv", "ellipse")
 BAD_INPUT_MODES = ("fail", "exclude")
 UNMATCHED_SUBJECT_MODES = ("fail", "accept")
@@ -23,17 +22,19 @@ SUBJECT_STATS = ("max", "median")
 FRACTION_TOLERANCE = 1e-6
 
 
-class Formats(Section):
+class FormatsRule(Section):
+    """The shares of the synthetic file formats (one key per name of ``core.choices.FORMATS``)."""
+
     overrides_only: ClassVar[bool] = True
-    dicom: NonNegative = 0.0
-    video: NonNegative = 0.0
-    png: NonNegative = 0.0
 
     @model_validator(mode="after")
     def _some_share(self):
         if not any(getattr(self, k) > 0 for k in FORMATS):
             raise problems(("", None, "give at least one format a share > 0"))
         return self
+
+
+Formats = create_model("Formats", __base__=FormatsRule, **{name: (NonNegative, 0.0) for name in FORMATS})
 
 
 EvenSize = Annotated[whole(32, 4096), check(lambda v: v % 2 == 0),

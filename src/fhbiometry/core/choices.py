@@ -58,6 +58,7 @@ OPTIMIZERS.register("adamw", "fhbiometry.training.schedules:adamw")
 OPTIMIZERS.register("sgd", "fhbiometry.training.schedules:sgd")
 
 # ---- fixed name lists --------------------------------------------------------------------------
+FORMATS = ("dicom", "video", "png")               # synthesize.formats: synth/ writers
 SPLITS = ("train", "val", "test")                 # config.paths, data.split, data.prepare, schema
 SPLIT_METHODS = ("hash", "head_size")             # data/split.py make_split
 DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")     # training/device.py resolve_type
