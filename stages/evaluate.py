@@ -8,7 +8,7 @@ and metrics/eval/<model>.json.
 import argparse
 
 from fhbiometry.evaluation.evaluate import run
-from fhbiometry.config.params import load_params
+from fhbiometry.config.params import load_params, run_stage
 
 PARAMS = ("threads", "data.label_source", "qc", "decode", "evaluate", "models.{model}", "intervals")
 
@@ -21,4 +21,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

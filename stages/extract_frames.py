@@ -8,7 +8,7 @@ import sys
 import time
 
 from fhbiometry.data.extract import extract, stop_message, write_outputs
-from fhbiometry.config.params import load_params
+from fhbiometry.config.params import load_params, run_stage
 from fhbiometry.config.paths import Paths
 from fhbiometry.readers.media import InputError
 
@@ -29,4 +29,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -5,7 +5,7 @@
 Reads metrics/eval/<model>.json, results/<model>/predictions.csv, metrics/train/<model>/ (DVCLive),
 data/prepared/test.npz and models/; rewrites plots/models/.
 """
-from fhbiometry.config.params import load_params
+from fhbiometry.config.params import load_params, run_stage
 from fhbiometry.reporting.plots import run
 
 PARAMS = ("threads", "decode", "models", "plots")
@@ -16,4 +16,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

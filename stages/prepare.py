@@ -8,7 +8,7 @@ import shutil
 import pandas as pd
 
 from fhbiometry.core.letterbox import Letterbox
-from fhbiometry.config.params import load_params
+from fhbiometry.config.params import load_params, run_stage
 from fhbiometry.config.paths import Paths
 from fhbiometry.data.prepare import prepare_all
 from fhbiometry.core.store import load_npz, save_npz, write_json
@@ -32,4 +32,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

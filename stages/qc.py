@@ -3,7 +3,7 @@ import shutil
 
 import pandas as pd
 
-from fhbiometry.config.params import load_params
+from fhbiometry.config.params import load_params, run_stage
 from fhbiometry.config.paths import Paths
 from fhbiometry.data.qc import compute_flags, enforce_policy, plot_report, summarise
 from fhbiometry.core.store import load_npz, write_csv, write_json
@@ -37,4 +37,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -3,7 +3,7 @@ near-duplicate frame pairs that cross it."""
 import pandas as pd
 
 from fhbiometry.data import neardup
-from fhbiometry.config.params import load_params
+from fhbiometry.config.params import load_params, run_stage
 from fhbiometry.config.paths import Paths
 from fhbiometry.data.split import make_split
 from fhbiometry.core.store import load_npz, write_csv, write_json
@@ -29,4 +29,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -8,7 +8,7 @@ from an earlier run (e.g. with more subjects) survives.
 import logging
 import shutil
 import time
-from fhbiometry.config.params import load_params
+from fhbiometry.config.params import load_params, run_stage
 from fhbiometry.config.paths import Paths
 from fhbiometry.synth import generate
 
@@ -30,4 +30,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -9,7 +9,7 @@ while it runs, so a rerun after a crash goes on from the last completed epoch.
 """
 import argparse
 
-from fhbiometry.config.params import load_params
+from fhbiometry.config.params import load_params, run_stage
 from fhbiometry.training.loop import run
 
 PARAMS = ("seed", "threads", "device", "input", "landmarks", "codec", "train", "models.{model}")
@@ -23,4 +23,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -51,6 +51,8 @@ def test_too_few_frames_is_an_error_that_names_the_fix():
 
 
 def test_schema_choices_are_the_methods():
-    from fhbiometry.config import schema
+    from fhbiometry.config.sections_model import Decode
 
-    assert schema.SIZE_CALIBRATIONS == calibration.METHODS
+    allowed = Decode.model_fields["size_calibration"].annotation
+    assert calibration.METHODS == ("none", "validation")
+    assert set(allowed.__args__) == set(calibration.METHODS)

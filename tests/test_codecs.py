@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from fhbiometry.codecs import (HeatmapCodec, RegressionCodec, codec_from_settings, make_codec)
-from fhbiometry.codecs.decoders import DECODE_METHODS, decode_cells
+from fhbiometry.codecs.decoders import decode_cells
+from fhbiometry.core.choices import DECODERS
 from fhbiometry.core.geometry import (canonical_order, diameters, ellipse_landmarks, pair_invariant_errors,
                                  anatomical_naming, perpendicularity_deg)
 
@@ -39,7 +40,7 @@ def test_codec_rejects_bad_params():
         decode_cells(np.zeros((1, 4, 8, 8)), "centroid")
     with pytest.raises(ValueError, match="codec.sigma"):
         HeatmapCodec(sigma=0.0)
-    with pytest.raises(ValueError, match="model kind 'points'"):
+    with pytest.raises(ValueError, match="kind = 'points'"):
         make_codec("points", 64, {})
     with pytest.raises(ValueError, match="kind"):
         codec_from_settings({"input_size": 64})
@@ -64,7 +65,7 @@ def test_heatmap_variants_cover_every_method_and_both_pair_modes():
     pts = np.array([[30.0, 6.0], [33.0, 57.0], [10.0, 30.0], [52.0, 32.0]])
     hm = codec.encode(pts[None])
     v = codec.variants(hm)
-    assert set(v["decode"]) == set(DECODE_METHODS) and set(v["pairs"]) == {"joint", "independent"}
+    assert set(v["decode"]) == set(DECODERS.names()) and set(v["pairs"]) == {"joint", "independent"}
     assert np.allclose(v["decode"]["quadratic"], codec.decode(hm).points)
     assert np.abs(v["pairs"]["joint"][0] - pts).max() < 0.01
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from fhbiometry.codecs import HeatmapCodec
-from fhbiometry.codecs.decoders import DECODE_METHODS, ellipse_points, fit_ellipse_axes
+from fhbiometry.codecs.decoders import ellipse_points, fit_ellipse_axes
+from fhbiometry.core.choices import DECODERS
 from fhbiometry.core.geometry import pair_invariant_errors, perpendicularity_deg, midpoint_distance
 
 N = 48
@@ -34,8 +35,8 @@ def test_ellipse_is_a_decode_method_and_a_variant():
     codec = HeatmapCodec(method="ellipse")
     rng = np.random.default_rng(0)
     hm = noisy_heatmaps(codec, known_ellipses(rng, 4), rng)
-    assert "ellipse" in DECODE_METHODS
-    assert set(codec.variants(hm)["decode"]) == set(DECODE_METHODS)
+    assert "ellipse" in DECODERS
+    assert set(codec.variants(hm)["decode"]) == set(DECODERS.names())
     assert HeatmapCodec().method == "quadratic"   # the default is unchanged
 
 

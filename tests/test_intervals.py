@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from fhbiometry.config import schema
+from fhbiometry.config.sections_model import Intervals
+from fhbiometry.core import choices
 from fhbiometry.core.geometry import ellipse_landmarks
 from fhbiometry.trust import intervals as iv
 
@@ -116,8 +117,8 @@ def test_cine_interval_combines_frame_widths_and_spread():
 
 
 def test_schema_offers_exactly_the_implemented_scores_and_scales():
-    assert schema.INTERVAL_SCORES == iv.SCORES and schema.INTERVAL_SCALES == iv.SCALES
-    params = schema.Intervals()
+    assert choices.INTERVAL_SCORES == iv.SCORES and choices.INTERVAL_SCALES == iv.SCALES
+    params = Intervals()
     assert params.level == 0.9 and params.score in iv.SCORES and params.scale in iv.SCALES
     with pytest.raises(Exception, match="score"):
-        schema.Intervals(score="nope")
+        Intervals(score="nope")

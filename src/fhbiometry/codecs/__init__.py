@@ -1,7 +1,8 @@
 """Codecs: landmarks <-> network targets, one per target type (as MMPose's ``codecs``).
 
-Every codec has the same interface, so training, evaluation and inference never ask which kind
-of model they hold:
+Every codec implements ``base.KeypointCodec`` (declared attributes ``kind``, ``input_size``,
+``stride``, ``peak``) and is registered by its kind in ``core.choices.KINDS``, so training,
+evaluation and inference never ask which kind of model they hold:
 
 * ``encode(points_in)``: (B, 4, 2) network-input points -> float32 training targets;
 * ``decode(outputs)``: network outputs -> ``Decoded`` (points in input pixels, and a per-landmark
@@ -21,28 +22,24 @@ Never imports: models, training, inference, evaluation, measure, reporting, tool
 """
 from __future__ import annotations
 
-from .base import Decoded
-from .heatmap import HeatmapCodec
-from .regression import COORDINATE_MODES, RegressionCodec
+from fhbiometry.codecs.base import Decoded, KeypointCodec
+from fhbiometry.codecs.heatmap import HeatmapCodec
+from fhbiometry.codecs.regression import RegressionCodec
+from fhbiometry.core.choices import KINDS
 
-CODECS = {"regression": RegressionCodec, "heatmap": HeatmapCodec}
 
-
-def make_codec(kind: str, input_size: int, codec_params: dict, decode: dict | None = None):
+def make_codec(kind: str, input_size: int, codec_params: dict, decode: dict | None = None) -> KeypointCodec:
     """The codec of a model ``kind`` from params ``codec`` (and ``decode`` for heatmaps)."""
-    if kind not in CODECS:
-        raise ValueError(f"model kind {kind!r}: choose one of {list(CODECS)}")
-    return CODECS[kind].from_params(int(input_size), codec_params, decode or {})
+    return KINDS.get(kind).from_params(int(input_size), codec_params, decode or {})
 
 
-def codec_from_settings(settings: dict):
+def codec_from_settings(settings: dict) -> KeypointCodec:
     """Rebuild a codec from ``codec.settings()`` (as stored in a checkpoint)."""
     settings = dict(settings)
     kind = settings.pop("kind", None)
-    if kind not in CODECS:
-        raise ValueError(f"codec settings name kind {kind!r}; expected one of {list(CODECS)}")
-    return CODECS[kind](**settings)
+    if kind not in KINDS:
+        raise ValueError(f"codec settings name kind {kind!r}; expected one of {list(KINDS.names())}")
+    return KINDS.get(kind)(**settings)
 
 
-__all__ = ["CODECS", "COORDINATE_MODES", "Decoded", "HeatmapCodec", "RegressionCodec",
-           "codec_from_settings", "make_codec"]
+__all__ = ["Decoded", "HeatmapCodec", "KeypointCodec", "RegressionCodec", "codec_from_settings", "make_codec"]

@@ -2,13 +2,15 @@
 refinement (quadratic fit of the log-heatmap, or soft-argmax in a window), and the
 geometry-consistent ``ellipse`` decoding: the quadratic points replaced by the axis ends of the
 one ellipse (shared centre, perpendicular diameters) that fits them best, each point weighted by
-its peak height (``fit_ellipse_axes``). Cells are heatmap grid indices; the heatmap codec maps
-them to network-input pixels."""
+its peak height (``fit_ellipse_axes``). The methods are the registry ``core.choices.DECODERS``
+(one ``refine_*`` function each). Cells are heatmap grid indices; the heatmap codec maps them to
+network-input pixels."""
 from __future__ import annotations
 
 import numpy as np
 
-DECODE_METHODS = ("argmax", "quadratic", "soft_argmax", "ellipse")
+from fhbiometry.core.choices import DECODERS
+
 SOFT_ARGMAX_RADIUS = 2
 ELLIPSE_ITERATIONS = 12     # alternations of (centre, semi-axes) and angle
 ELLIPSE_ROBUST_CELLS = 1.0  # Cauchy scale of the residual reweighting, in heatmap cells
@@ -18,9 +20,9 @@ def decode_cells(hm, method: str, pairs=(), pair_radius: float = 6.0):
     """(N, K, H, W) heatmaps -> ((N, K, 2) cell coordinates (x, y), (N, K) peak values).
 
     ``pairs``: channel index pairs whose ends are found jointly (``joint_pair_peaks``); every
-    other channel takes its own hottest cell. ``method`` refines the peak cell."""
-    if method not in DECODE_METHODS:
-        raise ValueError(f"decode method must be one of {DECODE_METHODS}, got {method!r}")
+    other channel takes its own hottest cell. ``method`` (a name of ``core.choices.DECODERS``)
+    refines the peak cells: its function ``(hm, ix, iy, peak) -> (N, K, 2) cells``."""
+    refine = DECODERS.get(method)
     hm = np.asarray(hm, dtype=np.float64)
     n, k, h, w = hm.shape
     flat = hm.reshape(n, k, -1)
@@ -29,16 +31,29 @@ def decode_cells(hm, method: str, pairs=(), pair_radius: float = 6.0):
         idx[:, i], idx[:, j] = joint_pair_peaks(hm[:, i], hm[:, j], pair_radius)
     peak = np.take_along_axis(flat, idx[..., None], -1)[..., 0]
     iy, ix = np.divmod(idx, w)
-    cx, cy = ix.astype(np.float64), iy.astype(np.float64)
-    if method in ("quadratic", "ellipse"):
-        dx, dy = quadratic_offsets(hm, ix, iy)
-        cx, cy = cx + dx, cy + dy
-    elif method == "soft_argmax":
-        cx, cy = soft_argmax(hm, ix, iy, SOFT_ARGMAX_RADIUS)
-    cells = np.stack([cx, cy], -1)
-    if method == "ellipse" and k == 4:
-        cells = fit_ellipse_axes(cells, peak)
-    return cells, peak
+    return refine(hm, ix, iy, peak), peak
+
+
+def refine_argmax(hm, ix, iy, peak):
+    """The peak cell itself."""
+    return np.stack([ix.astype(np.float64), iy.astype(np.float64)], -1)
+
+
+def refine_quadratic(hm, ix, iy, peak):
+    """The peak cell moved by the quadratic sub-cell offsets (``quadratic_offsets``)."""
+    dx, dy = quadratic_offsets(hm, ix, iy)
+    return np.stack([ix.astype(np.float64) + dx, iy.astype(np.float64) + dy], -1)
+
+
+def refine_soft_argmax(hm, ix, iy, peak):
+    """The centre of mass of a window around the peak cell (``soft_argmax``)."""
+    return np.stack(soft_argmax(hm, ix, iy, SOFT_ARGMAX_RADIUS), -1)
+
+
+def refine_ellipse(hm, ix, iy, peak):
+    """The quadratic points moved onto the axis ends of one fitted ellipse (four landmarks)."""
+    cells = refine_quadratic(hm, ix, iy, peak)
+    return fit_ellipse_axes(cells, peak) if hm.shape[1] == 4 else cells
 
 
 def joint_pair_peaks(a, b, radius: float):

@@ -4,7 +4,7 @@ Heatmap cell ``k`` covers input pixels ``[k*stride, (k+1)*stride)``; its centre 
 ``k*stride + (stride-1)/2``. A target is an unnormalised Gaussian with peak ``peak`` at the
 sub-pixel landmark position and standard deviation ``sigma`` cells. Decoding: the peak cell
 (``decode.pairs``: the two ends of each diameter found jointly, see ``decoders.joint_pair_peaks``)
-refined by ``decode.method`` (``decoders.DECODE_METHODS``; ``ellipse``: the quadratic points moved
+refined by ``decode.method`` (the registry ``core.choices.DECODERS``; ``ellipse``: the quadratic points moved
 onto the axis ends of one fitted ellipse, ``decoders.fit_ellipse_axes``).
 """
 from __future__ import annotations
@@ -15,14 +15,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from fhbiometry.core.geometry import BPD, OFD
+from fhbiometry.codecs.base import Decoded, KeypointCodec
+from fhbiometry.codecs.decoders import decode_cells
 from fhbiometry.codecs.losses import heatmap_loss
-from .base import Decoded
-from .decoders import DECODE_METHODS, decode_cells
+from fhbiometry.core.choices import DECODERS
+from fhbiometry.core.geometry import BPD, OFD
 
 
 @dataclass(frozen=True)
-class HeatmapCodec:
+class HeatmapCodec(KeypointCodec):
     input_size: int = 128
     stride: int = 4
     sigma: float = 2.0
@@ -37,8 +38,7 @@ class HeatmapCodec:
                              f"codec.stride ({self.stride})")
         if self.sigma <= 0:
             raise ValueError(f"codec.sigma must be > 0, got {self.sigma}")
-        if self.method not in DECODE_METHODS:
-            raise ValueError(f"decode.method must be one of {DECODE_METHODS}, got {self.method!r}")
+        DECODERS.check(self.method)
 
     @classmethod
     def from_params(cls, input_size: int, codec: dict, decode: dict) -> "HeatmapCodec":
@@ -106,7 +106,7 @@ class HeatmapCodec:
         """Alternative decodings evaluation compares: every method (with the pair setting), and
         the method with and without joint pairs. {section: {name: (N, 4, 2) input points}}."""
         joint = None if self.pairs else (OFD, BPD)
-        return {"decode": {m: self.decode(outputs, m).points for m in DECODE_METHODS},
+        return {"decode": {m: self.decode(outputs, m).points for m in DECODERS.names()},
                 "pairs": {"joint": self.decode(outputs, self.method, joint).points,
                           "independent": self.decode(outputs, self.method, ()).points}}
 

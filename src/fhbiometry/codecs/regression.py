@@ -2,7 +2,8 @@
 
 Targets are the input coordinates either ``normalised`` to [0, 1] (pixel edges of the square at
 0 and 1; the default) or in raw input ``pixels`` (the seed's recipe, kept for the ablation),
-flattened ``(x1, y1, x2, y2, ...)``.
+flattened ``(x1, y1, x2, y2, ...)``. The modes are the registry ``core.choices.COORDINATES``:
+one class each with ``encode``, ``decode`` and ``unit`` (the targets' unit in input pixels).
 """
 from __future__ import annotations
 
@@ -12,21 +13,53 @@ from typing import ClassVar
 
 import numpy as np
 
+from fhbiometry.codecs.base import Decoded, KeypointCodec
 from fhbiometry.codecs.losses import SMOOTH_L1_BETA, regression_loss
-from .base import Decoded
+from fhbiometry.core.choices import COORDINATES
 
-COORDINATE_MODES = ("normalised", "pixels")
+
+class Normalised:
+    """Input pixels -> [0, 1] (pixel edges of the square at 0 and 1)."""
+
+    @staticmethod
+    def encode(points, size: int):
+        return (points + 0.5) / size
+
+    @staticmethod
+    def decode(values, size: int):
+        return values * size - 0.5
+
+    @staticmethod
+    def unit(size: int) -> float:
+        return 1.0
+
+
+class Pixels:
+    """Input pixels as they are."""
+
+    @staticmethod
+    def encode(points, size: int):
+        return points
+
+    @staticmethod
+    def decode(values, size: int):
+        return values
+
+    @staticmethod
+    def unit(size: int) -> float:
+        return float(size)
 
 
 @dataclass(frozen=True)
-class RegressionCodec:
+class RegressionCodec(KeypointCodec):
     input_size: int = 128
     coordinates: str = "normalised"
     kind: ClassVar[str] = "regression"
+    stride: ClassVar[None] = None      # no spatial output
+    peak: ClassVar[float] = 1.0        # no heatmap
 
     def __post_init__(self):
-        if self.coordinates not in COORDINATE_MODES:
-            raise ValueError(f"codec.coordinates must be one of {COORDINATE_MODES}, got {self.coordinates!r}")
+        COORDINATES.check(self.coordinates)
 
     @classmethod
     def from_params(cls, input_size: int, codec: dict, decode: dict) -> "RegressionCodec":
@@ -37,15 +70,15 @@ class RegressionCodec:
 
     def normalise(self, points_in) -> np.ndarray:
         """Input pixel coordinates -> [0, 1] (pixel edges of the square at 0 and 1)."""
-        return (np.asarray(points_in, dtype=np.float64) + 0.5) / self.input_size
+        return Normalised.encode(np.asarray(points_in, dtype=np.float64), self.input_size)
 
     def denormalise(self, values) -> np.ndarray:
-        return np.asarray(values, dtype=np.float64) * self.input_size - 0.5
+        return Normalised.decode(np.asarray(values, dtype=np.float64), self.input_size)
 
     def encode64(self, points_in) -> np.ndarray:
         """(..., K, 2) input points -> (..., 2K) float64 targets in ``self.coordinates``."""
         p = np.asarray(points_in, dtype=np.float64)
-        values = self.normalise(p) if self.coordinates == "normalised" else p
+        values = COORDINATES.get(self.coordinates).encode(p, self.input_size)
         return values.reshape(p.shape[:-2] + (-1,))
 
     def encode(self, points_in) -> np.ndarray:
@@ -56,7 +89,7 @@ class RegressionCodec:
         """(N, 2K) outputs -> ``Decoded`` with (N, K, 2) input points."""
         v = np.asarray(outputs, dtype=np.float64)
         v = v.reshape(v.shape[:-1] + (-1, 2))
-        return Decoded(self.denormalise(v) if self.coordinates == "normalised" else v, None)
+        return Decoded(COORDINATES.get(self.coordinates).decode(v, self.input_size), None)
 
     def with_decoding(self, decode: dict) -> "RegressionCodec":
         return self
@@ -68,7 +101,7 @@ class RegressionCodec:
         return {}
 
     def make_loss(self, cfg: dict):
-        beta = SMOOTH_L1_BETA * (self.input_size if self.coordinates == "pixels" else 1.0)
+        beta = SMOOTH_L1_BETA * COORDINATES.get(self.coordinates).unit(self.input_size)
         return partial(regression_loss, loss=cfg["loss"], pair_invariant=cfg["pair_invariant_loss"], beta=beta)
 
     def mean_output(self, points_in):

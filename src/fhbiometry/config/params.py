@@ -1,9 +1,12 @@
 """Reading params.yaml: the one place for every knob."""
 from __future__ import annotations
 
+import sys
 
-class ParamError(ValueError):
-    """A value in params.yaml is missing or wrong; the message names the key and the fix."""
+from fhbiometry.config.messages import ParamError
+from fhbiometry.config.schema import read_yaml, validate_params
+
+__all__ = ["ParamError", "load_params", "run_stage", "select"]
 
 
 def load_params(path="params.yaml", only=None, model: str | None = None) -> dict:
@@ -14,8 +17,6 @@ def load_params(path="params.yaml", only=None, model: str | None = None) -> dict
     ``only``: the dotted keys a stage reads (its ``PARAMS``; ``{model}`` is replaced by ``model``):
     the stage gets those and nothing else, so the params dvc.yaml lists for it are all it can use.
     """
-    from fhbiometry.config.schema import read_yaml, validate_params
-
     params = validate_params(read_yaml(path), source=str(path))
     if only is None:
         return params
@@ -38,8 +39,11 @@ def select(params: dict, keys, source: str = "params.yaml") -> dict:
     return out
 
 
-def validate_params(raw: dict, source: str = "params.yaml") -> dict:
-    """``schema.validate_params``: the validated params, or one ParamError listing every problem."""
-    from fhbiometry.config.schema import validate_params as validate
-
-    return validate(raw, source)
+def run_stage(main) -> None:
+    """Run a stage's ``main``: a ParamError (a wrong or missing value in params.yaml) prints its
+    message alone, without a traceback, and the stage exits with status 2."""
+    try:
+        main()
+    except ParamError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-SPLITS = ("train", "val", "test")
+from fhbiometry.core.choices import SPLITS
 
 
 @dataclass(frozen=True)

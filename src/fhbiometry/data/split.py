@@ -25,11 +25,11 @@ import logging
 import numpy as np
 import pandas as pd
 
+from fhbiometry.core.choices import SPLIT_METHODS, SPLITS
 from fhbiometry.core.geometry import COORD_COLUMNS, head_circumference
 
-SPLITS = ("train", "val", "test")
 LEFT_OUT = "left_out"   # head-size split with a gap: units between fit_up_to_hc_mm and the threshold
-METHODS = ("hash", "head_size")
+METHODS = SPLIT_METHODS     # params split.method (written once, in core.choices)
 log = logging.getLogger(__name__)
 
 

@@ -222,7 +222,7 @@ def confidence_metrics(codec, data: dict, frames, table: pd.DataFrame, options: 
     """Sections ``confidence`` and ``per_subject`` (``confidence.evaluation_sections``) of the
     evaluated test frames; the threshold comes from ``val_frames`` (``validation_outputs``)."""
     cfg, qc, val = options.confidence, options.qc, options.val
-    peak = float(getattr(codec, "peak", 1.0))
+    peak = float(codec.peak)
     conf = frame_confidence(frames, data["transform"], qc, cfg, peak)["confidence"].to_numpy()
     table["confidence"] = conf
     conf_val = None

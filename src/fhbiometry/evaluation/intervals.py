@@ -182,7 +182,7 @@ def interval_section(codec, data: dict, frames, options, val_frames, factors) ->
     head = {"level": level, "method": {"score": score, "scale": scale, "calibrated_on": "validation frames"}}
     if val_frames is None or not accepted_rows(val).any():
         return {"intervals": {**head, "calibration": None, "note": "no validation frames: no intervals"}}
-    peak = float(getattr(codec, "peak", 1.0))
+    peak = float(codec.peak)
     args = (factors, options.qc, peak, options.confidence)
     v, t = Split(val, val_frames, *args), Split(data, frames, *args)
     threshold = threshold_from_validation(v.conf, options.confidence["reject_share"])

@@ -12,6 +12,7 @@ import torch
 
 from fhbiometry.models.checkpoint import CheckpointError, read_checkpoint
 from fhbiometry.codecs import codec_from_settings
+from fhbiometry.core.choices import DEFAULT_HEAD_CHANNELS, DEFAULT_HEAD_SKIPS
 from fhbiometry.core.geometry import BPD, LANDMARKS, OFD
 from fhbiometry.core.letterbox import Letterbox
 from fhbiometry.models.networks import build_model, check_input_size, to_tensor
@@ -39,9 +40,8 @@ def load_model(path, arch: str | None = None, kind: str | None = None, fix: str 
     letterbox = Letterbox(**meta["input"])
     try:
         model = build_model(meta["arch"], meta["kind"], num_landmarks=len(meta.get("landmarks", LANDMARKS)),
-                            head_channels=int(meta.get("head_channels", 128)),
-                            skips=bool(meta.get("head_skips", True)),
-                            stride=int(meta["codec"].get("stride", 4)))
+                            head_channels=int(meta.get("head_channels", DEFAULT_HEAD_CHANNELS)),
+                            skips=bool(meta.get("head_skips", DEFAULT_HEAD_SKIPS)), stride=codec.stride)
         model.load_state_dict(state)
     except (RuntimeError, ValueError) as err:
         first = str(err).strip().splitlines()[0]

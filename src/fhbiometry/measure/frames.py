@@ -90,7 +90,7 @@ def locate_landmarks(scan, loaded, backend, settings, bar=None) -> pd.DataFrame:
         flipped = np.where(swapped[:, None, None], flipped[:, [2, 3, 0, 1]], flipped)
     peak = None if peaks[0] is None else np.concatenate(peaks)
     conf = confidence(points, flipped, peak, settings.qc, settings.confidence,
-                      float(getattr(codec, "peak", 1.0)))
+                      float(codec.peak))
     spans = frame_intervals(points, apply_factors(flipped, settings.size_factors), peak, scan.spacing, settings.qc,
-                            settings.intervals, float(getattr(codec, "peak", 1.0)))
+                            settings.intervals, float(codec.peak))
     return pd.concat([frame_table(scan, points, conf, settings), spans], axis=1)

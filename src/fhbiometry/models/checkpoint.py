@@ -2,8 +2,9 @@
 one JSON document in the safetensors header (key ``fhbiometry``).
 
 ``torch.load`` of a pickle runs whatever code the file holds; a safetensors file is a JSON header
-and raw tensor bytes, so reading one (even a crafted one) cannot run code. Every load error names
-the file and the fix.
+and raw tensor bytes, so reading one (even a crafted one) cannot run code. The metadata is checked
+against the params schema (``config.checkpoint_meta``) before any model is built. Every load error
+names the file and the fix.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+from fhbiometry.config.checkpoint_meta import checkpoint_meta_lines
 
 META_KEY = "fhbiometry"
 FORMAT = 1
@@ -59,6 +62,10 @@ def read_checkpoint(path, fix: str = "") -> tuple[dict, dict]:
         raise CheckpointError(f"{path}: checkpoint metadata lacks {missing}: {fix}")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r}, this code reads {FORMAT}: {fix}")
+    lines = checkpoint_meta_lines(meta, f"{path} (checkpoint metadata)")
+    if lines:
+        raise CheckpointError("\n".join(lines) + f"\n{path}: this checkpoint's settings are not ones params.yaml "
+                              f"allows, so its model cannot be rebuilt: {fix}")
     return state, meta
 
 

@@ -24,16 +24,11 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
-ARCHS = ("alexnet", "resnet18", "resnet34")
-KINDS = ("regression", "heatmap")
-HEATMAP_ARCHS = ("resnet18",)
-TRUNK_STRIDE = 32
+from fhbiometry.core.choices import ARCHS, DEFAULT_HEAD_CHANNELS, HEATMAP_STRIDES, KINDS, TRUNK_STRIDE
+
 IMAGE_MEAN = 0.449  # mean of ImageNet's channel means (0.485, 0.456, 0.406)
 IMAGE_STD = 0.226   # mean of ImageNet's channel sds (0.229, 0.224, 0.225)
 
-_CONSTRUCTORS = {"alexnet": tvm.alexnet, "resnet18": tvm.resnet18, "resnet34": tvm.resnet34}
-# the replaced classification layer of each torchvision network (state-dict prefix)
-_HEAD_PREFIX = {"alexnet": "classifier.6.", "resnet18": "fc.", "resnet34": "fc."}
 
 
 def to_tensor(images) -> torch.Tensor:
@@ -58,10 +53,9 @@ def count_parameters(model: nn.Module) -> int:
 
 def deconv_blocks(stride: int) -> int:
     """Number of stride-2 deconvolutions that take the trunk's stride 32 down to ``stride``."""
-    n = {32: 0, 16: 1, 8: 2, 4: 3, 2: 4, 1: 5}.get(int(stride))
-    if n is None:
-        raise ValueError(f"heatmap stride {stride} must be one of 1, 2, 4, 8, 16, 32 (codec.stride)")
-    return n
+    if int(stride) not in HEATMAP_STRIDES:
+        raise ValueError(f"heatmap stride {stride} must be one of {list(HEATMAP_STRIDES)} (codec.stride)")
+    return (TRUNK_STRIDE // int(stride)).bit_length() - 1
 
 
 class HeatmapNet(nn.Module):
@@ -164,7 +158,7 @@ def load_imagenet_weights(net: nn.Module, arch: str, path) -> dict:
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise ValueError(f"{path} is not a state dict (a mapping of parameter names to tensors)")
     own = net.state_dict()
-    head = _HEAD_PREFIX[arch]
+    head = ARCHS.meta(arch)["head"]
     trunk_keys = [k for k in own if not k.startswith(head)]
     missing = [k for k in trunk_keys if k not in state]
     required_missing = [k for k in missing if not k.endswith("num_batches_tracked")]
@@ -200,23 +194,23 @@ def init_head_at_mean_shape(model: nn.Module, arch: str, mean_normalised) -> Non
         head.bias.copy_(mean)
 
 
-def build_model(arch: str, kind: str, num_landmarks: int = 4, head_channels: int = 128,
-                stride: int = 4, pretrained: str = "", skips: bool = True) -> nn.Module:
-    """Build one of the four models (see the module docstring). Uses torch's global RNG for
-    initialisation: seed it first."""
-    if arch not in ARCHS:
-        raise ValueError(f"arch {arch!r}: choose one of {list(ARCHS)}")
-    if kind not in KINDS:
-        raise ValueError(f"kind {kind!r}: choose one of {list(KINDS)}")
-    if kind == "heatmap" and arch not in HEATMAP_ARCHS:
-        raise ValueError(f"kind 'heatmap' is only implemented with arch 'resnet18', got {arch!r}")
+def build_model(arch: str, kind: str, num_landmarks: int = 4, head_channels: int = DEFAULT_HEAD_CHANNELS,
+                stride: int | None = 4, pretrained: str = "", skips: bool = True) -> nn.Module:
+    """Build one of the four models (see the module docstring): ``arch`` a name of
+    ``core.choices.ARCHS`` whose meta ``kinds`` has ``kind``; ``stride``: the heatmap head's output
+    stride (``codec.stride``; unused by regressors). Uses torch's global RNG for initialisation:
+    seed it first."""
+    KINDS.check(kind)
+    if kind not in ARCHS.meta(arch)["kinds"]:
+        raise ValueError(f"kind {kind!r} is only implemented with arch {list(ARCHS.names(kinds=kind))}, "
+                         f"got {arch!r}")
     if int(head_channels) <= 0:
         raise ValueError(f"head_channels must be positive, got {head_channels}")
     # ResNet regressors start with every residual branch's last BN at zero (torchvision's
     # zero_init_residual): each block is the identity at first; the heatmap trunk keeps the default
     # (measured effect of both: docs/architecture.md, "Measured design choices").
     extra = {"zero_init_residual": True} if kind == "regression" and arch.startswith("resnet") else {}
-    net = _CONSTRUCTORS[arch](weights=None, **extra)
+    net = ARCHS.get(arch)(weights=None, **extra)
     report = None
     if pretrained:
         report = load_imagenet_weights(net, arch, pretrained)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from fhbiometry.core.choices import FORMATS
 from fhbiometry.core.geometry import COORD_COLUMNS
 
-FORMATS = ("dicom", "video", "png")
 QUALITIES = ("good", "low_contrast", "blurred")
 FAULT_KINDS = ("swapped_names", "point_off_skull", "outside_image")
 US_MULTIFRAME_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.3.1"

@@ -12,7 +12,7 @@ or wholly outside the input (a clipped Gaussian; a regression target outside [0,
 Photometric: gamma and gain jitter, Gaussian blur, multiplicative speckle.
 Training targets are encoded from the transformed points by the model's codec.
 
-Settings (params ``train.augment``, validated by ``schema.Augment``): enabled, rotation_deg, scale [lo, hi], shift (fraction of
+Settings (params ``train.augment``, validated by ``config.sections_model.Augment``): enabled, rotation_deg, scale [lo, hi], shift (fraction of
 S), hflip, vflip (probabilities), contrast (jitter strength), blur, speckle, edge_cut (probabilities).
 A ``scale`` range wider than the training heads' spread shows heads larger and smaller than any
 in the training set.

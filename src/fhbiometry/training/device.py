@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from fhbiometry.config.params import ParamError
-from fhbiometry.config.schema import AMP_MODES, DEVICE_TYPES
+from fhbiometry.core.choices import AMP_MODES, DEVICE_TYPES
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULTS = {"type": "auto", "amp": "none", "compile": False, "channels_last": False}

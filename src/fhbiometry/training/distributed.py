@@ -89,11 +89,3 @@ def global_mean(value: float, n_local: int, n_global: int, world: World, device=
     torch.distributed.all_reduce(total)
     return float(total.item()) / n_global
 
-
-def broadcast_flag(flag: bool, world: World) -> bool:
-    """Rank 0's ``flag`` on every rank."""
-    if not world.distributed:
-        return flag
-    box = [flag]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return bool(box[0])

@@ -27,6 +27,7 @@ from fhbiometry.training import augment as aug
 from fhbiometry.training import device as dev
 from fhbiometry.training import distributed as dist
 from fhbiometry.training import resume
+from fhbiometry.training.schedules import lr_factor, make_optimizer
 from fhbiometry.models.checkpoint import save_checkpoint, state_dict_copy
 from fhbiometry.codecs import make_codec
 from fhbiometry.core.geometry import LANDMARKS
@@ -41,11 +42,7 @@ from fhbiometry.core.store import load_npz
 # The best epoch is chosen with the best decoding (sub-pixel, pairs decoded jointly), whatever
 # params `decode` says: that only sets how `evaluate` reports, so changing it never retrains.
 VALIDATION_DECODE = {"method": "quadratic", "pairs": True}
-SCHEDULES = ("cosine", "step", "constant")
-STEP_MILESTONES = (0.5, 0.75)  # 'step' schedule: lr x 0.1 at these fractions of the post-warm-up steps
-STEP_GAMMA = 0.1
 GRAD_CLIP = 5.0
-SGD_MOMENTUM = 0.9
 
 
 def seed_everything(seed: int, threads: int | None = None) -> None:
@@ -57,34 +54,6 @@ def seed_everything(seed: int, threads: int | None = None) -> None:
     torch.use_deterministic_algorithms(True)
     if threads:
         torch.set_num_threads(int(threads))
-
-
-# ---- schedule and optimiser -----------------------------------------------------------------
-def lr_factor(step: int, steps_per_epoch: int, epochs: int, schedule: str, warmup_epochs: float) -> float:
-    """Learning-rate multiplier of optimisation step ``step`` (0-based): linear warm-up over
-    ``warmup_epochs``, then cosine to 0, x0.1 steps at half and three quarters, or constant."""
-    total = epochs * steps_per_epoch
-    warm = min(total, int(round(warmup_epochs * steps_per_epoch)))
-    if step < warm:
-        return (step + 1) / warm
-    progress = (step - warm) / max(1, total - warm)
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    if schedule == "step":
-        return STEP_GAMMA ** sum(progress >= m for m in STEP_MILESTONES)
-    if schedule == "constant":
-        return 1.0
-    raise ValueError(f"schedule {schedule!r}: choose one of {list(SCHEDULES)}")
-
-
-def make_optimizer(model, name: str, lr: float, weight_decay: float):
-    """AdamW or Nesterov SGD; ``fused``: one multi-threaded kernel per step (deterministic)."""
-    if name == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
-    if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=SGD_MOMENTUM, nesterov=True,
-                               weight_decay=weight_decay, fused=True)
-    raise ValueError(f"optimizer {name!r}: choose one of ['adamw', 'sgd']")
 
 
 def file_hash(path) -> str:
@@ -128,7 +97,7 @@ def start_run(name: str, cfg: dict, codec, canonical: bool, seed: int, train: di
     points = np.asarray(train["points"], np.float64)
     torch.manual_seed(seed)
     model = build_model(cfg["arch"], cfg["kind"], num_landmarks=len(LANDMARKS), head_channels=cfg["head_channels"],
-                        stride=getattr(codec, "stride", 4), pretrained=cfg["pretrained"], skips=cfg["head_skips"])
+                        stride=codec.stride, pretrained=cfg["pretrained"], skips=cfg["head_skips"])
     mean = codec.mean_output(points)
     if mean is not None and cfg["head_init"] == "mean_shape":
         init_head_at_mean_shape(model, cfg["arch"], mean)

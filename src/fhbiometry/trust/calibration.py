@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from fhbiometry.core.choices import SIZE_CALIBRATIONS
 from fhbiometry.core.geometry import diameters
 
-METHODS = ("none", "validation")
+METHODS = SIZE_CALIBRATIONS      # params decode.size_calibration (written once, in core.choices)
 DIAMETERS = ("ofd", "bpd")   # pairs (0, 1) and (2, 3) of the canonical order
 
 

@@ -37,12 +37,13 @@ import math
 
 import numpy as np
 
+from fhbiometry.core.choices import INTERVAL_SCALES, INTERVAL_SCORES
 from fhbiometry.core.geometry import diameters, head_circumference
 from fhbiometry.trust.confidence import geometry_term, peak_term
 
 TARGETS = ("bpd", "ofd", "hc")
-SCORES = ("none", "flip", "geometry", "peak", "fitted")
-SCALES = ("mm", "relative")
+SCORES = INTERVAL_SCORES   # written once, in core.choices (the params schema reads them there)
+SCALES = INTERVAL_SCALES
 EPS = 1e-3        # added before the logs of the fitted score
 
 
