@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_dvc_deps import SRC, imported_names, project_closure
+from test_dvc_deps import SRC, imported_names, module_file, module_name, project_closure
 
 PKG = SRC / "fhbiometry"
 SUBPACKAGES = sorted(p.parent.name for p in PKG.glob("*/__init__.py"))
@@ -92,3 +92,114 @@ def test_library_never_imports_the_command_line():
 def test_library_never_imports_stages():
     for path in PKG.rglob("*.py"):
         assert not {n for n in imported_names(path) if n.split(".")[0] == "stages"}, path
+
+
+# ---- the shape rules of issue 17: short functions, no private names across modules, no circle --
+MAX_FUNCTION_LINES = 50
+
+
+def project_edges(path: Path) -> set[Path]:
+    """The project modules ``path`` imports anywhere (functions included): ``from a import b``
+    with ``a.b`` a module is an edge to ``a.b`` alone (the package ``a`` is only its container)."""
+    own = module_name(path)
+    parts = own.split(".") if path.name == "__init__.py" else own.split(".")[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(module_file(alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(parts[:len(parts) - (node.level - 1)] + ([node.module] if node.module else []))
+            subs = [module_file(f"{base}.{alias.name}") for alias in node.names]
+            out.update(subs if all(subs) else [module_file(base)])
+    return {p for p in out if p is not None and p != path}
+
+
+def cycles(graph: dict) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index, low, stack, on, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circle():
+    graph = {module_name(p): {module_name(q) for q in project_edges(p)} for p in PKG.rglob("*.py")}
+    assert cycles(graph) == [], "import circles (lazy imports included): break them"
+
+
+def test_the_circle_check_finds_a_circle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def long_functions(path: Path) -> dict[str, int]:
+    tree = ast.parse(path.read_text())
+    return {f"{path.name}:{node.name}": node.end_lineno - node.lineno + 1 for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES}
+
+
+def test_no_function_is_over_the_line_limit():
+    long = {}
+    for path in [*PKG.rglob("*.py"), *(SRC.parent / "stages").glob("*.py")]:
+        long.update(long_functions(path))
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines (split them): {long}"
+
+
+def private_imports(path: Path) -> list[str]:
+    """``from fhbiometry.x import _name`` and ``module._name`` of an imported project module."""
+    tree = ast.parse(path.read_text())
+    modules, bad = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fhbiometry"):
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    bad.append(f"{node.module}.{alias.name}")
+                elif module_file(f"{node.module}.{alias.name}"):
+                    modules.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            modules.update(a.asname for a in node.names if a.asname and a.name.startswith("fhbiometry"))
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            bad.append(f"{node.value.id}.{node.attr}")
+    return bad
+
+
+def test_no_private_name_is_used_across_modules():
+    bad = {}
+    for path in [*PKG.rglob("*.py"), *(SRC.parent / "stages").glob("*.py")]:
+        if found := private_imports(path):
+            bad[path.relative_to(SRC.parent).as_posix()] = found
+    assert not bad, f"private (underscored) names of other modules: make them public or keep them inside: {bad}"
+
+
+def test_the_private_check_finds_one(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("from fhbiometry.data import qc\nfrom fhbiometry.core.geometry import _x\nqc._flag_points()\n")
+    assert private_imports(path) == ["fhbiometry.core.geometry._x", "qc._flag_points"]

@@ -153,7 +153,6 @@ def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     spacing = pd.to_numeric(manifest["spacing_mm"], errors="coerce").to_numpy(np.float64)
 
     label = _flag_points(pts, ref, status, dup, width, height, spacing, cfg)
-    flags = label["flags"]
     csv_status = np.where(np.isfinite(csv).any(axis=(1, 2)), "ok", "missing")
     table = _flag_points(csv, ref, csv_status, np.ones(len(manifest)), width, height, spacing, cfg)
     ref_status = np.where(np.isfinite(ref).any(axis=(1, 2)), "ok", "missing")
@@ -165,7 +164,7 @@ def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
         ref_out[ref_finite] = anatomical_naming(ref[ref_finite])[0]
 
     if cfg["policy"] == "keep":
-        use = label["finite"] & ~flags["no_label"] & ~flags["bad_input"]
+        use = label["finite"] & ~label["flags"]["no_label"] & ~label["flags"]["bad_input"]
     else:
         use = label["label_ok"]
 
@@ -174,9 +173,17 @@ def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
                             (CSV_COLUMNS, table["points"])):
         for j, col in enumerate(columns):
             out[col] = values.reshape(-1, 8)[:, j]
+    _add_flag_columns(out, label, table, ellipse, use, np.isfinite(csv).any(axis=(1, 2)))
+    return with_reference_hc(out, manifest).sort_values("frame_id").reset_index(drop=True)
+
+
+def _add_flag_columns(out: pd.DataFrame, label: dict, table: dict, ellipse: dict, use, csv_rows) -> None:
+    """The flag, naming and use columns of ``compute_flags`` (the label's, the table's as a
+    reference, the ellipse's ``ref_ok``)."""
+    flags, n = label["flags"], len(out)
     for name in FLAGS:
         out[f"flag_{name}"] = flags[name]
-    out["flags"] = [";".join(n for n in FLAGS if flags[n][i]) for i in range(len(manifest))]
+    out["flags"] = [";".join(f for f in FLAGS if flags[f][i]) for i in range(n)]
     out["swapped_naming"] = label["swapped"]
     out["ref_disagreement_mm"] = label["disagreement"]
     out["label_ok"] = label["label_ok"]
@@ -184,12 +191,10 @@ def compute_flags(manifest: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     out["csv_ok"] = table["label_ok"]
     out["ref_ok"] = ellipse["label_ok"]
     # the table's own flags, reported as a reference when it is not the label source
-    csv_rows = np.isfinite(csv).any(axis=(1, 2))
-    out["csv_flags"] = [";".join(n for n in FLAGS if table["flags"][n][i] and n != "no_label")
-                        if csv_rows[i] else "" for i in range(len(manifest))]
+    out["csv_flags"] = [";".join(f for f in FLAGS if table["flags"][f][i] and f != "no_label")
+                        if csv_rows[i] else "" for i in range(n)]
     out["csv_swapped_naming"] = table["swapped"]
     out["csv_disagreement_mm"] = table["disagreement"]
-    return with_reference_hc(out, manifest).sort_values("frame_id").reset_index(drop=True)
 
 
 def with_reference_hc(out: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:

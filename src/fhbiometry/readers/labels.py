@@ -36,6 +36,20 @@ def table_headers(columns: dict) -> dict[str, str]:
     return {name: str(columns[name]).strip() for name in CANONICAL_COLUMNS}
 
 
+def _frame_indices(df: pd.DataFrame, header: str | None, bad) -> np.ndarray:
+    """The frame column as ints (0 without one; -1 where ``bad`` was told of a bad value)."""
+    frames = np.zeros(len(df), dtype=np.int64)
+    if header:
+        for i, value in enumerate(df[header]):
+            f = _number(value)
+            if f is None or f < 0 or not float(f).is_integer():
+                bad(i, header, value, "not a frame index (0, 1, 2, ...)")
+                frames[i] = -1
+            else:
+                frames[i] = int(f)
+    return frames
+
+
 def read_landmark_table(csv_path, columns: dict, strict: bool = True) -> pd.DataFrame:
     """Read and validate a landmark table.
 
@@ -63,16 +77,7 @@ def read_landmark_table(csv_path, columns: dict, strict: bool = True) -> pd.Data
         if status[i] == OK:
             status[i] = problem
 
-    frames = np.zeros(len(df), dtype=np.int64)
-    if headers["frame"]:
-        for i, value in enumerate(df[headers["frame"]]):
-            f = _number(value)
-            if f is None or f < 0 or not float(f).is_integer():
-                bad(i, headers["frame"], value, "not a frame index (0, 1, 2, ...)")
-                frames[i] = -1
-            else:
-                frames[i] = int(f)
-    out["frame"] = frames
+    out["frame"] = _frame_indices(df, headers["frame"], bad)
     for name in COORD_COLUMNS:
         header = headers[name]
         values = np.full(len(df), np.nan)
