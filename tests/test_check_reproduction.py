@@ -143,25 +143,37 @@ def test_invariants_every_model_beats_the_floor_and_the_heatmap_model_widely(tmp
 
 RUNS = cr.RUNS_DIR
 REPO = Path(__file__).resolve().parents[1]
-RERUNS = ("seed-1", "seed-2", "intel-xeon-amx", "cpu-avx2")   # reruns of the committed pipeline
-# runs that retrained one model and saved only its metrics: the other models are the reference's
+RERUNS = ("seed-1", "seed-2", "intel-xeon-amx", "reference", "cpu-avx2")   # reruns of the pipeline
+# The saved reruns are compared with the run they were made against: the reference of their time
+# (AMD EPYC Zen 4, AVX-512), whose metrics predate the keys added since (intervals, errors in px and
+# %), and the decoding keys' old names. `reference` (the committed metrics, Zen 2, AVX2) is then
+# one more rerun of it, compared on the keys both have.
+BASE = "amd-epyc-zen4-avx512"
+OLD_NAMES = {"decode_method": "decode_mode", "decode_pairs": "pair_decode"}
+# runs that retrained one model and saved only its metrics: the other models are the base's
 # (git keeps no byte-identical copies of them)
 PARTIAL_RUNS = {"degraded-heatmap-half-epochs": ("heatmap.json",)}
 
 
+def as_of(new: dict, old: dict) -> dict:
+    """``new``'s values under ``old``'s key names, on the keys ``old`` has."""
+    named = {OLD_NAMES.get(k, k): v for k, v in new.items()}
+    return {k: v for k, v in named.items() if k in old}
+
+
 def run_result(run: str, spread: dict | None = None, k: float | None = None) -> dict:
-    """Problems and notes of the saved run ``run`` against the saved reference, with the
+    """Problems and notes of the saved run ``run`` against the saved ``BASE`` run, with the
     committed spread (or ``spread``, ``k``)."""
     if spread is None:
         spread, k = cr.load_spread(REPO / cr.SPREAD_FILE), cr.load_k(REPO / cr.SPREAD_FILE)
     result = {"problems": [], "notes": [], "counts": {}}
-    for path in sorted((REPO / RUNS / "reference" / "eval").glob("*.json")):
+    for path in sorted((REPO / RUNS / BASE / "eval").glob("*.json")):
         old = flatten(json.loads(path.read_text()))
         saved = REPO / RUNS / run / "eval" / path.name
         if run in PARTIAL_RUNS and path.name not in PARTIAL_RUNS[run]:
-            assert not saved.exists(), f"{saved}: a copy of the reference's; remove it"
+            assert not saved.exists(), f"{saved}: a copy of the base run's; remove it"
             saved = path
-        new = flatten(json.loads(saved.read_text()))
+        new = as_of(flatten(json.loads(saved.read_text())), old)
         cr.compare_tables(f"metrics/eval/{path.name}", old, new, spread, result, k)
     return result
 
@@ -190,7 +202,11 @@ def test_committed_spread_passes_each_measured_rerun():
     pytest.param("seed-1", marks=pytest.mark.xfail(strict=True, reason=(
         "left out, seed-1 fails one bin: heatmap bins.ratio.below_0.75.hc_mae_mm (7 frames) 2.38 -> "
         "3.69 mm > 0.94; three runs are too few (docs/reproduction.md)"))),
-    "seed-2", "intel-xeon-amx"])
+    "seed-2", "intel-xeon-amx",
+    pytest.param("reference", marks=pytest.mark.xfail(strict=True, reason=(
+        "left out, the Zen 2 run fails two ResNet-18 figures: bins.head_size.medium.bpd_mae_mm "
+        "11.47 -> 22.95 mm > 9.54 and ofd.p95_mm 33.5 -> 53.8 mm > 18.6: the regressors are still "
+        "chaotic across CPUs (issue 18); with it in the spread the check passes it (docs/reproduction.md)")))])
 def test_a_rerun_left_out_of_the_spread_still_passes(left_out):
     """The rules hold a rerun they were not measured on: what another CPU will be."""
     from fhbiometry.tools.reproduction_spread import measure_spread
@@ -233,7 +249,7 @@ def test_the_command_ci_runs_passes_another_cpu_and_fails_the_degraded_model(run
     for rel in ("metrics/qc.json", "metrics/split.json", str(cr.SPREAD_FILE)):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / rel, tmp_path / rel)
-    shutil.copytree(REPO / RUNS / "reference" / "eval", tmp_path / "metrics" / "eval")
+    shutil.copytree(REPO / RUNS / BASE / "eval", tmp_path / "metrics" / "eval")
     git(tmp_path, "init", "-q")
     git(tmp_path, "add", "-A")
     git(tmp_path, "commit", "-qm", "reference")
@@ -243,3 +259,28 @@ def test_the_command_ci_runs_passes_another_cpu_and_fails_the_degraded_model(run
     assert cli.main(["check-reproduction", "--no-repro"]) == code
     out = capsys.readouterr().out
     assert ("problem(s)" in out) == (code == 1), out
+
+
+@pytest.mark.parametrize("run", ["amd-epyc-zen4-avx512", "intel-xeon-amx", "seed-1", "seed-2", "cpu-avx2"])
+def test_each_saved_rerun_passes_against_the_committed_metrics(run):
+    """CI's case: a rerun on another CPU against the committed metrics (the `reference` run, Zen 2),
+    on the keys the saved run has."""
+    spread, k = cr.load_spread(REPO / cr.SPREAD_FILE), cr.load_k(REPO / cr.SPREAD_FILE)
+    result = {"problems": [], "notes": [], "counts": {}}
+    for path in sorted((REPO / RUNS / "reference" / "eval").glob("*.json")):
+        saved = REPO / RUNS / run / "eval" / path.name
+        new = flatten(json.loads((saved if saved.exists() else REPO / RUNS / BASE / "eval" / path.name).read_text()))
+        old = as_of(flatten(json.loads(path.read_text())), new)
+        cr.compare_tables(f"metrics/eval/{path.name}", old, {key: new[key] for key in old}, spread, result, k)
+    assert result["problems"] == []
+    assert result["counts"]["close"] > 150
+
+
+def test_the_degraded_model_fails_against_the_committed_metrics():
+    spread, k = cr.load_spread(REPO / cr.SPREAD_FILE), cr.load_k(REPO / cr.SPREAD_FILE)
+    result = {"problems": [], "notes": [], "counts": {}}
+    path = REPO / RUNS / "reference" / "eval" / "heatmap.json"
+    new = flatten(json.loads((REPO / RUNS / "degraded-heatmap-half-epochs" / "eval" / "heatmap.json").read_text()))
+    old = as_of(flatten(json.loads(path.read_text())), new)
+    cr.compare_tables("metrics/eval/heatmap.json", old, {key: new[key] for key in old}, spread, result, k)
+    assert any("heatmap.json: bpd.mae_mm:" in p for p in result["problems"]), result["problems"]
