@@ -43,6 +43,7 @@ def test_timed_gives_best_and_median():
     assert len(calls) == 4 and 0 <= best <= median  # one warm-up run, then three timed
 
 
+@pytest.mark.slow
 def test_bench_reports_every_figure(tmp_path, capsys):
     models = tmp_path / "models"
     torch.manual_seed(0)

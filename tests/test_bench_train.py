@@ -26,6 +26,7 @@ def tiny_run(tmp_path_factory):
     return json.loads(out.read_text()) if cli.main(argv) == 0 else None
 
 
+@pytest.mark.slow
 def test_report_has_every_column_and_shares_in_unit_range(tiny_run):
     assert tiny_run is not None
     text = bench.report(tiny_run)
@@ -40,6 +41,7 @@ def test_report_has_every_column_and_shares_in_unit_range(tiny_run):
     assert tiny_run["matmul_gflops"] > 0 and tiny_run["machine"]["cpu_capability"]
 
 
+@pytest.mark.slow
 def test_variants_are_timed_and_compared_with_the_baseline(tiny_run):
     variants = {r["variant"]: r for r in tiny_run["variants"]}
     assert set(variants) == {"channels_last", "threads1"}

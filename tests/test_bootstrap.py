@@ -28,6 +28,7 @@ def test_bootstrap_value_is_the_figure_and_the_interval_holds_it():
     assert out["large_share"]["value"] == pytest.approx((np.abs(e) > 4).mean())
 
 
+@pytest.mark.slow
 def test_bootstrap_resamples_subjects_not_frames():
     """Ten subjects, each frame repeated five times: the frames are not independent, so the interval
     must be as wide as that of the ten frames alone, and wider than if each frame were a subject."""

@@ -23,6 +23,7 @@ def fhbiometry(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_help_lists_every_subcommand_with_its_summary():
     res = fhbiometry("--help")
     assert res.returncode == 0, res.stderr
@@ -33,6 +34,7 @@ def test_help_lists_every_subcommand_with_its_summary():
     assert set(cli.SUBCOMMANDS) == set(COMMANDS)
 
 
+@pytest.mark.slow
 def test_python_dash_m_is_the_same_command():
     res = subprocess.run([sys.executable, "-m", "fhbiometry", "--help"], capture_output=True, text=True,
                          timeout=120)
@@ -50,6 +52,7 @@ def test_each_subcommand_help_says_what_it_does_and_shows_an_example(name, capsy
     assert cli.SUBCOMMANDS[name].__doc__.strip().splitlines()[0] in out
 
 
+@pytest.mark.slow
 def test_an_unknown_subcommand_fails_and_names_the_choices():
     res = fhbiometry("no-such-command")
     assert res.returncode != 0

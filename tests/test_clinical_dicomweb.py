@@ -20,6 +20,8 @@ from fhbiometry.clinical.dicomweb import ServerError, credentials, store, study_
 from fhbiometry.clinical.sr import read_sr
 from predict_helpers import head_frames
 
+pytestmark = pytest.mark.slow   # module fixtures (torchrun, an export, a server, a browser) over a second
+
 torch = pytest.importorskip("torch")
 USER, PASSWORD = "fhb", "s3cret-for-the-test"
 START_TIMEOUT_S = 20

@@ -14,6 +14,8 @@ from PIL import Image
 from clinical_helpers import clinical_inputs, predict_args, require
 from fhbiometry.cli import main
 
+pytestmark = pytest.mark.slow   # module fixtures (torchrun, an export, a server, a browser) over a second
+
 torch = pytest.importorskip("torch")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run")

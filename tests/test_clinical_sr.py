@@ -15,6 +15,8 @@ from fhbiometry.clinical import codes as cc
 from fhbiometry.clinical.sr import describe_model, read_sr, write_srs
 from predict_helpers import head_frames
 
+pytestmark = pytest.mark.slow   # module fixtures (torchrun, an export, a server, a browser) over a second
+
 torch = pytest.importorskip("torch")
 CODE_OF = {"bpd_mm": "11820-8", "ofd_mm": "11851-3", "hc_mm": "11984-2", "cephalic_index": "11823-2"}
 GA_OF = {"11902-4": "ga_bpd_weeks", "11932-1": "ga_hc_weeks"}

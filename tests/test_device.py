@@ -77,6 +77,7 @@ def test_cpu_helpers_are_no_ops():
     assert dev.make_scaler(CPU) is None and dist.wrap(model, dist.World(), CPU.device) is model
 
 
+@pytest.mark.slow
 def test_compile_wraps_the_model_lazily():
     """torch.compile compiles on the first call (tens of seconds on a CPU): only the wrapping is
     checked; the state dict stays the model's own (no '_orig_mod.' prefix in checkpoints)."""
@@ -96,6 +97,7 @@ def small_run(hw: dev.Hardware, **model):
     return run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_amp_step_runs_where_the_cpu_allows_it(amp):
     """The mixed-precision step (autocast; fp16 with a gradient scaler) on the CPU's autocast: the
@@ -126,6 +128,7 @@ def test_checkpoint_loads_on_the_device_asked_for(tmp_path):
     assert out.dtype == np.float32 and np.isfinite(out).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", [{}, {"kind": "heatmap", "loss": "mse", "head_channels": 32}],
                          ids=["regression", "heatmap"])
 def test_default_path_equals_explicit_cpu_path_bit_for_bit(model):

@@ -20,6 +20,8 @@ from fhbiometry.training import loop as train
 from fhbiometry.models.networks import to_tensor
 from conftest import REPO, tiny_params, write_workspace
 
+pytestmark = pytest.mark.slow   # module fixtures (torchrun, an export, a server, a browser) over a second
+
 WORLD = 2
 N_TRAIN, BATCH, EPOCHS = 16, 8, 2
 # Tolerances (measured differences in docs/scaling.md): the same rule on one process differs at most

@@ -247,6 +247,7 @@ def stage_params(arch, kind, timing_frames=2):
     return select(params, [key.format(model="m") for key in STAGE_PARAMS])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch,kind", [("resnet18", "regression"), ("resnet18", "heatmap")])
 def test_run_end_to_end_real_model(tmp_path, arch, kind):
     torch = pytest.importorskip("torch")
@@ -311,6 +312,7 @@ def test_frames_kept_by_the_qc_policy_count_in_the_metrics(oracle_modules):
     assert table["evaluated"].all() and not table["label_ok"].iloc[-1]
 
 
+@pytest.mark.slow
 def test_run_size_calibration_scales_the_test_predictions(tmp_path):
     """decode.size_calibration: validation: factors from the validation frames (written to the
     metrics), each test diameter scaled about its midpoint; none: the predictions as decoded."""

@@ -46,6 +46,7 @@ def test_evaluate_writes_the_interval_section(tmp_path, kind):
     assert set(section["candidates"]) == {f"{s}_{c}" for c in SCALES for s in SCORES}
 
 
+@pytest.mark.slow
 def test_intervals_change_no_other_metric(tmp_path):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)

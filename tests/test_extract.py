@@ -249,6 +249,7 @@ def hc18():
     return csv, ellipse
 
 
+@pytest.mark.slow
 def test_hc18_csv(hc18):
     res = hc18[0]
     m = res.manifest
@@ -268,6 +269,7 @@ def test_hc18_csv(hc18):
     assert f.dtype == np.uint8 and f.shape == (540, 800)
 
 
+@pytest.mark.slow
 def test_hc18_ellipse(hc18):
     csv, ell = hc18
     m = ell.manifest

@@ -36,6 +36,7 @@ def mini_hc18(dst: Path) -> int:
     return len(names)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HC18.exists(), reason=f"the HC18 landmark set is not at {HC18}")
 def test_hc18_configuration_runs_end_to_end(tmp_path):
     root = tmp_path / "repo"

@@ -17,6 +17,8 @@ from fhbiometry.models.networks import build_model
 from fhbiometry.inference.onnx_backend import (DEFAULT_OPSET, INPUT_LAYOUT, OnnxBackend, OnnxError, export_onnx,
                                      read_onnx_meta, synthetic_frames)
 
+pytestmark = pytest.mark.slow   # module fixtures (torchrun, an export, a server, a browser) over a second
+
 SIZE = 64
 
 

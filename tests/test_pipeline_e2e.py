@@ -27,6 +27,7 @@ def pipeline(tmp_path_factory):
     return root, env, out
 
 
+@pytest.mark.slow
 def test_repro_builds_every_output(pipeline):
     root, _, _ = pipeline
     for path in ["data/frames/frames.npz", "data/frames/manifest.csv", "data/qc/labels.csv",
@@ -46,6 +47,7 @@ def test_repro_builds_every_output(pipeline):
     assert split["subject_overlap"] == 0
 
 
+@pytest.mark.slow
 def test_second_repro_does_nothing_and_param_change_reruns_only_its_model(pipeline):
     root, env, _ = pipeline
     status = run([sys.executable, "-m", "dvc", "status", "--json"], root, env)
@@ -60,6 +62,7 @@ def test_second_repro_does_nothing_and_param_change_reruns_only_its_model(pipeli
     assert ran == {"train@alexnet", "evaluate@alexnet", "plots"}, dry
 
 
+@pytest.mark.slow
 def test_dvc_metrics_show_lists_four_models(pipeline):
     root, env, _ = pipeline
     out = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], root, env)
@@ -68,6 +71,7 @@ def test_dvc_metrics_show_lists_four_models(pipeline):
         assert f"metrics/eval/{model}.json" in text
 
 
+@pytest.mark.slow
 def test_forced_rerun_gives_identical_checkpoint_and_metrics(pipeline):
     """Determinism on CPU: the same params and seed give the same bytes and metrics."""
     root, env, _ = pipeline

@@ -157,6 +157,7 @@ def test_read_dvclive_tsv(tmp_path):
         plots.read_dvclive_tsv(path)
 
 
+@pytest.mark.slow
 def test_plots_stage_writes_every_figure(tmp_path):
     write_fake_results(tmp_path)
     stale = tmp_path / "plots/models/old.png"
@@ -199,6 +200,7 @@ def test_plot_heatmaps_from_arrays(tmp_path):
         plots.plot_heatmaps([("heatmap", ["nope"], hm[:1], data["points"][:1])], data, path)
 
 
+@pytest.mark.slow
 def test_plots_stage_with_real_heatmap_model(tmp_path):
     pytest.importorskip("torch")
     kinds = {"heatmap": "heatmap"}

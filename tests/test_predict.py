@@ -101,6 +101,7 @@ def test_flip_test_changes_the_points(case, tmp_path):
     assert not np.allclose(plain[list(COORD_COLUMNS)], tta[list(COORD_COLUMNS)])
 
 
+@pytest.mark.slow
 def test_unreadable_input_and_no_spacing(case, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     bad = tmp_path / "broken.dcm"
@@ -178,6 +179,7 @@ def test_help_names_every_option(capsys):
         assert option in out
 
 
+@pytest.mark.slow
 def test_size_calibration_from_the_evaluate_metrics(case, tmp_path, monkeypatch):
     """decode.size_calibration: validation scales each diameter by the evaluate stage's factors
     (metrics/eval/<model>.json of the model's pipeline, not of the working directory); without

@@ -33,6 +33,7 @@ def pipeline(tmp_path_factory):
     return root, make_inputs(root / "in")
 
 
+@pytest.mark.slow
 def test_predict_writes_the_interval_columns(pipeline, capsys, tmp_path):
     root, inputs = pipeline
     out = tmp_path / "out"

@@ -152,6 +152,7 @@ def test_unlabelled_frames_are_not_split():
     assert summary["unlabelled_frames"] == 1 and len(table) == 19
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HC18.exists(), reason=f"real data set not found at {HC18}")
 def test_qc_finds_the_known_faults_of_the_hc18_csv():
     from fhbiometry.data.extract import extract
@@ -188,6 +189,7 @@ def test_qc_finds_the_known_faults_of_the_hc18_csv():
     assert "csv_reference" not in s  # the table is the label source there
 
 
+@pytest.mark.slow
 def test_reference_table_faults_are_reported_and_drawn(tmp_path):
     """Ellipse labels with the crafted rows as the landmark table: the labels are clean, the
     table's faults appear in csv_reference and in table_flagged_*.png."""

@@ -56,6 +56,7 @@ def live_files(root: Path) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_and_ends_bit_identical(tmp_path):
     params = tiny_params(epochs=EPOCHS)
     whole = write_workspace(tmp_path / "whole", params)
@@ -86,6 +87,7 @@ def in_tmp(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_changed_param_starts_afresh_and_same_params_resume(in_tmp, monkeypatch, capsys):
     params = tiny_params(epochs=2)
     write_workspace(in_tmp / "a", params)
@@ -141,6 +143,7 @@ def test_state_is_written_atomically_and_a_broken_one_is_dropped(tmp_path, capsy
     assert "unreadable resume state" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_snapshot_restore_round_trip_keeps_every_random_stream(in_tmp):
     """The torch RNG (dropout), both NumPy streams, the optimiser and the weights survive a
     snapshot -> file -> restore into a fresh run."""

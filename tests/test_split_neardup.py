@@ -87,6 +87,7 @@ def test_measure_reports_recall_and_cross_subject_pairs():
     assert m.loc[4, "recall"] == 0.5 and m.loc[4, "cross_subject_pairs"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HC18.exists(), reason=f"real data set not found at {HC18}")
 def test_hc18_has_no_cross_subject_near_duplicate_at_the_default_threshold():
     from fhbiometry.data.extract import extract

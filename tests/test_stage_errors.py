@@ -36,6 +36,7 @@ def test_every_stage_uses_the_wrapper():
         assert "run_stage(main)" in text, f"stages/{name} does not run main through config.params.run_stage"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script, args", [("qc.py", ()), ("train.py", ("--model", "alexnet"))])
 def test_a_stage_prints_the_param_error_alone_and_exits_2(bad_params, script, args):
     res = run_stage(script, bad_params, *args)

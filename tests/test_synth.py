@@ -67,6 +67,7 @@ def all_files(root: Path) -> dict:
 
 # ----------------------------------------------------------------------------- determinism
 
+@pytest.mark.slow
 def test_two_runs_give_identical_bytes(dataset, tmp_path):
     """The second run is another process: x264 with mbtree differed only across processes."""
     root, _ = dataset
@@ -80,6 +81,7 @@ def test_two_runs_give_identical_bytes(dataset, tmp_path):
     assert changed == []
 
 
+@pytest.mark.slow
 def test_video_bytes_are_stable_across_processes(tmp_path):
     """A full-size cine encoded in two processes (x264's mbtree made these differ, see
     synth.X264_OPTIONS; tiny videos do not show it)."""

@@ -66,6 +66,7 @@ def sha256_of_files(root: Path) -> dict:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_same_bytes_on_another_simd_code_path(tmp_path):
     disable = simd_features_to_disable()
     if not disable:
@@ -83,6 +84,7 @@ def test_same_bytes_on_another_simd_code_path(tmp_path):
     assert differ == [], f"with {' '.join(disable)} disabled these files differ: {differ}"
 
 
+@pytest.mark.slow
 def test_fpmath_agrees_with_numpy_and_scipy():
     """The path-independent functions are as accurate as numpy's (a few float64 ulp)."""
     import numpy as np

@@ -120,6 +120,7 @@ def test_validation_metrics_in_px_and_mm():
 
 
 # ---- training runs --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_run_writes_checkpoint_and_dvclive_files(tmp_path):
     train_data, val = write_prepared(tmp_path)
     meta = train.run(tiny_params(), "m", root=tmp_path, progress=False)
@@ -156,6 +157,7 @@ def test_run_writes_checkpoint_and_dvclive_files(tmp_path):
     assert np.allclose(out.points, again.points, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_two_runs_give_identical_weights(tmp_path):
     states = []
     for run in ("a", "b"):
@@ -211,6 +213,7 @@ def test_mean_shape_init_in_either_target_space_predicts_the_training_mean(tmp_p
     assert np.allclose(out.points, used.mean(0)[None], atol=0.05)
 
 
+@pytest.mark.slow
 def test_best_epoch_is_the_lowest_val_mre_ties_to_the_earlier(tmp_path, monkeypatch):
     train_data, val = fake_prepared(6, seed=1), fake_prepared(2, seed=2)
     sequence = iter([3.0, 2.0, 2.0, 5.0])
@@ -282,6 +285,7 @@ def test_git_repository_without_commits_gives_a_clear_error(tmp_path, monkeypatc
 
 
 # ---- the stage ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_stage_entry_point(tmp_path):
     import yaml
 
@@ -294,6 +298,7 @@ def test_stage_entry_point(tmp_path):
     assert (tmp_path / "models/m.safetensors").is_file() and (tmp_path / "metrics/train/m/metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_train_seed_reseeds_training_only():
     """`train.seed` (null: the top-level seed) seeds initialisation, batches and augmentation; set
     to the top-level seed it changes nothing, set to another value it gives another model, and
