@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fhbiometry.core.choices import SPLITS
+
 
 ROWS, COLS = 8, 9
 PAIR_NAMES = ("train-val", "train-test", "val-test")
@@ -70,7 +72,7 @@ def cross_split_report(split: pd.DataFrame, frames: dict, cfg: dict, examples: i
     for i, j, d in pairs:
         if names[i] == names[j]:
             continue
-        key = "-".join(sorted((names[i], names[j]), key=("train", "val", "test").index))
+        key = "-".join(sorted((names[i], names[j]), key=SPLITS.index))
         counts[key] += 1
         if len(shown) < examples:
             shown.append({"a": str(ids[i]), "b": str(ids[j]), "distance": int(d), "splits": key})

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from fhbiometry.core.choices import SPLITS
 from fhbiometry.metrics.bootstrap import paired_bootstrap, subject_bootstrap, table_figures
 from fhbiometry.metrics.errors import worst_diameter_error
 from fhbiometry.tools.ablation import load_ladder, missing_rows_message, row_params
@@ -120,7 +121,7 @@ def split_lines(folder: Path) -> list[str]:
     lines = ([f"Split by head size: subjects whose largest HC is above {hs['threshold_hc_mm']:.1f} mm are tested."]
              if hs.get("threshold_hc_mm") is not None else ["Split: test subjects by a stable hash of the subject id."])
     lines += ["", "| part | frames | HC min / median / max mm |", "|---|---|---|"]
-    for part in ("train", "val", "test"):
+    for part in SPLITS:
         p = hs[part]
         lines.append(f"| {part} | {p['frames']} | {p['min']:.1f} / {p['median']:.1f} / {p['max']:.1f} |")
     ov = hs.get("overlap", {})
