@@ -174,3 +174,34 @@ def test_a_tiny_contour_model_trains_and_evaluates_through_the_real_stages(tmp_p
         text = (SRC / module).read_text()
         assert "kind ==" not in text and "kind !=" not in text, module
         assert "contour" not in text or module == "models/networks.py", module
+
+
+def test_the_documented_round_trip_command_prints_the_figures():
+    """docs/landmarks.md, "The contour codec": the round-trip table's command."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "tests/contour_compare.py", "--round-trip"], cwd=SRC.parents[1],
+                         capture_output=True, text=True, timeout=300, check=True)
+    figures = json.loads(out.stdout)
+    assert len(figures) == 24 and figures["128px rotated 30% gap both"] < 0.5
+    assert max(v for k, v in figures.items() if "gap contour" not in k or k.startswith("128")) < 0.5
+
+
+@pytest.mark.slow
+def test_the_documented_comparison_command_runs_on_a_tiny_split(tmp_path):
+    """docs/landmarks.md, "The contour codec": the heatmap-vs-contour command, on 64 px frames."""
+    import json
+    import subprocess
+    import sys
+
+    for split, n, seed in (("train", 8, 1), ("val", 3, 2), ("test", 3, 3)):
+        save_npz(tmp_path / f"prepared/{split}.npz", fake_prepared(n, seed=seed))
+    subprocess.run([sys.executable, "tests/contour_compare.py", "--prepared", str(tmp_path / "prepared"),
+                    "--out", str(tmp_path / "out"), "--epochs", "1", "--threads", "1"],
+                   cwd=SRC.parents[1], capture_output=True, text=True, timeout=600, check=True)
+    rows = json.loads((tmp_path / "out/compare.json").read_text())
+    assert set(rows) == {"heatmap", "contour"} and rows["contour"]["mre_mm"] > 0
+    assert set(k for k in rows["contour"] if k.startswith("contour_")) == {
+        "contour_both_mre_mm", "contour_contour_mre_mm", "contour_landmarks_mre_mm"}
