@@ -2,7 +2,8 @@
 
 A short CPU comparison (docs/architecture.md, "The contour codec"): copies a prepared split
 (data/prepared/{train,val,test}.npz, e.g. a trained default pipeline's) into ``--out``, trains the
-default `heatmap` model and the same model as kind ``contour`` for ``--epochs`` epochs through the
+default `heatmap` model and the same model as kind ``contour`` for ``--epochs`` epochs (``--models``:
+only those now, the others' results already in ``--out`` kept) through the
 real stages (``training.loop.run``, ``evaluation.evaluate.run``) and prints their test figures:
 
     python tests/contour_compare.py --prepared data/prepared --out /tmp/contour-compare --epochs 4
@@ -27,7 +28,18 @@ from fhbiometry.config.params import load_params
 from fhbiometry.config.schema import validate_params
 
 REPO = Path(__file__).resolve().parents[1]
-KEYS = ("mre_mm", "mre_px", "bpd_mae_mm", "ofd_mae_mm")
+
+
+def row(m: dict, minutes) -> dict:
+    """The figures compared: MRE, BPD / OFD / HC errors, worst-diameter error in original px,
+    the share of frames off by > 5 % of a diameter, and the contour section's three fits."""
+    w, r = m["worst_diameter_error"]["original_px"], m["relative_error"]
+    out = {"mre_mm": m["mre_mm"], "mre_px": m["mre_px"], "bpd_mae_mm": m["bpd"]["mae_mm"],
+           "bpd_p95_mm": m["bpd"]["p95_mm"], "ofd_mae_mm": m["ofd"]["mae_mm"], "ofd_p95_mm": m["ofd"]["p95_mm"],
+           "worst_px_mean": w["mean"], "worst_px_median": w["median"],
+           "over_5pct_frames": r["over_limit_frames"], "train_min": minutes}
+    out.update({f"contour_{s}_mre_mm": v["mre_mm"] for s, v in m.get("contour", {}).items()})
+    return out
 
 
 def profile(epochs: int, threads: int, size: int) -> dict:
@@ -70,6 +82,8 @@ def main() -> None:
     parser.add_argument("--round-trip", action="store_true")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models", nargs="+", default=["heatmap", "contour"], choices=["heatmap", "contour"],
+                        help="the models to train now (the others' results in --out are reported as they are)")
     args = parser.parse_args()
     if args.round_trip:
         print(json.dumps(round_trip(), indent=1))
@@ -87,19 +101,23 @@ def main() -> None:
     params = profile(args.epochs, args.threads, size)
     (args.out / "data/prepared").mkdir(parents=True, exist_ok=True)
     for split in ("train", "val", "test"):
-        shutil.copy(args.prepared / f"{split}.npz", args.out / f"data/prepared/{split}.npz")
+        target = args.out / f"data/prepared/{split}.npz"
+        if not target.is_file():   # kept: a later --models run reuses the earlier models' results
+            shutil.copy(args.prepared / f"{split}.npz", target)
     (args.out / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    old = args.out / "minutes.json"
+    minutes = json.loads(old.read_text()) if old.is_file() else {}
     torch.set_num_threads(args.threads)
-    rows = {}
-    for name in params["models"]:
+    for name in args.models:
         started = time.perf_counter()
         train.run(params, name, root=args.out, progress=False, resumable=False)
-        minutes = (time.perf_counter() - started) / 60
-        metrics = ev.run(params, name, root=args.out)
-        rows[name] = {**{k: metrics[k] for k in KEYS}, "train_min": round(minutes, 2),
-                      **{f"contour_{s}_mre_mm": v["mre_mm"] for s, v in metrics.get("contour", {}).items()}}
+        minutes[name] = round((time.perf_counter() - started) / 60, 2)
+        ev.run(params, name, root=args.out)
+    rows = {name: row(json.loads((args.out / f"metrics/eval/{name}.json").read_text()), minutes.get(name))
+            for name in params["models"] if (args.out / f"metrics/eval/{name}.json").is_file()}
     print(json.dumps(rows, indent=1))
     (args.out / "compare.json").write_text(json.dumps(rows, indent=1))
+    (args.out / "minutes.json").write_text(json.dumps(minutes, indent=1))
 
 
 if __name__ == "__main__":
