@@ -113,7 +113,7 @@ CASES = [
      ["train.augment.blur: missing key", "must be a number"]),
     # model sections (formerly train.model_config's own checks)
     ("model kind", _set("models.resnet18.kind", "points"),
-     ["models.resnet18.kind = 'points'", "['regression', 'heatmap']"]),
+     ["models.resnet18.kind = 'points'", "['regression', 'heatmap', 'contour']"]),
     ("model loss", _set("models.resnet18.loss", "huber"),
      ["models.resnet18.loss = 'huber'", "['mse', 'l1', 'smooth_l1']"]),
     ("model schedule", _set("models.resnet18.schedule", "linear"),

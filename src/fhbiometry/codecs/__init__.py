@@ -16,13 +16,15 @@ evaluation and inference never ask which kind of model they hold:
 * ``settings()``: what a checkpoint stores to rebuild the codec (``codec_from_settings``).
 
 The image <-> network input mapping is not a codec's job: ``core.letterbox.Letterbox``. Also owns
-the losses (``losses``), which each codec's ``make_loss`` chooses.
+the losses (``losses``), which each codec's ``make_loss`` chooses, and the ellipse fitting of the
+contour codec (``ellipse_fit``).
 
 Never imports: models, training, inference, evaluation, measure, reporting, tools.
 """
 from __future__ import annotations
 
 from fhbiometry.codecs.base import Decoded, KeypointCodec
+from fhbiometry.codecs.contour import ContourCodec
 from fhbiometry.codecs.heatmap import HeatmapCodec
 from fhbiometry.codecs.regression import RegressionCodec
 from fhbiometry.core.choices import KINDS
@@ -42,4 +44,4 @@ def codec_from_settings(settings: dict) -> KeypointCodec:
     return KINDS.get(kind)(**settings)
 
 
-__all__ = ["Decoded", "HeatmapCodec", "KeypointCodec", "RegressionCodec", "codec_from_settings", "make_codec"]
+__all__ = ["ContourCodec", "Decoded", "HeatmapCodec", "KeypointCodec", "RegressionCodec", "codec_from_settings", "make_codec"]

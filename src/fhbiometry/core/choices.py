@@ -17,7 +17,7 @@ from fhbiometry.core.registry import Registry
 # head: the state-dict prefix of the classification layer a regressor replaces
 ARCHS = Registry("models.<name>.arch")
 ARCHS.register("alexnet", "torchvision.models:alexnet", kinds=("regression",), head="classifier.6.")
-ARCHS.register("resnet18", "torchvision.models:resnet18", kinds=("regression", "heatmap"), head="fc.")
+ARCHS.register("resnet18", "torchvision.models:resnet18", kinds=("regression", "heatmap", "contour"), head="fc.")
 ARCHS.register("resnet34", "torchvision.models:resnet34", kinds=("regression",), head="fc.")
 TRUNK_STRIDE = 32                        # every trunk's output stride: the input size is a multiple of it
 HEATMAP_STRIDES = (1, 2, 4, 8, 16, 32)   # the deconvolution head halves the trunk's stride 32
@@ -25,9 +25,13 @@ DEFAULT_HEAD_CHANNELS = 128              # the heatmap head's width (models.<nam
 DEFAULT_HEAD_SKIPS = True                # its skip connections (models.<name>.head_skips)
 
 # ---- codecs (codecs/): model kind -> its codec class ----------------------------------------
+# meta network: the network models/networks.py builds for the kind (coordinates: the
+# architecture's own head to 2 x landmarks numbers; heatmap: HeatmapNet); extra_channels: output
+# channels beyond one per landmark (contour: the skull band)
 KINDS = Registry("models.<name>.kind")
-KINDS.register("regression", "fhbiometry.codecs.regression:RegressionCodec")
-KINDS.register("heatmap", "fhbiometry.codecs.heatmap:HeatmapCodec")
+KINDS.register("regression", "fhbiometry.codecs.regression:RegressionCodec", network="coordinates")
+KINDS.register("heatmap", "fhbiometry.codecs.heatmap:HeatmapCodec", network="heatmap", extra_channels=0)
+KINDS.register("contour", "fhbiometry.codecs.contour:ContourCodec", network="heatmap", extra_channels=1)
 
 # heatmap decoding: refinement of the peak cells (codecs/decoders.py)
 DECODERS = Registry("decode.method")
@@ -43,7 +47,7 @@ COORDINATES.register("pixels", "fhbiometry.codecs.regression:Pixels")
 
 # training losses, elementwise (codecs/losses.py); meta kinds: the model kinds that may use it
 LOSSES = Registry("train.loss")
-LOSSES.register("mse", "fhbiometry.codecs.losses:squared_error", kinds=("regression", "heatmap"))
+LOSSES.register("mse", "fhbiometry.codecs.losses:squared_error", kinds=("regression", "heatmap", "contour"))
 LOSSES.register("l1", "fhbiometry.codecs.losses:absolute_error", kinds=("regression",))
 LOSSES.register("smooth_l1", "fhbiometry.codecs.losses:smooth_l1_error", kinds=("regression",))
 

@@ -209,7 +209,8 @@ def build_model(arch: str, kind: str, num_landmarks: int = 4, head_channels: int
     # ResNet regressors start with every residual branch's last BN at zero (torchvision's
     # zero_init_residual): each block is the identity at first; the heatmap trunk keeps the default
     # (measured effect of both: docs/architecture.md, "Measured design choices").
-    extra = {"zero_init_residual": True} if kind == "regression" and arch.startswith("resnet") else {}
+    network = KINDS.meta(kind)["network"]   # coordinates | heatmap (core.choices.KINDS)
+    extra = {"zero_init_residual": True} if network == "coordinates" and arch.startswith("resnet") else {}
     net = ARCHS.get(arch)(weights=None, **extra)
     report = None
     if pretrained:
@@ -218,8 +219,9 @@ def build_model(arch: str, kind: str, num_landmarks: int = 4, head_channels: int
               f"{report['skipped_head']}; missing {report['missing']}")
     conv = _one_channel_conv(_first_conv(net, arch), arch, from_rgb=bool(pretrained))
     _set_first_conv(net, arch, conv)
-    if kind == "heatmap":
-        model = HeatmapNet(net, num_landmarks, int(head_channels), stride, skips=skips)
+    if network == "heatmap":
+        channels = num_landmarks + int(KINDS.meta(kind).get("extra_channels", 0))
+        model = HeatmapNet(net, channels, int(head_channels), stride, skips=skips)
     elif arch == "alexnet":
         net.classifier[6] = nn.Linear(net.classifier[6].in_features, 2 * num_landmarks)
         model = net
