@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-SUMMARY = "share of non-head frames (blank, noise, screens) that predict rejects"
+SUMMARY = "share of non-head frames predict rejects"
 EXAMPLES = """\
 Examples:
   fhbiometry reject-probe                                          # models/heatmap.safetensors
