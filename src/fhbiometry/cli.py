@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from fhbiometry.tools import (ablation, accuracy_report, bench_predict, bench_train, check_reproduction, exp_config, export, intervals_table,
-                              label_agreement, near_duplicates, predict, reproduction_spread,
+                              label_agreement, near_duplicates, predict, reject_probe, reproduction_spread,
                               results_table, size_bias)
 
 SUBCOMMANDS = {
@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "label-agreement": label_agreement,
     "near-duplicates": near_duplicates,
     "predict": predict,
+    "reject-probe": reject_probe,
     "export": export,
     "bench-predict": bench_predict,
     "bench-train": bench_train,

@@ -56,7 +56,7 @@ def measure_scans(inputs, loaded, backend, settings: Settings, overlays: str = "
                   progress: bool = True) -> Measurement:
     """Measure every input (unreadable ones are logged and listed in ``errors``); with ``out``,
     overlays are written as they are made (``all``) or for each cine's best frame (``best``)."""
-    subject_rx = rd.compile_subject_pattern(settings.data.get("subject_pattern", r"^(?P<subject>[A-Za-z]*\d+)"))
+    subject_rx = rd.compile_subject_pattern(settings.data.get("subject_pattern", rd.DEFAULT_SUBJECT_PATTERN))
     tables, errors, best = [], [], {}
     bar = tqdm(desc="predict", unit="frame", disable=not progress, file=sys.stderr)
     for path, rel in list_inputs(inputs):
