@@ -161,19 +161,25 @@ def as_of(new: dict, old: dict) -> dict:
     return {k: v for k, v in named.items() if k in old}
 
 
-def run_result(run: str, spread: dict | None = None, k: float | None = None) -> dict:
-    """Problems and notes of the saved run ``run`` against the saved ``BASE`` run, with the
-    committed spread (or ``spread``, ``k``)."""
+def run_result(run: str, spread: dict | None = None, k: float | None = None, base: str = BASE) -> dict:
+    """Problems and notes of the saved run ``run`` against the saved run ``base`` (``BASE``, or
+    ``reference``: the committed metrics, compared on the keys ``run`` has), with the committed
+    spread (or ``spread``, ``k``)."""
     if spread is None:
         spread, k = cr.load_spread(REPO / cr.SPREAD_FILE), cr.load_k(REPO / cr.SPREAD_FILE)
     result = {"problems": [], "notes": [], "counts": {}}
-    for path in sorted((REPO / RUNS / BASE / "eval").glob("*.json")):
+    for path in sorted((REPO / RUNS / base / "eval").glob("*.json")):
         old = flatten(json.loads(path.read_text()))
         saved = REPO / RUNS / run / "eval" / path.name
         if run in PARTIAL_RUNS and path.name not in PARTIAL_RUNS[run]:
             assert not saved.exists(), f"{saved}: a copy of the base run's; remove it"
-            saved = path
-        new = as_of(flatten(json.loads(saved.read_text())), old)
+            saved = REPO / RUNS / BASE / "eval" / path.name
+        new = flatten(json.loads(saved.read_text()))
+        if base == BASE:
+            new = as_of(new, old)
+        else:
+            old = as_of(old, new)
+            new = {key: new[key] for key in old}
         cr.compare_tables(f"metrics/eval/{path.name}", old, new, spread, result, k)
     return result
 
@@ -265,22 +271,12 @@ def test_the_command_ci_runs_passes_another_cpu_and_fails_the_degraded_model(run
 def test_each_saved_rerun_passes_against_the_committed_metrics(run):
     """CI's case: a rerun on another CPU against the committed metrics (the `reference` run, Zen 2),
     on the keys the saved run has."""
-    spread, k = cr.load_spread(REPO / cr.SPREAD_FILE), cr.load_k(REPO / cr.SPREAD_FILE)
-    result = {"problems": [], "notes": [], "counts": {}}
-    for path in sorted((REPO / RUNS / "reference" / "eval").glob("*.json")):
-        saved = REPO / RUNS / run / "eval" / path.name
-        new = flatten(json.loads((saved if saved.exists() else REPO / RUNS / BASE / "eval" / path.name).read_text()))
-        old = as_of(flatten(json.loads(path.read_text())), new)
-        cr.compare_tables(f"metrics/eval/{path.name}", old, {key: new[key] for key in old}, spread, result, k)
+    result = run_result(run, base="reference")
     assert result["problems"] == []
     assert result["counts"]["close"] > 150
 
 
 def test_the_degraded_model_fails_against_the_committed_metrics():
-    spread, k = cr.load_spread(REPO / cr.SPREAD_FILE), cr.load_k(REPO / cr.SPREAD_FILE)
-    result = {"problems": [], "notes": [], "counts": {}}
-    path = REPO / RUNS / "reference" / "eval" / "heatmap.json"
-    new = flatten(json.loads((REPO / RUNS / "degraded-heatmap-half-epochs" / "eval" / "heatmap.json").read_text()))
-    old = as_of(flatten(json.loads(path.read_text())), new)
-    cr.compare_tables("metrics/eval/heatmap.json", old, {key: new[key] for key in old}, spread, result, k)
-    assert any("heatmap.json: bpd.mae_mm:" in p for p in result["problems"]), result["problems"]
+    problems = run_result("degraded-heatmap-half-epochs", base="reference")["problems"]
+    assert any("heatmap.json: bpd.mae_mm:" in p for p in problems), problems
+    assert all("heatmap.json" in p for p in problems), problems
