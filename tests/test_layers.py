@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -203,3 +205,46 @@ def test_the_private_check_finds_one(tmp_path):
     path = tmp_path / "m.py"
     path.write_text("from fhbiometry.data import qc\nfrom fhbiometry.core.geometry import _x\nqc._flag_points()\n")
     assert private_imports(path) == ["fhbiometry.core.geometry._x", "qc._flag_points"]
+
+
+# ---- imports inside functions say why (issue 17) ------------------------------------------------
+# subpackages other engineers were editing when the check came in; the lead empties this
+LAZY_PENDING = ("measure/", "codecs/")
+
+
+def bare_lazy_imports(path: Path) -> list[str]:
+    """``file:line`` of every import inside a function without a ``# lazy: <reason>`` comment."""
+    lines = path.read_text().splitlines()
+    bad = []
+    for fn in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if (isinstance(node, (ast.Import, ast.ImportFrom))
+                        and not re.search(r"#\s*lazy:\s*\S", " ".join(lines[node.lineno - 1:node.end_lineno]))):
+                    bad.append(f"{path.name}:{node.lineno}")
+    return sorted(set(bad))
+
+
+def test_every_import_inside_a_function_says_why():
+    bad = []
+    for path in sorted(PKG.rglob("*.py")):
+        if not path.relative_to(PKG).as_posix().startswith(LAZY_PENDING):
+            bad += [f"{path.parent.relative_to(SRC).as_posix()}/{b}" for b in bare_lazy_imports(path)]
+    assert not bad, ("imports inside functions without '# lazy: <reason>' (lift them to the module's imports, "
+                     f"or say what the delay keeps out, e.g. torch from `fhbiometry --help`): {bad}")
+
+
+def test_the_lazy_check_finds_a_bare_one(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("import json\n\n\ndef f():\n    import torch  # lazy: torch only here\n"
+                    "    from pathlib import Path\n    return Path, torch, json\n")
+    assert bare_lazy_imports(path) == ["m.py:6"]
+
+
+@pytest.mark.xfail(strict=True, reason="tools/bench_train.py imports torch at its top and tools/export.py's "
+                                        "add_arguments imports inference.onnx_backend (torch) for DEFAULT_OPSET")
+def test_fhbiometry_help_imports_no_torch():
+    code = ("import sys\nfrom fhbiometry import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'torchvision', 'onnxruntime') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert res.stdout.strip().splitlines()[-1] == "[]", res.stdout[-500:]

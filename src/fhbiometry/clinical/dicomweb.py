@@ -67,8 +67,8 @@ def credentials(url: str, config=None) -> dict:
 
 def connect(url: str, config=None):
     """A ``DICOMwebClient`` for ``url`` with its credentials."""
-    import requests
-    from dicomweb_client.api import DICOMwebClient
+    import requests  # lazy: requests only when a server is named; tools/predict imports this module
+    from dicomweb_client.api import DICOMwebClient  # lazy: dicomweb-client only when a server is named
 
     session = requests.Session()
     found = credentials(url, config)
@@ -81,7 +81,7 @@ def connect(url: str, config=None):
 
 def call(what: str, url: str, fn, *args, **kwargs):
     """``fn(*args, **kwargs)``; an HTTP or connection failure becomes a ServerError."""
-    import requests
+    import requests  # lazy: requests only when a server is called
 
     try:
         return fn(*args, **kwargs)
@@ -96,7 +96,7 @@ def call(what: str, url: str, fn, *args, **kwargs):
 
 def study_instances(client, url: str, study_uid: str) -> list:
     """QIDO-RS: (series UID, SOP Instance UID, modality) of every instance of the study."""
-    from pydicom.dataset import Dataset
+    from pydicom.dataset import Dataset  # lazy: pydicom only when a server answers
 
     found = call(f"QIDO-RS search of study {study_uid}", url, client.search_for_instances,
                  study_instance_uid=study_uid, fields=["00080060"])
@@ -106,7 +106,7 @@ def study_instances(client, url: str, study_uid: str) -> list:
 
 def studies(url: str, config=None, limit: int = 20) -> list[tuple[str, str, str]]:
     """QIDO-RS: (StudyInstanceUID, PatientID, StudyDate) of the server's studies (the first ``limit``)."""
-    from pydicom.dataset import Dataset
+    from pydicom.dataset import Dataset  # lazy: pydicom only when a server answers
 
     client = connect(url, config)
     found = call("QIDO-RS search for studies", url, client.search_for_studies, limit=limit)
@@ -135,7 +135,7 @@ def fetch_study(url: str, study_uid: str, folder, config=None) -> list[Path]:
 
 def store(url: str, paths, config=None) -> list[str]:
     """STOW-RS: store the DICOM files ``paths``; returns the SOP Instance UIDs the server took."""
-    import pydicom
+    import pydicom  # lazy: pydicom only when SRs are stored
 
     client = connect(url, config)
     datasets = [pydicom.dcmread(str(p)) for p in paths]

@@ -8,6 +8,7 @@ import io
 
 import numpy as np
 import pandas as pd
+from PIL import Image, ImageDraw
 
 from fhbiometry.core.geometry import COORD_COLUMNS
 
@@ -39,8 +40,6 @@ def ellipse_points(p: np.ndarray, n: int = 72) -> list[tuple]:
 def annotated(frame: np.ndarray, row, width: int = 2):
     """The frame (RGB, original size) with the four landmarks, both diameters and the ellipse;
     green where the frame was accepted, orange where rejected."""
-    from PIL import Image, ImageDraw
-
     im = Image.fromarray(np.asarray(frame, np.uint8)).convert("RGB")
     p = np.asarray([row[c] for c in COORD_COLUMNS], np.float64).reshape(4, 2)
     if np.isfinite(p).all():
@@ -60,7 +59,6 @@ def overlay_uri(frame: np.ndarray, row) -> str:
 
 
 def thumbnail_uri(frame: np.ndarray, row, height: int = THUMB_HEIGHT) -> str:
-    from PIL import Image
 
     im = annotated(frame, row, width=1)
     w = max(1, round(im.width * height / im.height))
@@ -70,8 +68,8 @@ def thumbnail_uri(frame: np.ndarray, row, height: int = THUMB_HEIGHT) -> str:
 def diameter_plot_uri(rows: pd.DataFrame) -> str:
     """BPD and OFD of every frame over the cine (mm, or px without spacing): filled markers for
     accepted frames, hollow for rejected, dashed lines at the summary's medians when given."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.figure import Figure  # lazy: matplotlib only when a cine's diameter plot is drawn
+    from matplotlib.ticker import MaxNLocator  # lazy: matplotlib, as above
 
     unit = "mm" if rows["bpd_mm"].notna().any() else "px"
     fig = Figure(figsize=(4.8, 2.4), dpi=100)

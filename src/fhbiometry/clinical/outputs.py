@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fhbiometry.clinical.dicomweb import store
 from fhbiometry.clinical.report import write_report
 from fhbiometry.clinical.sr import describe_model, write_srs
 
@@ -34,7 +35,6 @@ def write_clinical(result, sources: dict, out, model, sr: bool = False, server: 
                           [p.relative_to(out) for p in srs], max_pixels)
     stored = []
     if server and srs:
-        from fhbiometry.clinical.dicomweb import store
 
         stored = store(server, srs, config)
         log.info("stored %d SR(s) at %s (STOW-RS)", len(stored), server)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from fhbiometry.clinical.figures import diameter_plot_uri, overlay_uri, thumbnail_uri
 from fhbiometry.clinical.sr import Device, cine_status, finite, rejection_reason
+from fhbiometry.readers.media import DEFAULT_MAX_PIXELS, read_file
 
 TEMPLATE = "report.html.j2"
 ROWS = (("BPD", "bpd"), ("OFD", "ofd"), ("HC", "hc"))
@@ -78,8 +79,6 @@ def cine_context(row: dict, rows: pd.DataFrame, images: dict, device: Device) ->
 
 def read_frames(frames: pd.DataFrame, sources: dict, max_pixels: int | None = None) -> dict:
     """(source_file, frame index) -> 2-D uint8 frame, read again from the measured files."""
-    from fhbiometry.readers.media import DEFAULT_MAX_PIXELS, read_file
-
     out = {}
     for rel in dict.fromkeys(frames["source_file"]):
         content = read_file(Path(sources[rel]), int(max_pixels or DEFAULT_MAX_PIXELS))
@@ -90,7 +89,7 @@ def read_frames(frames: pd.DataFrame, sources: dict, max_pixels: int | None = No
 
 def render(context: dict) -> str:
     """The page from the package's template (Jinja2, autoescaped)."""
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape  # lazy: jinja2 only when the page is rendered
 
     env = Environment(loader=PackageLoader("fhbiometry.clinical", "templates"),
                       autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined)

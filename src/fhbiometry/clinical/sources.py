@@ -29,8 +29,8 @@ class Study:
 
 def read_header(path) -> object | None:
     """The DICOM header of ``path`` (no pixel data), or None when it is not a DICOM file."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    import pydicom  # lazy: pydicom only when a DICOM header is read
+    from pydicom.errors import InvalidDicomError  # lazy: pydicom, as above
 
     try:
         ds = pydicom.dcmread(str(path), stop_before_pixels=True)
@@ -42,7 +42,7 @@ def read_header(path) -> object | None:
 def evidence_header(ds) -> object:
     """A small dataset with the UIDs and the patient / study attributes of ``ds`` (Type 2 ones
     that the source lacks become empty), the shape highdicom's SR constructor reads."""
-    from pydicom.dataset import Dataset
+    from pydicom.dataset import Dataset  # lazy: pydicom only for a DICOM source
 
     out = Dataset()
     for key in UIDS + PATIENT_STUDY:

@@ -30,6 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 
 from fhbiometry import __version__
 from fhbiometry.clinical import codes as cc
@@ -56,14 +59,12 @@ class Device:
     @property
     def uid(self) -> str:
         """Device Observer UID: the same checkpoint always gives the same UID."""
-        from pydicom.uid import generate_uid
-
         return generate_uid(entropy_srcs=["fhbiometry-device", self.sha256])
 
 
 def describe_model(model_path, threshold: float, threshold_source: str) -> Device:
     """The Device of a checkpoint file: its SHA-256 and the arch / kind of its metadata."""
-    from safetensors import safe_open
+    from safetensors import safe_open  # lazy: safetensors only to read the checkpoint's metadata
 
     path = Path(model_path)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -87,7 +88,7 @@ def finite(value) -> bool:
 
 # ---- content items ------------------------------------------------------------------------------
 def with_children(item, children):
-    import highdicom as hd
+    import highdicom as hd  # lazy: highdicom only when an SR is built; report.py imports this module for its helpers
 
     if children:
         item.ContentSequence = hd.sr.ContentSequence(children)
@@ -96,7 +97,7 @@ def with_children(item, children):
 
 def image_references(used: pd.DataFrame, headers: dict) -> list:
     """INFERRED FROM IMAGE items (TID 320): each DICOM file of the used frames, its frame numbers."""
-    import highdicom as hd
+    import highdicom as hd  # lazy: highdicom only when an SR is built; report.py imports this module for its helpers
 
     items = []
     for rel, rows in used.groupby("source_file", sort=False):
@@ -112,7 +113,7 @@ def image_references(used: pd.DataFrame, headers: dict) -> list:
 
 def measurement(concept, unit, value, lo, hi, references) -> object:
     """NUM (TID 300): the median, its derivation, the interval's half-widths, the source images."""
-    import highdicom as hd
+    import highdicom as hd  # lazy: highdicom only when an SR is built; report.py imports this module for its helpers
 
     children = [hd.sr.CodeContentItem(cc.DERIVATION, cc.MEDIAN, relationship_type="HAS CONCEPT MOD")]
     if finite(lo) and finite(hi):
@@ -125,7 +126,7 @@ def measurement(concept, unit, value, lo, hi, references) -> object:
 
 
 def gestational_age(weeks: float, equation) -> object:
-    import highdicom as hd
+    import highdicom as hd  # lazy: highdicom only when an SR is built; report.py imports this module for its helpers
 
     item = hd.sr.NumContentItem(cc.GESTATIONAL_AGE, float(weeks), cc.WEEK, relationship_type="CONTAINS")
     return with_children(item, [hd.sr.CodeContentItem(cc.EQUATION, equation, relationship_type="HAS CONCEPT MOD")])
@@ -133,7 +134,7 @@ def gestational_age(weeks: float, equation) -> object:
 
 def biometry_groups(row, references) -> list:
     """The Biometry Groups (TID 5008) of one measured cine: BPD (+ GA), OFD, HC (+ GA)."""
-    import highdicom as hd
+    import highdicom as hd  # lazy: highdicom only when an SR is built; report.py imports this module for its helpers
 
     groups = []
     for column, (concept, unit, equation, ga_column) in cc.MEASUREMENTS.items():
@@ -185,7 +186,7 @@ def cine_comment(row, rows: pd.DataFrame, device: Device) -> str:
 
 def observer_items(device: Device) -> list:
     """Algorithm Identification (TID 4019) and the device observer context (TID 1002 / 1004)."""
-    import highdicom as hd
+    import highdicom as hd  # lazy: highdicom only when an SR is built; report.py imports this module for its helpers
 
     algorithm = hd.sr.AlgorithmIdentification(
         device.name, device.version, parameters=[
@@ -199,7 +200,7 @@ def observer_items(device: Device) -> list:
 
 def content_tree(study: Study, summary: pd.DataFrame, frames: pd.DataFrame, device: Device):
     """The root CONTAINER (TID 5000) of one study's SR."""
-    import highdicom as hd
+    import highdicom as hd  # lazy: highdicom only when an SR is built; report.py imports this module for its helpers
 
     comments, biometry, ratios = [], [], []
     for cine in study.cines:
@@ -225,9 +226,6 @@ def content_tree(study: Study, summary: pd.DataFrame, frames: pd.DataFrame, devi
 
 def new_study_header(subject: str):
     """Patient / study attributes for a cine without a DICOM source (a new study)."""
-    from pydicom.dataset import Dataset
-    from pydicom.uid import generate_uid
-
     ds = Dataset()
     ds.PatientID, ds.PatientName, ds.PatientBirthDate, ds.PatientSex = str(subject), "", "", ""
     ds.StudyInstanceUID, ds.StudyID, ds.StudyDate, ds.StudyTime = generate_uid(), "", "", ""
@@ -238,8 +236,7 @@ def new_study_header(subject: str):
 
 def build_sr(study: Study, summary: pd.DataFrame, frames: pd.DataFrame, device: Device):
     """The Comprehensive SR (highdicom ``ComprehensiveSR``) of one study."""
-    import highdicom as hd
-    from pydicom.uid import generate_uid
+    import highdicom as hd  # lazy: highdicom only when an SR is built; report.py imports this module for its helpers
 
     header = study.header
     if header is None:
@@ -308,8 +305,6 @@ def read_measurement(item) -> dict:
 def read_sr(path) -> dict:
     """An SR written here, read back with pydicom: {"study", "patient", "comments", "measurements"
     (one dict per NUM: see ``read_measurement``; GA items carry their equation)}."""
-    import pydicom
-
     ds = pydicom.dcmread(str(path))
     out = {"study": str(ds.StudyInstanceUID), "patient": str(ds.PatientID), "comments": [], "measurements": []}
 

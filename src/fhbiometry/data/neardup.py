@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from fhbiometry.core.choices import SPLITS
+from fhbiometry.core.store import load_npz
 
 
 ROWS, COLS = 8, 9
@@ -112,7 +113,5 @@ def measure(frames: dict, labels: pd.DataFrame, thresholds=(0, 2, 4, 6, 8, 10, 1
 
 def measure_files(frames_npz, labels_csv, thresholds=(0, 2, 4, 6, 8, 10, 12)) -> pd.DataFrame:
     """``measure`` on data/frames/frames.npz and data/qc/labels.csv (labelled frames or not)."""
-    from fhbiometry.core.store import load_npz
-
     labels = pd.read_csv(labels_csv, dtype={"frame_id": str, "subject_id": str})
     return measure(load_npz(frames_npz), labels, thresholds)

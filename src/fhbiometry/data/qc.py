@@ -29,6 +29,7 @@ decides whether it is used for training.
 """
 from __future__ import annotations
 
+from pathlib import Path
 import textwrap
 
 import numpy as np
@@ -300,11 +301,9 @@ def plot_report(labels: pd.DataFrame, manifest: pd.DataFrame, frames: dict, out_
     """flag_counts.png and grids of overlays of flagged frames (as labelled, plus the ellipse
     reference): ``flagged_NN.png`` for the labels and, when the landmark table is a reference
     (``is_reference_table``), ``table_flagged_NN.png`` for its flagged rows."""
-    from pathlib import Path
+    import matplotlib.pyplot as plt  # lazy: matplotlib only when the QC figures are drawn
 
-    import matplotlib.pyplot as plt
-
-    from fhbiometry.reporting.viz import save_figure
+    from fhbiometry.reporting.viz import save_figure  # lazy: reporting.viz imports matplotlib, as above
 
     out_dir = Path(out_dir)
     written = []
@@ -342,9 +341,9 @@ def plot_report(labels: pd.DataFrame, manifest: pd.DataFrame, frames: dict, out_
 def _overlay_pages(chosen: pd.DataFrame, column: str, point_columns, raw: pd.DataFrame, frames: dict,
                    out_dir, prefix: str, name: str) -> list:
     """Pages of 12 overlays: the points of ``point_columns`` (as read) and the ellipse reference."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib only when the QC figures are drawn
 
-    from fhbiometry.reporting.viz import draw_landmarks, save_figure, show_image
+    from fhbiometry.reporting.viz import draw_landmarks, save_figure, show_image  # lazy: reporting.viz imports matplotlib, as above
 
     if len(chosen) == 0:
         fig, ax = plt.subplots(figsize=(4, 1.5))

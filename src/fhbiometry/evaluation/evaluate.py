@@ -102,7 +102,7 @@ def predictions_table(data: dict, pred_orig) -> pd.DataFrame:
 def time_inference(model, codec, images, frames: int, warmup: int = WARMUP_FRAMES) -> dict:
     """Median CPU time per frame (ms) of ``inference.predict`` at batch size 1 on ``frames``
     frames (cycling through ``images``) after ``warmup`` untimed frames."""
-    from fhbiometry.inference.runner import predict  # torch: only where a model runs
+    from fhbiometry.inference.runner import predict  # lazy: torch only where a model runs; the metric functions stay torch-free
 
     images = np.asarray(images)
     if len(images) == 0 or frames <= 0:
@@ -181,11 +181,11 @@ def model_outputs(model, codec, images, batch_size: int, options: EvaluationOpti
     """(input points, raw outputs, ``inference.FramePrediction`` or None) of the model on
     ``images``: the plain pass, or with ``options`` also the mirrored pass (``flip_test``)."""
     if options is None:
-        from fhbiometry.inference.runner import predict  # torch: imported only where a model runs
+        from fhbiometry.inference.runner import predict  # lazy: torch only where a model runs
 
         decoded, outputs = predict(model, codec, images, batch_size=batch_size)
         return decoded.points, outputs, None
-    from fhbiometry.inference.runner import TorchBackend, predict_frames  # torch, as above
+    from fhbiometry.inference.runner import TorchBackend, predict_frames  # lazy: torch only where a model runs
 
     frames = predict_frames(TorchBackend(model, batch_size), codec, images, flip=True,
                             flip_test=options.flip_test)
@@ -198,7 +198,7 @@ def validation_outputs(model, codec, options: EvaluationOptions | None):
     options or validation frames."""
     if options is None or options.val is None or not len(options.val["image"]):
         return None
-    from fhbiometry.inference.runner import TorchBackend, predict_frames  # torch, as above
+    from fhbiometry.inference.runner import TorchBackend, predict_frames  # lazy: torch only where a model runs
 
     return predict_frames(TorchBackend(model), codec, options.val["image"], flip_test=options.flip_test)
 
@@ -237,7 +237,7 @@ def confidence_metrics(codec, data: dict, frames, table: pd.DataFrame, options: 
 def model_fields(model, codec, meta: dict, n_test: int, mask) -> dict:
     """The names and counts at the top of metrics/eval/<model>.json, and the codec's decoding
     settings (``decode_method``, ``decode_pairs``: the params ``decode.method``, ``decode.pairs``)."""
-    from fhbiometry.models.networks import count_parameters  # torch: only where a model is evaluated
+    from fhbiometry.models.networks import count_parameters  # lazy: torch only where a model is evaluated
 
     return {"model_kind": str(meta.get("kind")), "arch": str(meta.get("arch")),
             "n_params": int(count_parameters(model)), "best_epoch": meta.get("best_epoch"),
@@ -309,9 +309,9 @@ def summary_lines(name: str, metrics: dict) -> list[str]:
 def run(params: dict, name: str, root=".") -> dict:
     """Stage body: models/<name>.safetensors + data/prepared/test.npz -> results/<name>/predictions.csv
     and metrics/eval/<name>.json. Returns the metrics."""
-    import torch  # the stage runs a model; the metric functions above stay importable without it
+    import torch  # lazy: torch only where the stage runs a model
 
-    from fhbiometry.inference.runner import load_model
+    from fhbiometry.inference.runner import load_model  # lazy: torch only where the stage runs a model
 
     paths = Paths(root)
     torch.set_num_threads(int(params["threads"]))

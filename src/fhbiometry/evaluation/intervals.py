@@ -88,7 +88,7 @@ def _median(values) -> float | None:
 
 def auc(positive, score) -> float | None:
     """ROC AUC of ``score`` for ``positive`` (None unless both classes are present)."""
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_auc_score  # lazy: scikit-learn loads slowly: only where an AUC is asked
 
     positive, score = np.asarray(positive, bool), np.nan_to_num(np.asarray(score, np.float64), posinf=1e300)
     return float(roc_auc_score(positive, score)) if positive.any() and (~positive).any() else None

@@ -38,20 +38,20 @@ def make_backend(name: str, loaded, path, batch_size: int = 32):
 
 @register_backend("torch")
 def torch_backend(loaded, path, batch_size: int = 32):
-    from fhbiometry.inference.runner import TorchBackend  # torch only when a backend is made
+    from fhbiometry.inference.runner import TorchBackend  # lazy: torch only when this backend is made
 
     return TorchBackend.from_checkpoint(loaded, path, batch_size)
 
 
 @register_backend("onnx")
 def onnx_backend(loaded, path, batch_size: int = 32):
-    from fhbiometry.inference.onnx_backend import OnnxBackend  # onnxruntime only when asked for
+    from fhbiometry.inference.onnx_backend import OnnxBackend  # lazy: onnxruntime only when asked for
 
     return OnnxBackend.from_checkpoint(loaded, path, batch_size)
 
 
 @register_backend("onnx-int8")
 def onnx_int8_backend(loaded, path, batch_size: int = 32):
-    from fhbiometry.inference.onnx_backend import OnnxBackend  # onnxruntime only when asked for
+    from fhbiometry.inference.onnx_backend import OnnxBackend  # lazy: onnxruntime only when asked for
 
     return OnnxBackend.int8_from_checkpoint(loaded, path, batch_size)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from fhbiometry.codecs import codec_from_settings
-from fhbiometry.core.letterbox import Letterbox
+from fhbiometry.core.letterbox import Letterbox, to_original
 from fhbiometry.models.networks import IMAGE_MEAN, IMAGE_STD, check_input_size
 
 META_KEY = "fhbiometry"
@@ -58,7 +58,7 @@ def onnx_meta(meta: dict, opset: int) -> dict:
 def export_onnx(model: nn.Module, meta: dict, path, opset: int = DEFAULT_OPSET) -> Path:
     """Write ``model`` (eval mode, float32) as ONNX with a dynamic batch axis and ``meta`` as
     JSON in its metadata_props. The example input has the size of ``meta['input']``."""
-    import onnx
+    import onnx  # lazy: onnx (1 s to import) only when a model is exported
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ def export_onnx(model: nn.Module, meta: dict, path, opset: int = DEFAULT_OPSET) 
 
 def read_onnx_meta(path) -> dict:
     """The ``fhbiometry`` metadata of an ONNX file written by ``export_onnx``."""
-    import onnx
+    import onnx  # lazy: onnx only when a file's metadata is read
 
     path = Path(path)
     fix = f"export it again: `fhbiometry export --model models/<name>.safetensors --out {path}`"
@@ -102,7 +102,7 @@ def read_onnx_meta(path) -> dict:
 def session_options(threads: int = DEFAULT_THREADS, optimization: str = "all"):
     """ONNX Runtime options: graph optimisation level, ``threads`` intra-op threads, one inter-op
     thread, sequential execution."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: onnxruntime only when a session is made
 
     levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
               "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -136,7 +136,7 @@ class OnnxBackend:
 
     def __init__(self, path, threads: int = DEFAULT_THREADS, batch_size: int = 32,
                  optimization: str = "all"):
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: onnxruntime only when a session is made
 
         self.path = Path(path)
         self.meta = read_onnx_meta(self.path)
@@ -201,7 +201,7 @@ class FrameReader:
 
 def output_nodes(path) -> list[str]:
     """Names of the nodes that write a graph output (left float by ``quantize_int8``)."""
-    import onnx
+    import onnx  # lazy: onnx only when int8 is asked for
 
     proto = onnx.load_model(str(path))
     outputs = {o.name for o in proto.graph.output}
@@ -212,9 +212,9 @@ def quantize_int8(src, dst, calibration) -> Path:
     """Static int8 quantization (QDQ, per-channel int8 weights, uint8 activations, min-max
     calibration on ``calibration``: (N, S, S) uint8 frames) of the float ONNX file ``src``.
     The metadata is copied, with ``onnx.quantized: int8``."""
-    import onnx
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    import onnx  # lazy: onnx only when int8 is asked for
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static  # lazy: onnxruntime's quantizer only when int8 is asked for
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # lazy: as above
 
     src, dst = Path(src), Path(dst)
     meta = read_onnx_meta(src)
@@ -270,8 +270,6 @@ def landmark_difference_mm(backend, reference, split) -> dict:
     """Distances (mm) between the landmarks ``backend`` and ``reference`` decode on the frames of
     the prepared split ``split`` (.npz with image, transform, spacing_mm): median, 95th percentile
     and maximum over every landmark of every frame."""
-    from fhbiometry.core.letterbox import to_original
-
     with np.load(split) as data:
         images, transform, spacing = data["image"], data["transform"], data["spacing_mm"]
     points = [to_original(b.codec.decode(b.outputs(images)).points, transform) for b in (backend, reference)]

@@ -23,7 +23,7 @@ def rejection_metrics(conf, error_mm, threshold: float, bad_mm: float) -> dict:
     the AUC of "error > bad_mm" against 1 - confidence, and at ``threshold`` (rejected where
     conf < threshold) the share rejected, the share of bad frames removed, the mean error of the
     kept and of the rejected frames."""
-    from sklearn.metrics import roc_auc_score  # scikit-learn loads slowly: only where an AUC is asked
+    from sklearn.metrics import roc_auc_score  # lazy: scikit-learn loads slowly: only where an AUC is asked
 
     conf, err = np.asarray(conf, np.float64), np.asarray(error_mm, np.float64)
     bad, rejected = err > bad_mm, conf < threshold

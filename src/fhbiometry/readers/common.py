@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +172,6 @@ def to_uint8(arr: np.ndarray, name="", notes: list | None = None) -> np.ndarray:
 def pillow_limit_off():
     """Pillow's own decompression-bomb check off: the caller checks the size from the header
     (:func:`check_pixels`) before decoding, so the error names the file and the params key."""
-    from PIL import Image
-
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:

@@ -33,7 +33,7 @@ PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 @register(".dcm", ".dicom", kind="dicom")
 def read_dicom(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> FileFrames:
     """Single- or multi-frame DICOM -> frames, pixel spacing (if any), PatientID, regions, notes."""
-    import pydicom
+    import pydicom  # lazy: pydicom only when a DICOM is read
 
     path = Path(path)
     try:

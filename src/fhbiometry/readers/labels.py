@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from fhbiometry.core.geometry import COORD_COLUMNS, ellipse_landmarks
 from fhbiometry.readers.common import (DEFAULT_MAX_PIXELS, InputError, check_pixels, error_detail, parse_number,
@@ -138,7 +139,7 @@ def outline_points(mask: np.ndarray) -> np.ndarray:
 def fit_ellipse(xy: np.ndarray) -> tuple[float, float, float, float, float] | None:
     """Least-squares ellipse through ``xy`` (N, 2): ``(cx, cy, semi_a, semi_b, angle_rad)`` with
     ``angle_rad`` the direction of ``semi_a`` from +x (image coordinates), or None on failure."""
-    from skimage.measure import EllipseModel
+    from skimage.measure import EllipseModel  # lazy: scikit-image only when an ellipse is fitted
 
     xy = np.asarray(xy, dtype=np.float64)
     if len(xy) < 5:
@@ -161,8 +162,6 @@ def annotation_landmarks(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     Raises InputError naming the file when it cannot be read, is larger than ``max_pixels``
     (params ``data.max_image_pixels``, checked before decoding) or no ellipse fits.
     """
-    from PIL import Image
-
     path = Path(path)
     fix = "check the annotation image (a closed ellipse outline on black) or remove it"
     try:

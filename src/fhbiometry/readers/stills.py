@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageOps, ImageSequence
 
 from fhbiometry.readers.common import (DEFAULT_MAX_PIXELS, FileFrames, InputError, check_pixels, error_detail,
                                        luminance, note, pillow_limit_off, to_uint8)
@@ -33,8 +34,6 @@ def read_still_file(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> FileFrames:
 def upright(im, path, notes: list | None = None):
     """``im`` with its EXIF orientation applied (Pillow's ``ImageOps.exif_transpose``) and a
     note; ``im`` itself when it has none (or orientation 1)."""
-    from PIL import ImageOps
-
     try:
         orientation = int(im.getexif().get(EXIF_ORIENTATION, 1) or 1)
     except (TypeError, ValueError):
@@ -49,8 +48,6 @@ def upright(im, path, notes: list | None = None):
 
 def read_still(path, max_pixels: int = DEFAULT_MAX_PIXELS, notes: list | None = None) -> np.ndarray:
     """A still image (PNG/JPEG/BMP/TIFF, every page of a multi-page TIFF) -> (N, H, W) uint8."""
-    from PIL import Image, ImageSequence
-
     path = Path(path)
     try:
         with pillow_limit_off(), Image.open(path) as im:

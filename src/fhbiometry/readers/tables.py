@@ -10,6 +10,8 @@ import json
 import unicodedata
 from pathlib import Path
 
+import pandas as pd
+
 from fhbiometry.readers.common import InputError, error_detail, positive
 
 SIDECAR_FIX = 'write it as {"pixel_spacing_mm": 0.2, "subject_id": "..."}'
@@ -54,8 +56,6 @@ def separator_hint(csv_path, columns) -> str:
 
 def read_text_table(csv_path: Path):
     """A CSV as text cells (pandas; header stripped)."""
-    import pandas as pd
-
     df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     df.columns = [str(c).strip() for c in df.columns]
     return df

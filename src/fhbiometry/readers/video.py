@@ -17,7 +17,7 @@ def read_video_file(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> FileFrames:
 
 def read_video(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """All frames of a video (PyAV) -> (N, H, W) uint8 luminance (BT.601 of the RGB decode)."""
-    import av
+    import av  # lazy: PyAV only when a video is read
 
     path = Path(path)
     fix = "re-encode it (e.g. `ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p OUT.mp4`) or remove it"

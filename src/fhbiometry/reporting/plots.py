@@ -290,9 +290,9 @@ def plot_training_curves(curves: dict, path) -> None:
 def heatmap_entries(results: dict, test: dict, paths: Paths, k: int, decode: dict) -> list:
     """Run every model on its example frames and keep those whose outputs are heatmaps
     (N, K, H, W); [] when no model outputs heatmaps."""
-    import torch  # the plots stage runs the heatmap model(s); the table and figures need no torch
+    import torch  # lazy: torch only for the heatmap figure; the table and other figures need none
 
-    from fhbiometry.inference.runner import load_model, predict  # torch, as above
+    from fhbiometry.inference.runner import load_model, predict  # lazy: torch, as above
 
     entries = []
     for name, res in results.items():
@@ -314,7 +314,7 @@ def run(params: dict, root=".") -> list:
     paths = Paths(root)
     names = list(params["models"])
     k = int(params["plots"]["examples"])
-    import torch  # the stage's thread count for the heatmap figure
+    import torch  # lazy: torch only for the heatmap figure's threads
 
     torch.set_num_threads(int(params["threads"]))
 

@@ -1,6 +1,8 @@
 """Drawing landmarks: the one overlay used by the QC report and the model plots."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -37,8 +39,6 @@ def show_image(ax, image, title=None):
 
 def save_figure(fig, path, dpi=100) -> None:
     """Save a figure as PNG without a timestamp or version in its metadata, then close it."""
-    from pathlib import Path
-
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, metadata=PNG_METADATA, bbox_inches="tight")
     plt.close(fig)

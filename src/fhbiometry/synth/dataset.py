@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+from tqdm import tqdm
 
 from fhbiometry.core.geometry import COORD_COLUMNS
 from fhbiometry.core.store import write_csv
@@ -57,8 +58,6 @@ def generate(out_dir, cfg: dict, seed: int, progress: bool = True) -> dict:
 
     Returns a summary: subjects per format, frames, frame qualities, label faults per kind,
     files written."""
-    from tqdm import tqdm
-
     cfg = normalise_config(cfg)
     seed = int(seed)
     out_dir = Path(out_dir)

@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from fhbiometry.core.store import write_json
 from .config import FORMATS, FRAME_RATE, QUALITIES, US_MULTIFRAME_SOP_CLASS
@@ -20,8 +21,8 @@ def _uid(seed: int, *parts) -> str:
 
 
 def _file_meta(sop_uid: str):
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
+    from pydicom.dataset import FileMetaDataset  # lazy: pydicom only when a DICOM is written
+    from pydicom.uid import ExplicitVRLittleEndian  # lazy: pydicom, as above
 
     meta = FileMetaDataset()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -75,7 +76,7 @@ def _set_image(ds, n: int, rows: int, cols: int, spacing_mm: float) -> None:
 
 def _ultrasound_region(rows: int, cols: int, spacing_mm: float):
     """The one SequenceOfUltrasoundRegions item: the whole frame, tissue, deltas in cm."""
-    from pydicom.dataset import Dataset
+    from pydicom.dataset import Dataset  # lazy: pydicom only when a DICOM is written
 
     region = Dataset()
     region.RegionSpatialFormat = 1          # 2-D
@@ -95,7 +96,7 @@ def _ultrasound_region(rows: int, cols: int, spacing_mm: float):
 def write_dicom(path, frames: np.ndarray, spacing_mm: float, patient_id: str, seed: int) -> Path:
     """Multi-frame ultrasound DICOM (uncompressed, explicit VR little endian) with PixelSpacing
     (mm), SequenceOfUltrasoundRegions (cm) and UIDs derived from ``seed`` and ``patient_id``."""
-    from pydicom.dataset import Dataset
+    from pydicom.dataset import Dataset  # lazy: pydicom only when a DICOM is written
 
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     n, rows, cols = frames.shape
@@ -120,7 +121,7 @@ X264_OPTIONS = {"threads": "1", "x264-params": "mbtree=0"}
 def write_video(path, frames: np.ndarray, crf: int) -> Path:
     """H.264 (libx264, yuv420p, ``crf``, ``X264_OPTIONS``) MP4 of (N, H, W) uint8 gray frames,
     byte-identical for identical frames."""
-    import av
+    import av  # lazy: PyAV only when a video is written
 
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     path = Path(path)
@@ -142,8 +143,6 @@ def write_video(path, frames: np.ndarray, crf: int) -> Path:
 
 def write_still(path, frame: np.ndarray) -> Path:
     """8-bit grayscale PNG (Pillow writes no timestamp or software chunk)."""
-    from PIL import Image
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(path, format="PNG")

@@ -36,8 +36,10 @@ import pandas as pd
 import yaml
 
 from fhbiometry.core.choices import SPLITS
+from fhbiometry.core.geometry import COORD_COLUMNS
 from fhbiometry.metrics.bootstrap import paired_bootstrap, subject_bootstrap, table_figures
 from fhbiometry.metrics.errors import worst_diameter_error
+from fhbiometry.readers.media import STILL_EXTS, read_reference_hc, read_still
 from fhbiometry.tools.ablation import load_ladder, missing_rows_message, row_params
 from fhbiometry.tools.common import model_names
 
@@ -56,8 +58,6 @@ PAIRED = ("bpd_mae_mm", "ofd_mae_mm", "hc_ref_mae_mm")
 
 def reference_hc(params: dict) -> dict[str, float]:
     """{file stem: the data set's own HC (mm)} from the pixel-size table, {} when it names none."""
-    from fhbiometry.readers.media import read_reference_hc
-
     data = params["data"]
     if not data.get("pixel_size_csv"):
         return {}
@@ -172,9 +172,7 @@ def worst_frames(f: dict, k: int) -> list[int]:
 def draw_worst(f: dict, i: int, table: pd.DataFrame, raw_dir: Path, dst: Path) -> bool:
     """The frame at its original resolution, labelled (green) and predicted (red) axes; False when
     the frame's file is not a still image under ``raw_dir``."""
-    from fhbiometry.core.geometry import COORD_COLUMNS
-    from fhbiometry.readers.media import STILL_EXTS, read_still
-    from fhbiometry.reporting.viz import PRED_STYLE, TRUE_STYLE, draw_landmarks, plt
+    from fhbiometry.reporting.viz import PRED_STYLE, TRUE_STYLE, draw_landmarks, plt  # lazy: reporting.viz imports matplotlib; kept out of `fhbiometry --help`
 
     frame = f["frame"][i]
     paths = [p for p in raw_dir.rglob(f"{frame}.*") if p.suffix.lower() in STILL_EXTS]

@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from fhbiometry.core.geometry import LANDMARKS, diameters
+from fhbiometry.core.letterbox import Letterbox, to_original
+from fhbiometry.measure.api import measure
+from fhbiometry.readers.media import read_dicom
 from fhbiometry.tools.machine import matmul_gflops, timed
 
 SUMMARY = "measure prediction speed against a matmul"
@@ -59,8 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ---- measurements -------------------------------------------------------------------------------
 def flops_per_frame(model, size: int) -> float:
     """FLOPs of one forward pass on one frame (a multiply-add counts 2)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    import torch  # lazy: torch kept out of `fhbiometry --help`
+    from torch.utils.flop_counter import FlopCounterMode  # lazy: torch kept out of `fhbiometry --help`
 
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         model(torch.zeros((1, 1, size, size)))
@@ -70,13 +76,11 @@ def flops_per_frame(model, size: int) -> float:
 # ---- models and backends ------------------------------------------------------------------------
 def load_or_build(name: str, models_dir: Path, size: int):
     """(model, meta, source): the checkpoint models_dir/<name>.safetensors, else untrained."""
-    import torch
+    import torch  # lazy: torch kept out of `fhbiometry --help`
 
-    from fhbiometry.codecs import make_codec
-    from fhbiometry.core.geometry import LANDMARKS
-    from fhbiometry.inference.runner import load_model
-    from fhbiometry.core.letterbox import Letterbox
-    from fhbiometry.models.networks import build_model
+    from fhbiometry.codecs import make_codec  # lazy: codecs import torch; kept out of `fhbiometry --help`
+    from fhbiometry.inference.runner import load_model  # lazy: torch kept out of `fhbiometry --help`
+    from fhbiometry.models.networks import build_model  # lazy: torch kept out of `fhbiometry --help`
 
     path = models_dir / f"{name}.safetensors"
     if path.is_file():
@@ -101,14 +105,14 @@ class TorchPath:
         self.model, self.batch_size = model, batch_size
 
     def outputs(self, images):
-        from fhbiometry.inference.runner import network_outputs
+        from fhbiometry.inference.runner import network_outputs  # lazy: torch kept out of `fhbiometry --help`
 
         return network_outputs(self.model, images, self.batch_size)
 
 
 def make_backends(model, meta, work: Path, args) -> dict:
     """name -> backend (``outputs(images)``) for torch, onnx and (unless --no-int8) onnx-int8."""
-    from fhbiometry.inference.onnx_backend import OnnxBackend, calibration_frames, export_onnx, quantize_int8
+    from fhbiometry.inference.onnx_backend import OnnxBackend, calibration_frames, export_onnx, quantize_int8  # lazy: torch and onnx kept out of `fhbiometry --help`
 
     size = int(meta["input"]["size"])
     float_path = export_onnx(model, meta, work / "model.onnx")
@@ -135,8 +139,8 @@ def bench_backend(backend, frames: np.ndarray, flops: float, limit: float, itera
 # ---- end to end ---------------------------------------------------------------------------------
 def write_cine(path: Path, frames: np.ndarray, spacing_mm: float = 0.2) -> Path:
     """An uncompressed multi-frame ultrasound DICOM of (N, H, W) uint8 ``frames``."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.dataset import Dataset, FileMetaDataset  # lazy: pydicom kept out of `fhbiometry --help`
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # lazy: pydicom kept out of `fhbiometry --help`
 
     meta = FileMetaDataset()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -158,12 +162,6 @@ def write_cine(path: Path, frames: np.ndarray, spacing_mm: float = 0.2) -> Path:
 def dicom_to_summary(dicom: Path, backend, codec, letterbox, out_csv: Path) -> dict:
     """Read the cine, letterbox, run the network, decode, map to original pixels, measure BPD / OFD
     in mm and write the per-cine median to ``out_csv``. Returns the seconds of each step."""
-    import pandas as pd
-
-    from fhbiometry.core.geometry import diameters
-    from fhbiometry.core.letterbox import to_original
-    from fhbiometry.readers.media import read_dicom
-
     clock = [time.perf_counter()]
     cine = read_dicom(dicom)
     clock.append(time.perf_counter())
@@ -183,9 +181,8 @@ def dicom_to_summary(dicom: Path, backend, codec, letterbox, out_csv: Path) -> d
 def bench_end_to_end(backend, meta: dict, work: Path, n_frames: int, iterations: int) -> dict:
     """Frames per second from the DICOM cine to summary.csv (best of up to 3 runs after a warm-up),
     and the seconds of each step in the best run."""
-    from fhbiometry.codecs import codec_from_settings
-    from fhbiometry.core.letterbox import Letterbox
-    from fhbiometry.inference.onnx_backend import synthetic_frames
+    from fhbiometry.codecs import codec_from_settings  # lazy: codecs import torch; kept out of `fhbiometry --help`
+    from fhbiometry.inference.onnx_backend import synthetic_frames  # lazy: torch kept out of `fhbiometry --help`
 
     dicom = work / "cine.dcm"
     if not dicom.is_file():
@@ -205,8 +202,6 @@ def bench_predict_command(checkpoint: Path, backend: str, work: Path, n_frames: 
     """Frames per second of ``fhbiometry predict`` itself (the Python API: reading, letterbox, the
     network twice (the frame and its mirror, for the confidence), decoding, biometry, flags, the
     CSV and JSON files, no overlays) on the benchmark's multi-frame DICOM; best of 2 after a warm-up."""
-    from fhbiometry.measure.api import measure
-
     dicom = work / "cine.dcm"
     times = []
     for i in range(3):
@@ -222,7 +217,7 @@ def bench_predict_command(checkpoint: Path, backend: str, work: Path, n_frames: 
 def int8_difference(backends: dict, split: Path, size: int) -> dict | None:
     """Landmark distance (mm) of the int8 model to the float model on a prepared split, when the
     split exists and has frames of the model's input size."""
-    from fhbiometry.inference.onnx_backend import landmark_difference_mm
+    from fhbiometry.inference.onnx_backend import landmark_difference_mm  # lazy: torch kept out of `fhbiometry --help`
 
     if "onnx-int8" not in backends or not split.is_file():
         return None
@@ -234,7 +229,7 @@ def int8_difference(backends: dict, split: Path, size: int) -> dict | None:
 
 # ---- report -------------------------------------------------------------------------------------
 def bench_model(name: str, args, limit: float, work: Path) -> dict:
-    from fhbiometry.inference.onnx_backend import synthetic_frames
+    from fhbiometry.inference.onnx_backend import synthetic_frames  # lazy: torch kept out of `fhbiometry --help`
 
     model, meta, source = load_or_build(name, args.models_dir, args.size)
     size = int(meta["input"]["size"])
@@ -289,9 +284,8 @@ def markdown(report: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import platform
 
-    import torch
+    import torch  # lazy: torch kept out of `fhbiometry --help`
 
     torch.set_num_threads(args.threads)
     limit = matmul_gflops(args.matmul_size, args.threads)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from fhbiometry.config.schema import deep_merge, validate_params
 from fhbiometry.tools.common import flatten
 
 SUMMARY = "run a configs/*.yaml as a DVC experiment"  # one line in `fhbiometry --help`
@@ -36,7 +37,7 @@ LADDER_KEYS = {"base", "rows"}  # an ablation ladder (configs/*_ablation.yaml), 
 
 def parse_override(line: str):
     """Hydra's reading of one override, as `dvc exp run -S` reads it."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.overrides_parser import OverridesParser  # lazy: hydra only when an override is parsed; kept out of `fhbiometry --help`
 
     return OverridesParser.create().parse_override(line)
 
@@ -158,8 +159,6 @@ def apply(params: dict, config: dict) -> dict:
     the result must validate against the schema, so a key that is not a parameter (a typo) stops
     with its path and a suggestion, while keys the schema allows but params.yaml omits (a model's
     own ``augment`` override, say) are accepted."""
-    from fhbiometry.config.schema import deep_merge, validate_params
-
     out = deep_merge(params, config)
     validate_params(out, source="params.yaml + configuration")
     return out

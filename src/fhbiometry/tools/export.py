@@ -21,7 +21,7 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fhbiometry.inference.onnx_backend import DEFAULT_OPSET
+    from fhbiometry.inference.onnx_backend import DEFAULT_OPSET  # lazy: torch; FIXME: onnx_backend imports torch, so `fhbiometry --help` does too
 
     parser.add_argument("--model", type=Path, default=Path("models/heatmap.safetensors"),
                         help="checkpoint (.safetensors) to export (default: %(default)s)")
@@ -42,8 +42,8 @@ def int8_path(out: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fhbiometry.inference.runner import load_model
-    from fhbiometry.inference.onnx_backend import calibration_frames, export_onnx, quantize_int8
+    from fhbiometry.inference.runner import load_model  # lazy: torch kept out of `fhbiometry --help`
+    from fhbiometry.inference.onnx_backend import calibration_frames, export_onnx, quantize_int8  # lazy: torch and onnx kept out of `fhbiometry --help`
 
     out = args.out or args.model.with_suffix(".onnx")
     loaded = load_model(args.model, fix=f"train it first (`dvc repro train@{args.model.stem}`)")

@@ -23,8 +23,8 @@ def matmul_gflops(n: int, threads: int, repeats: int = 5) -> dict:
     """GFLOP/s (2 n^3 FLOPs per product) of float32 n x n matrix products, best of ``repeats``
     after one warm-up: ``torch.mm`` and numpy's matmul, each on ``threads`` threads.
     Returns {"n", "torch_gflops", "numpy_gflops"}."""
-    import torch  # the light commands never import torch; only the benchmarks get here
-    from threadpoolctl import threadpool_limits  # scikit-learn's dependency
+    import torch  # lazy: torch only where a matmul is timed; kept out of `fhbiometry --help`
+    from threadpoolctl import threadpool_limits  # lazy: threadpoolctl (scikit-learn's dependency) only where a matmul is timed
 
     torch.set_num_threads(int(threads))
     rng = np.random.default_rng(0)

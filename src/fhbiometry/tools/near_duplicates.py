@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from fhbiometry.data.neardup import measure_files
+
 SUMMARY = "measure the near-duplicate threshold on a data set"
 EXAMPLES = """\
 Examples:
@@ -25,7 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fhbiometry.data.neardup import measure_files
 
     print(measure_files(args.frames, args.labels, tuple(args.thresholds)).to_string(index=False))
     return 0

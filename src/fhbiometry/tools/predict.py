@@ -20,7 +20,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 import sys
+
+from fhbiometry.clinical.dicomweb import ServerError, fetch_study, studies
+from fhbiometry.config.params import ParamError
+from fhbiometry.inference.backends import BACKENDS, DEFAULT_BACKEND
+from fhbiometry.measure.api import measure
+from fhbiometry.measure.discovery import list_inputs
+from fhbiometry.measure.intervals import interval_note
+from fhbiometry.measure.outputs import OutputError
+from fhbiometry.measure.overlays import OVERLAY_MODES
+from fhbiometry.measure.settings import DEFAULT_MODEL
+from fhbiometry.measure.terminal import terminal_table, unmeasured_lines
+from fhbiometry.readers.media import InputError
 
 SUMMARY = "measure BPD, OFD, HC of new scans"
 EXAMPLES = """\
@@ -34,9 +47,6 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fhbiometry.inference.backends import BACKENDS, DEFAULT_BACKEND
-    from fhbiometry.measure.overlays import OVERLAY_MODES
-    from fhbiometry.measure.settings import DEFAULT_MODEL
 
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="files and folders to measure")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint (default: %(default)s)")
@@ -72,10 +82,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def server_inputs(args) -> list | None:
     """The study fetched from ``--server`` into OUT/study/ (WADO-RS); None with its studies listed
     when ``--study`` is missing."""
-    from pathlib import Path
-
-    from fhbiometry.clinical.dicomweb import fetch_study, studies
-
     if not args.study:
         print("error: --server needs --study UID; studies on the server:", file=sys.stderr)
         for uid, patient, date in studies(args.server, args.server_config):
@@ -89,9 +95,6 @@ def server_inputs(args) -> list | None:
 
 def print_outputs(args, result, clinic) -> None:
     """The summary table, the settings used and what was written (and stored)."""
-    from fhbiometry.measure.intervals import interval_note
-    from fhbiometry.measure.terminal import terminal_table, unmeasured_lines
-
     s = result.settings
     print(terminal_table(result.summary))
     for line in unmeasured_lines(result.summary):
@@ -108,14 +111,8 @@ def print_outputs(args, result, clinic) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fhbiometry.models.checkpoint import CheckpointError
-    from fhbiometry.clinical.dicomweb import ServerError
-    from fhbiometry.clinical.outputs import write_clinical
-    from fhbiometry.config.params import ParamError
-    from fhbiometry.measure.api import measure
-    from fhbiometry.measure.discovery import list_inputs
-    from fhbiometry.measure.outputs import OutputError
-    from fhbiometry.readers.media import InputError
+    from fhbiometry.models.checkpoint import CheckpointError  # lazy: models.checkpoint imports torch; kept out of `fhbiometry --help`
+    from fhbiometry.clinical.outputs import write_clinical  # lazy: clinical imports pydicom; kept out of `fhbiometry --help`
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     if args.spacing is not None and not args.spacing > 0:

@@ -124,7 +124,7 @@ def prediction_factor(runs: int) -> float:
     """How many sample sds (over ``runs`` runs) a new run may lie from them: the two-sided
     ``PREDICTION`` quantile of Student's t with runs - 1 degrees of freedom, times
     sqrt(1 + 1 / runs) (a prediction interval), at least ``K_SD``: 6.5 for 4 runs, 4.4 for 6."""
-    from scipy.stats import t
+    from scipy.stats import t  # lazy: scipy.stats (1 s to import) only where a prediction interval is computed; kept out of `fhbiometry --help`
 
     if runs < 2:
         raise ValueError("the spread needs at least two runs")

@@ -16,6 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from fhbiometry.core.geometry import diameters, to_mm
+from fhbiometry.core.letterbox import to_original
+from fhbiometry.core.store import load_npz
+from fhbiometry.data.prepare import accepted_rows
+from fhbiometry.evaluation.evaluate import size_factors
+
 SUMMARY = "a model's diameter bias on each prepared split"
 EXAMPLES = """\
 Examples:
@@ -26,13 +32,9 @@ Examples:
 
 def split_bias(loaded, data: dict, flip_test: bool) -> dict:
     """{"frames", "ofd_bias_mm", "bpd_bias_mm", "ofd_factor", "bpd_factor"} of one split's arrays."""
-    import torch
+    import torch  # lazy: torch kept out of `fhbiometry --help`
 
-    from fhbiometry.evaluation.evaluate import size_factors
-    from fhbiometry.core.geometry import diameters, to_mm
-    from fhbiometry.inference.runner import TorchBackend, predict_frames
-    from fhbiometry.core.letterbox import to_original
-    from fhbiometry.data.prepare import accepted_rows
+    from fhbiometry.inference.runner import TorchBackend, predict_frames  # lazy: torch kept out of `fhbiometry --help`
 
     with torch.no_grad():
         frames = predict_frames(TorchBackend(loaded.model), loaded.codec, np.asarray(data["image"]),
@@ -56,10 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    import torch  # lazy: torch kept out of `fhbiometry --help`
 
-    from fhbiometry.inference.runner import load_model
-    from fhbiometry.core.store import load_npz
+    from fhbiometry.inference.runner import load_model  # lazy: torch kept out of `fhbiometry --help`
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     loaded = load_model(Path(args.model), fix="give a checkpoint written by `dvc repro train@<model>`")

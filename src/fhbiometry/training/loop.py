@@ -304,8 +304,8 @@ def open_live(live_dir):
     """A DVCLive logger that only writes files under ``live_dir``: no dvc.yaml, no experiment,
     no report. Files: metrics.json (last epoch + best_epoch, best_val_mre_mm) and
     plots/metrics/{train,val}/<name>.tsv (columns step, <name>; step = epoch - 1)."""
-    from dvclive import Live
-    from scmrepo.exceptions import SCMError
+    from dvclive import Live  # lazy: dvclive only when a run logs live metrics
+    from scmrepo.exceptions import SCMError  # lazy: scmrepo (dvclive's) only with dvclive
 
     try:
         return Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
