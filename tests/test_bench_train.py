@@ -12,7 +12,8 @@ from fhbiometry import cli
 from fhbiometry.training import loop as train
 from fhbiometry.config.params import load_params
 from fhbiometry.training.loop import seed_everything
-from fhbiometry.tools import bench_train as bench
+from fhbiometry.tools import bench_train
+from fhbiometry.tools import train_steps as bench
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,6 +74,6 @@ def test_benchmark_step_is_the_training_step():
 
 def test_unknown_variant_or_model_is_refused_with_the_choices():
     with pytest.raises(SystemExit, match="channels_last"):
-        bench.variant_list("fast")
+        bench_train.variant_list("fast")
     with pytest.raises(SystemExit, match="heatmap"):
         cli.main(["bench-train", "--params", str(REPO / "params.yaml"), "--models", "vgg"])

@@ -10,6 +10,13 @@ from fhbiometry.config.messages import error_lines, problems
 from fhbiometry.config.sections_model import Codec, Input, overrides
 from fhbiometry.core.choices import ARCHS, KINDS
 
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or not one of ours; the message names the fix.
+    (Here, torch-free, so that the command line can catch it without importing torch.)"""
+
+
 CodecSettings = overrides(Codec, "CodecSettings", {"kind": (choice(KINDS), ...),
                                                    "input_size": (InputSize, ...)})
 

@@ -23,12 +23,12 @@ from torch import nn
 
 from fhbiometry.codecs import codec_from_settings
 from fhbiometry.core.letterbox import Letterbox, to_original
+from fhbiometry.core.choices import DEFAULT_OPSET
 from fhbiometry.models.networks import IMAGE_MEAN, IMAGE_STD, check_input_size
 
 META_KEY = "fhbiometry"
 INPUT_NAME = "images"
 OUTPUT_NAME = "outputs"
-DEFAULT_OPSET = 18  # the torch.onnx (dynamo) exporter's native opset: no version conversion
 DEFAULT_THREADS = 2
 INPUT_LAYOUT = "uint8 (N, S, S), normalised inside the graph"
 

@@ -87,7 +87,7 @@ def measure(inputs, model=DEFAULT_MODEL, spacing=None, out=None, pixel_size_csv=
     """``predict`` returning the whole ``Measurement`` (with the inputs that could not be read).
     The output folder ``out`` is checked before anything is measured (``OutputError``)."""
     # runner imports torch: only a measurement loads it, not `import fhbiometry` or `--help`
-    from fhbiometry.inference.runner import load_model
+    from fhbiometry.inference.runner import load_model  # lazy: torch only once a model is loaded
 
     if overlays not in OVERLAY_MODES:
         raise ValueError(f"overlays must be one of {OVERLAY_MODES}, got {overlays!r}")

@@ -83,7 +83,7 @@ def solid_parts(mask: np.ndarray, side: int) -> tuple[np.ndarray, list]:
     """Labels of the solid parts of ``mask`` (closed: speckle and narrow gaps bridged; holes
     filled: dark fluid inside the image; opened with a ``side`` square: text lines, caliper marks
     and thin lines fall away) and the (area, (x0, y0, x1, y1)) of each, largest first."""
-    from scipy import ndimage  # scipy (installed with scikit-learn) only when a frame is searched
+    from scipy import ndimage  # lazy: scipy (installed with scikit-learn) only when a frame is searched
 
     solid = ndimage.binary_fill_holes(ndimage.binary_closing(mask, np.ones((side // 2 | 1,) * 2, bool)))
     labels, n = ndimage.label(ndimage.binary_opening(solid, np.ones((side, side), bool)), np.ones((3, 3), bool))
@@ -104,7 +104,7 @@ def image_part(mask: np.ndarray, side: int, min_area: float) -> np.ndarray:
     least ``min_area`` pixels closer than ``side`` to it (an image cut by an acoustic shadow stays
     whole; a separate panel does not join), grown back by ``side`` and intersected with ``mask``
     (the thin tips of a sector return)."""
-    from scipy import ndimage  # scipy (installed with scikit-learn) only when a frame is searched
+    from scipy import ndimage  # lazy: scipy (installed with scikit-learn) only when a frame is searched
 
     labels, parts = solid_parts(mask, side)
     big = [p for p in parts if p[1] >= min_area]

@@ -70,7 +70,7 @@ def frame_table(scan, points_orig, conf: pd.DataFrame, settings) -> pd.DataFrame
 def locate_landmarks(scan, loaded, backend, settings, bar=None) -> pd.DataFrame:
     """The frame table of one scan: letterbox, run the network (and on the mirror), map back."""
     # runner imports torch: imported here so that the light modules of measure/ stay torch-free
-    from fhbiometry.inference.runner import predict_frames
+    from fhbiometry.inference.runner import predict_frames  # lazy: torch only once frames are run
 
     letterbox, codec = loaded.letterbox, loaded.codec
     pts, peaks, flips = [], [], []

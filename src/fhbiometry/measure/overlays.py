@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from fhbiometry.core.geometry import COORD_COLUMNS
 from fhbiometry.measure.intervals import with_interval
@@ -44,8 +45,6 @@ def overlay_text(row) -> str:
 def draw_overlay(image: np.ndarray, row, path) -> Path:
     """The frame at its original resolution with the landmarks, both diameters, the ellipse and
     the numbers, as a PNG (no metadata, so the same inputs give the same bytes)."""
-    from PIL import Image, ImageDraw
-
     p = row[list(COORD_COLUMNS)].to_numpy(np.float64).reshape(4, 2)
     im = Image.fromarray(np.asarray(image, np.uint8)).convert("RGB")
     draw = ImageDraw.Draw(im)

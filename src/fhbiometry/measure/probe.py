@@ -9,8 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image, ImageDraw
+from pydicom.data import get_testdata_file
 
 from fhbiometry.measure.aggregate import MEASURED
+from fhbiometry.synth.subject import make_subject
+from fhbiometry.synth.writers import write_dicom
 
 PYDICOM_EXAMPLES = ("examples_palette.dcm", "examples_ybr_color.dcm", "examples_jpeg2k.dcm")
 GENERATED = ("blank", "grey", "gaussian_noise", "speckle_noise", "quarter_head", "text_screen")
@@ -21,8 +25,6 @@ GOAL_REJECTED = 0.95         # issue 19: >= 95 % of non-head frames rejected, no
 
 def text_screen(rng: np.random.Generator) -> np.ndarray:
     """A scanner's menu / report screen: lines of text and a frame, no image area."""
-    from PIL import Image, ImageDraw
-
     image = Image.new("L", SIZE[::-1], 0)
     draw = ImageDraw.Draw(image)
     words = ("Gen OB", "BPD", "HC", "AC", "FL", "EFW", "GA", "MI 0.9", "TIS 0.3", "C5-1", "Patient", "Exam")
@@ -36,10 +38,6 @@ def text_screen(rng: np.random.Generator) -> np.ndarray:
 def quarter_heads(n: int, params: dict, seed: int) -> np.ndarray:
     """``n`` frames of the embedded generator's heads (params ``synthesize``), each cut to the
     top-left quarter of its head's bounding box (a head cropped to a quarter) and resized."""
-    from PIL import Image
-
-    from fhbiometry.synth.subject import make_subject
-
     cfg = dict(params["synthesize"], frames_per_subject=[1, 1])
     out = []
     for k in range(n):
@@ -75,10 +73,6 @@ def generated_frames(kind: str, n: int, params: dict, seed: int = 0) -> np.ndarr
 def probe_inputs(folder, n_frames: int, params: dict, seed: int = 0) -> list[tuple[Path, str]]:
     """(file, kind) of every probe input: the pydicom examples found (``get_testdata_file``) and one
     ``n_frames``-frame DICOM per generated kind written under ``folder``."""
-    from pydicom.data import get_testdata_file
-
-    from fhbiometry.synth.writers import write_dicom
-
     out = [(Path(p), "pydicom example") for p in map(get_testdata_file, PYDICOM_EXAMPLES) if p]
     for k, kind in enumerate(GENERATED):
         frames = generated_frames(kind, n_frames, params, seed)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fhbiometry.config.params import load_params
 from fhbiometry.config.paths import Paths
 from fhbiometry.measure.intervals import resolve_intervals
 from fhbiometry.readers import media as rd
@@ -123,8 +124,6 @@ def load_settings(params=None, model_path=DEFAULT_MODEL, metrics=None, spacing_m
                   threshold=None, batch_size: int = 32, measure_rejected: bool = False) -> Settings:
     """Settings from the parameter file (qc, data, decode, evaluate.confidence), the model's
     evaluate metrics and the options, each with where it was read."""
-    from fhbiometry.config.params import load_params
-
     params_path = params_file(params, model_path)
     loaded = load_params(params_path)
     pixel_sizes = {}

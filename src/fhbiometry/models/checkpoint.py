@@ -15,15 +15,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from fhbiometry.config.checkpoint_meta import checkpoint_meta_lines
+from fhbiometry.config.checkpoint_meta import CheckpointError, checkpoint_meta_lines
 
 META_KEY = "fhbiometry"
 FORMAT = 1
 REQUIRED = ("arch", "kind", "codec", "input", "landmarks")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable or not one of ours; the message names the fix."""
 
 
 def save_checkpoint(path, state_dict: dict, meta: dict) -> Path:

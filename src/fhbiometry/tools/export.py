@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fhbiometry.core.choices import DEFAULT_OPSET
+
 SUMMARY = "export a checkpoint as ONNX (optionally int8)"  # one line in `fhbiometry --help`
 EXAMPLES = """\
 Examples:
@@ -21,8 +23,6 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fhbiometry.inference.onnx_backend import DEFAULT_OPSET  # lazy: torch; FIXME: onnx_backend imports torch, so `fhbiometry --help` does too
-
     parser.add_argument("--model", type=Path, default=Path("models/heatmap.safetensors"),
                         help="checkpoint (.safetensors) to export (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=None,

@@ -24,6 +24,7 @@ from pathlib import Path
 import sys
 
 from fhbiometry.clinical.dicomweb import ServerError, fetch_study, studies
+from fhbiometry.config.checkpoint_meta import CheckpointError
 from fhbiometry.config.params import ParamError
 from fhbiometry.inference.backends import BACKENDS, DEFAULT_BACKEND
 from fhbiometry.measure.api import measure
@@ -111,7 +112,6 @@ def print_outputs(args, result, clinic) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fhbiometry.models.checkpoint import CheckpointError  # lazy: models.checkpoint imports torch; kept out of `fhbiometry --help`
     from fhbiometry.clinical.outputs import write_clinical  # lazy: clinical imports pydicom; kept out of `fhbiometry --help`
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")

@@ -14,7 +14,19 @@ See docs/predict.md (trust section).
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from fhbiometry.config.params import ParamError
+from fhbiometry.measure.api import measure
+from fhbiometry.measure.probe import probe_inputs, probe_table, probe_totals
+from fhbiometry.measure.settings import DEFAULT_MODEL, params_file
+from fhbiometry.config.checkpoint_meta import CheckpointError
 
 SUMMARY = "share of non-head frames predict rejects"
 EXAMPLES = """\
@@ -25,8 +37,6 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fhbiometry.measure.settings import DEFAULT_MODEL
-
     parser.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint (default: %(default)s)")
     parser.add_argument("--params", default=None, metavar="YAML", help="as for `fhbiometry predict`")
     parser.add_argument("--metrics", default=None, metavar="JSON", help="as for `fhbiometry predict`")
@@ -36,19 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    import logging
-    import tempfile
-    from pathlib import Path
-
-    import yaml
-
-    from fhbiometry.config.params import ParamError
-    from fhbiometry.measure.api import measure
-    from fhbiometry.measure.probe import probe_inputs, probe_table, probe_totals
-    from fhbiometry.measure.settings import params_file
-    from fhbiometry.models.checkpoint import CheckpointError
-
     logging.basicConfig(level=logging.ERROR, format="%(message)s")
     if args.frames < 1:
         print(f"error: --frames {args.frames} must be at least 1", file=sys.stderr)
