@@ -12,7 +12,8 @@ import argparse
 from fhbiometry.config.params import load_params, run_stage
 from fhbiometry.training.loop import run
 
-PARAMS = ("seed", "threads", "device", "input", "landmarks", "codec", "train", "models.{model}")
+PARAMS = ("seed", "threads", "device", "input", "landmarks", "codec", "train", "models.{model}",
+          "data.label_source")  # the contour term's default weight (schema.model_codec_params)
 
 
 def main() -> None:

@@ -128,7 +128,8 @@ def test_the_codec_satisfies_the_interface_through_the_registry():
     codec = make_codec("contour", 64, {**CODEC, "coordinates": "normalised"}, {"method": "ellipse"})
     assert codec.kind == "contour" and codec.method == "ellipse" and codec.stride == 4
     assert codec_from_settings(codec.settings()).with_decoding({"method": "ellipse"}) == codec
-    assert codec.report() == {"decode_method": "ellipse", "decode_pairs": True, "decode_contour": "both"}
+    assert codec.report() == {"decode_method": "ellipse", "decode_pairs": True, "decode_contour": "both",
+                              "contour_band_weight": 1.0}
     assert codec.mean_output(heads(2, 64, False)) is None
     targets = codec.encode(heads(2, 64, True))
     v = codec.variants(targets)
@@ -160,11 +161,13 @@ def test_a_tiny_contour_model_trains_and_evaluates_through_the_real_stages(tmp_p
     torch.set_num_threads(1)
     monkeypatch.chdir(tmp_path)
     params = tiny_params(kind="contour", loss="mse", head_channels=16, epochs=1)
+    params["models"]["m"]["contour_weight"] = 2.0     # on, though the tiny set's labels are a table
     write_workspace(tmp_path, params, n_train=8, n_val=3)
     save_npz(tmp_path / "data/prepared/test.npz", fake_prepared(3, seed=3))
     train.run(params, "m", root=tmp_path, progress=False)
     loaded = load_model(tmp_path / "models/m.safetensors", kind="contour")
     assert isinstance(loaded.codec, ContourCodec) and loaded.model.final.out_channels == 5
+    assert loaded.codec.band_weight == 2.0          # the checkpoint carries the band's weight
     metrics = ev.run(params, "m", root=tmp_path)
     assert metrics["decode_contour"] == "both" and set(metrics["contour"]) == {"both", "contour", "landmarks"}
     assert metrics["mre_mm"] > 0 and metrics["n_test"] == 3
@@ -205,3 +208,87 @@ def test_the_documented_comparison_command_runs_on_a_tiny_split(tmp_path):
     assert set(rows) == {"heatmap", "contour"} and rows["contour"]["mre_mm"] > 0
     assert set(k for k in rows["contour"] if k.startswith("contour_")) == {
         "contour_both_mre_mm", "contour_contour_mre_mm", "contour_landmarks_mre_mm"}
+
+
+# ---- the contour term's weight (models.<name>.contour_weight) and decode.contour ---------------
+def test_the_band_weight_scales_the_band_channel_alone():
+    import torch
+
+    cfg = {"foreground_weight": 10.0, "heatmap_loss_weight": 1.0}
+    target = torch.from_numpy(ContourCodec(input_size=64, stride=4, sigma=1.5).encode(heads(2, 64, True)))
+    only_band, only_marks = target.clone(), target.clone()
+    only_band[:, 4] = 0.0          # an error on the band channel alone
+    only_marks[:, 0] = 0.0         # an error on one landmark channel alone
+    losses = {w: ContourCodec(input_size=64, stride=4, sigma=1.5, band_weight=w).make_loss(cfg)
+              for w in (0.0, 1.0, 3.0)}
+    assert float(losses[0.0](only_band, target)) == 0.0
+    assert float(losses[3.0](only_band, target)) == pytest.approx(3 * float(losses[1.0](only_band, target)))
+    assert float(losses[0.0](only_marks, target)) == float(losses[3.0](only_marks, target)) > 0
+    pred = only_band.clone().requires_grad_(True)
+    losses[0.0](pred, target).backward()
+    assert not pred.grad[:, 4].any() and pred.grad[:, :4].abs().sum() == 0   # the band gets no gradient
+
+
+def test_weight_one_is_the_plain_heatmap_loss_on_five_channels():
+    """band_weight 1 (the default) trains exactly as before it existed: the same loss, bit for bit."""
+    import torch
+
+    from fhbiometry.codecs.losses import heatmap_loss
+
+    codec = ContourCodec(input_size=64, stride=4, sigma=1.5)
+    target = torch.from_numpy(codec.encode(heads(3, 64, True)))
+    pred = target + 0.05 * torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
+    loss = codec.make_loss({"foreground_weight": 10.0, "heatmap_loss_weight": 2.0})
+    assert torch.equal(loss(pred, target), heatmap_loss(pred, target, 1.0, 10.0, 2.0))
+
+
+def test_an_untrained_band_is_never_fitted():
+    """band_weight 0: the band channel was not trained, so the default decoding is the landmarks'."""
+    off = ContourCodec(input_size=64, stride=4, sigma=1.5, band_weight=0.0)
+    targets = off.encode(heads(2, 64, True))
+    targets[:, 4] = np.random.default_rng(0).uniform(0, 1, targets[:, 4].shape)   # what an untrained channel holds
+    assert np.array_equal(off.decode(targets).points, off.decode(targets, source="landmarks").points)
+    assert off.report()["decode_contour"] == "landmarks" and off.report()["contour_band_weight"] == 0.0
+    assert codec_from_settings(off.settings()).band_weight == 0.0
+    with pytest.raises(ValueError, match="band weight"):
+        ContourCodec(band_weight=-1.0)
+
+
+@pytest.mark.parametrize("source,own,expected", [("ellipse", None, 1.0), ("csv", None, 0.0),
+                                                  ("csv", 0.5, 0.5), ("ellipse", 0.0, 0.0)])
+def test_the_contour_weight_follows_the_label_source_unless_set(source, own, expected):
+    from fhbiometry.config.schema import model_codec_params
+
+    params = {"codec": dict(CODEC), "data": {"label_source": source}}
+    cfg = {} if own is None else {"contour_weight": own}
+    assert model_codec_params(params, cfg) == {**CODEC, "band_weight": expected}
+    codec = make_codec("contour", 64, model_codec_params(params, cfg), {"contour": "contour"})
+    assert codec.band_weight == expected and codec.source == "contour"
+
+
+def test_without_the_label_source_the_weight_is_refused_by_name():
+    from fhbiometry.config.messages import ParamError
+    from fhbiometry.config.schema import model_codec_params
+
+    with pytest.raises(ParamError, match="data.label_source"):
+        model_codec_params({"codec": dict(CODEC)}, {})
+
+
+def test_the_schema_holds_contour_weight_to_the_contour_kind_and_decode_contour_to_its_sources():
+    import yaml
+
+    from fhbiometry.config.messages import ParamError
+    from fhbiometry.config.params import validate_params
+
+    params = yaml.safe_load((SRC.parents[1] / "params.yaml").read_text())
+    ok = {**params, "models": {**params["models"], "c": {"arch": "resnet18", "kind": "contour", "loss": "mse",
+                                                        "contour_weight": 0.5}}}
+    assert validate_params(ok)["models"]["c"]["contour_weight"] == 0.5
+    wrong = {**params, "models": {**params["models"], "heatmap": {**params["models"]["heatmap"], "contour_weight": 1}}}
+    with pytest.raises(ParamError, match="contour_weight"):
+        validate_params(wrong)
+    with pytest.raises(ParamError, match="decode.contour"):
+        validate_params({**params, "decode": {**params["decode"], "contour": "band"}})
+    negative = {**ok, "models": {**ok["models"], "c": {**ok["models"]["c"], "contour_weight": -1}}}
+    with pytest.raises(ParamError, match="contour_weight"):
+        validate_params(negative)

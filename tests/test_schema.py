@@ -59,7 +59,7 @@ def test_committed_configs_validate():
         (REPO / "configs/hc18_ablation.yaml").read_text())["rows"])
     assert rows["seed"]["decode"]["method"] == "argmax" and rows["seed"]["codec"]["coordinates"] == "pixels"
     assert rows["skips"]["decode"] == {"method": "quadratic", "pairs": True, "flip_test": False,
-                                       "size_calibration": "none"}
+                                       "size_calibration": "none", "contour": "both"}
     assert rows["seed"]["models"]["heatmap"]["epochs"] == 8          # the budget applies to every row
 
 

@@ -32,8 +32,9 @@ from fhbiometry.codecs.ellipse_fit import (MIN_POINTS, Ellipse, band_distance, r
                                            trim_gap_edges)
 from fhbiometry.codecs.heatmap import HeatmapCodec
 from fhbiometry.codecs.losses import heatmap_loss
+from fhbiometry.core.choices import CONTOUR_SOURCES
 
-SOURCES = ("both", "contour", "landmarks")
+SOURCES = CONTOUR_SOURCES  # what the ellipse is fitted to (params decode.contour)
 LANDMARK_RAYS = 8.0     # weight of one decoded landmark in the fit, in ridge points (times its peak)
 MIN_WIDTH = 0.5        # ridge points narrower than this share of sigma (bright specks) are dropped
 MAX_AXIS_RATIO = 2.0    # a fitted semi-axis off the landmarks' by more than this factor: fall back
@@ -83,6 +84,7 @@ def plausible(ellipse: Ellipse, seeds) -> bool:
 class ContourCodec(HeatmapCodec):
     threshold: float = 0.3      # ridge points below this fraction of the channel's maximum are dropped
     source: str = "both"        # what the ellipse is fitted to (SOURCES)
+    band_weight: float = 1.0    # the band channel's weight in the loss; 0: untrained, decode from the landmarks
     kind: ClassVar[str] = "contour"
 
     def __post_init__(self):
@@ -91,6 +93,19 @@ class ContourCodec(HeatmapCodec):
             raise ValueError(f"contour threshold must be >= 0 and < 1, got {self.threshold}")
         if self.source not in SOURCES:
             raise ValueError(f"contour source {self.source!r}: choose one of {list(SOURCES)}")
+        if not self.band_weight >= 0:
+            raise ValueError(f"contour band weight must be >= 0, got {self.band_weight}")
+
+    @classmethod
+    def from_params(cls, input_size: int, codec: dict, decode: dict) -> "ContourCodec":
+        """The heatmap codec's settings plus ``codec.band_weight`` (``schema.model_codec_params``)
+        and ``decode.contour``."""
+        base = super().from_params(input_size, codec, decode)
+        return replace(base, band_weight=float(codec.get("band_weight", 1.0)),
+                       source=decode.get("contour", base.source))
+
+    def settings(self) -> dict:
+        return {**super().settings(), "band_weight": self.band_weight}
 
     # ---- encode ----------------------------------------------------------------------
     def encode_band(self, points_in) -> np.ndarray:
@@ -135,7 +150,7 @@ class ContourCodec(HeatmapCodec):
         heatmap codec's) moved onto the fitted ellipse's axis ends (``source``, default the codec's)."""
         outputs = np.asarray(outputs, np.float64)
         marks = HeatmapCodec.decode(self, outputs[:, :4], method, pairs)
-        source = source or self.source
+        source = source or (self.source if self.band_weight > 0 else "landmarks")
         if source == "landmarks":
             return marks
         seeds = self.to_cells(marks.points)
@@ -150,7 +165,8 @@ class ContourCodec(HeatmapCodec):
         return replace(super().with_decoding(decode), source=decode.get("contour", self.source))
 
     def report(self) -> dict:
-        return {**super().report(), "decode_contour": self.source}
+        return {**super().report(), "decode_contour": self.source if self.band_weight > 0 else "landmarks",
+                "contour_band_weight": self.band_weight}
 
     def variants(self, outputs) -> dict:
         """The heatmap codec's sections (each through the ellipse fit) and ``contour``: the fit to
@@ -161,6 +177,6 @@ class ContourCodec(HeatmapCodec):
 
     # ---- training --------------------------------------------------------------------
     def make_loss(self, cfg: dict):
-        """The heatmap loss on all five channels."""
+        """The heatmap loss on all five channels, the band's scaled by ``band_weight``."""
         return partial(heatmap_loss, peak=self.peak, foreground_weight=cfg["foreground_weight"],
-                       weight=cfg["heatmap_loss_weight"])
+                       weight=cfg["heatmap_loss_weight"], channel_weights=(1.0, 1.0, 1.0, 1.0, self.band_weight))

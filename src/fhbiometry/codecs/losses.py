@@ -44,7 +44,10 @@ def regression_loss(pred, target, loss="smooth_l1", pair_invariant=True, beta=SM
     return (total / (p.shape[1] * 2)).mean()
 
 
-def heatmap_loss(pred, target, peak=1.0, foreground_weight=10.0, weight=1.0):
-    """Pixel-wise MSE with ``foreground_weight`` on target pixels above 0.1 * peak, times ``weight``."""
+def heatmap_loss(pred, target, peak=1.0, foreground_weight=10.0, weight=1.0, channel_weights=None):
+    """Pixel-wise MSE with ``foreground_weight`` on target pixels above 0.1 * peak, times ``weight``;
+    ``channel_weights`` (one number per channel) scales each channel's pixels (0: no gradient)."""
     w = torch.where(target > FOREGROUND_LEVEL * peak, float(foreground_weight), 1.0)
+    if channel_weights is not None:
+        w = w * torch.as_tensor(channel_weights, dtype=w.dtype, device=w.device).view(1, -1, 1, 1)
     return weight * (w * (pred - target) ** 2).mean()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, ValidationError, model_validator
 
-from fhbiometry.config.fields import Bool, InputSize, PositiveWhole, Section, choice
+from fhbiometry.config.fields import Bool, InputSize, NonNegative, PositiveWhole, Section, choice
 from fhbiometry.config.messages import error_lines, problems
 from fhbiometry.config.sections_model import Codec, Input, overrides
 from fhbiometry.core.choices import ARCHS, KINDS
@@ -18,7 +18,9 @@ class CheckpointError(ValueError):
 
 
 CodecSettings = overrides(Codec, "CodecSettings", {"kind": (choice(KINDS), ...),
-                                                   "input_size": (InputSize, ...)})
+                                                   "input_size": (InputSize, ...),
+                                                   # the contour codec's band weight (models.<name>.contour_weight)
+                                                   "band_weight": (NonNegative | None, None)})
 
 
 class CheckpointMeta(Section):

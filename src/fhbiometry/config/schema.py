@@ -129,6 +129,23 @@ def model_config(params: dict, name: str) -> dict:
     return cfg
 
 
+def model_codec_params(params: dict, cfg: dict) -> dict:
+    """params ``codec`` with the model's own target setting: ``band_weight``, the weight of the
+    contour codec's skull band in the loss (other codecs ignore it): the model's ``contour_weight``
+    when set, else 1 where the labels come from an ellipse (``data.label_source: ellipse``, whose
+    four points are the annotated ellipse's axis ends, so the band is the annotated skull) and 0
+    for a landmark table (``csv``: four points that need not be an ellipse's axis ends; the model
+    then trains without the contour term and decodes from its landmarks)."""
+    weight = cfg.get("contour_weight")
+    if weight is None:
+        source = (params.get("data") or {}).get("label_source")
+        if source is None:
+            raise ParamError("params: data.label_source is needed to choose the contour term's weight "
+                             "(declare it in the stage's params, or set models.<name>.contour_weight)")
+        weight = 1.0 if source == "ellipse" else 0.0
+    return {**params["codec"], "band_weight": float(weight)}
+
+
 def validate_ladder(path: Path, ladder: dict, params: dict, root: Path) -> dict:
     """Every row of a ladder validated: {row name: params}; one ParamError for every problem."""
     out, lines, seen = {}, [], set()

@@ -10,8 +10,8 @@ from fhbiometry.config.fields import (Bool, InputSize, NonNegative, NonNegativeW
                                       PositiveWhole, Probability, Section, Stride, Thresholds, check, choice,
                                       number)
 from fhbiometry.config.messages import Hint
-from fhbiometry.core.choices import (AMP_MODES, ARCHS, COORDINATES, DECODERS, DEVICE_TYPES, INTERVAL_SCALES,
-                                     INTERVAL_SCORES, KINDS, LOSSES, OPTIMIZERS, SCHEDULES, SIZE_CALIBRATIONS)
+from fhbiometry.core.choices import (AMP_MODES, ARCHS, CONTOUR_SOURCES, COORDINATES, DECODERS, DEVICE_TYPES,
+                                     INTERVAL_SCALES, INTERVAL_SCORES, KINDS, LOSSES, OPTIMIZERS, SCHEDULES, SIZE_CALIBRATIONS)
 from fhbiometry.core.letterbox import RESIZE_MODES
 
 HEAD_INITS = ("mean_shape", "random")
@@ -38,6 +38,8 @@ class Decode(Section):
     pairs: Bool
     flip_test: Bool = False
     size_calibration: choice(SIZE_CALIBRATIONS) = "none"
+    contour: choice(CONTOUR_SOURCES, " (kind contour: the ellipse fitted to both the band and the "
+                                     "landmarks, the band alone, or no fit)") = "both"
 
 
 class Confidence(Section):
@@ -103,6 +105,7 @@ ModelSection = overrides(Train, "ModelSection", {
     "head_channels": (PositiveWhole, None),
     "head_skips": (Bool, None),
     "augment": (AugmentOverrides, None),
+    "contour_weight": (NonNegative | None, None),
 })
 
 
@@ -113,6 +116,9 @@ def model_rules(train: Train, own) -> list[tuple[str, Any, str]]:
     if own.kind not in ARCHS.meta(own.arch).get("kinds", ()):
         out.append(("arch", own.arch, f"with kind {own.kind} choose one of {list(ARCHS.names(kinds=own.kind))} "
                                       f"(the {own.kind} model is only implemented for those)"))
+    if own.contour_weight is not None and own.kind != "contour":
+        out.append(("contour_weight", own.contour_weight, f"is for kind contour (the skull band's weight "
+                                                          f"in the loss); remove it from this {own.kind} model"))
     losses = LOSSES.names(kinds=own.kind)
     if loss not in losses:
         source = "" if "loss" in own.model_fields_set else " (from train.loss: set loss in the model)"

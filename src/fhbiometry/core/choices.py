@@ -70,4 +70,5 @@ AMP_MODES = ("none", "bf16", "fp16")              # training/device.py AMP_DTYPE
 SIZE_CALIBRATIONS = ("none", "validation")        # trust/calibration.py, evaluation size_factors
 INTERVAL_SCORES = ("none", "flip", "geometry", "peak", "fitted")   # intervals.score: trust/intervals.py
 INTERVAL_SCALES = ("mm", "relative")              # intervals.scale: trust/intervals.py
+CONTOUR_SOURCES = ("both", "contour", "landmarks")  # decode.contour: codecs/contour.py, what the ellipse is fitted to
 DEFAULT_OPSET = 18  # ONNX opset of `fhbiometry export`: the torch.onnx (dynamo) exporter's native one, no conversion

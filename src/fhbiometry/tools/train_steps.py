@@ -20,7 +20,7 @@ from fhbiometry.training import loop as train
 from fhbiometry.codecs import make_codec
 from fhbiometry.models.networks import to_tensor
 from fhbiometry.training.loop import seed_everything
-from fhbiometry.config.schema import model_config
+from fhbiometry.config.schema import model_codec_params, model_config
 from fhbiometry.core.store import load_npz
 from fhbiometry.inference.onnx_backend import synthetic_frames
 from fhbiometry.tools.machine import matmul_gflops
@@ -59,7 +59,7 @@ def start(params: dict, name: str, batch: int, images, points):
     """A seeded ``train.Run`` of ``models.<name>`` with batch size ``batch``."""
     cfg = model_config(params, name)
     cfg["batch_size"] = int(batch)
-    codec = make_codec(cfg["kind"], int(params["input"]["size"]), params["codec"], train.VALIDATION_DECODE)
+    codec = make_codec(cfg["kind"], int(params["input"]["size"]), model_codec_params(params, cfg), train.VALIDATION_DECODE)
     frames = {"image": images, "points": points}
     return train.start_run(name, cfg, codec, bool(params["landmarks"]["canonical_order"]), int(params["seed"]),
                            frames, frames)

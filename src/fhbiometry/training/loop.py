@@ -36,7 +36,7 @@ from fhbiometry.models.networks import build_model, count_parameters, init_head_
 from fhbiometry.config.paths import Paths
 from fhbiometry.data.prepare import check_prepared
 from fhbiometry.training.validation import training_frames, validate
-from fhbiometry.config.schema import model_config
+from fhbiometry.config.schema import model_codec_params, model_config
 from fhbiometry.core.store import load_npz
 
 # The best epoch is chosen with the best decoding (sub-pixel, pairs decoded jointly), whatever
@@ -280,7 +280,7 @@ def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=
     world = world or dist.World()
     hw = hw or dev.resolve(params.get("device"), world.local_rank)
     letterbox = Letterbox(**params["input"])
-    codec = make_codec(cfg["kind"], letterbox.size, params["codec"], VALIDATION_DECODE)
+    codec = make_codec(cfg["kind"], letterbox.size, model_codec_params(params, cfg), VALIDATION_DECODE)
     train, val = training_frames(train_data, val_data)
     run = start_run(name, cfg, codec, bool(params["landmarks"]["canonical_order"]), training_seed(params, cfg),
                     train, val, hw, world)
@@ -288,7 +288,8 @@ def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=
         print(f"train@{name}: {cfg['arch']} {cfg['kind']}, {count_parameters(run.model):,} parameters, "
               f"{len(run.points)} training frames, {len(val['image'])} validation frames, {cfg['epochs']} epochs "
               f"of {run.n_batches} batches on {hw.device} (amp {hw.amp}, compile {hw.compile}, channels_last "
-              f"{hw.channels_last}, {world.size} process{'es' if world.distributed else ''})", flush=True)
+              f"{hw.channels_last}, {world.size} process{'es' if world.distributed else ''}); codec {codec.settings()}",
+              flush=True)
     key = resume.fingerprint(params, cfg, (data_hash, val_hash), world.size) if state_file is not None else ""
     best = fit(run, live, progress, state_file, key)
     meta = {"arch": cfg["arch"], "kind": cfg["kind"], "codec": codec.settings(), "input": letterbox.to_dict(),
