@@ -35,8 +35,10 @@ def test_ladder_ends_at_the_committed_configuration_and_changes_one_thing_per_ro
     config["data"]["raw_dir"] = final["data"]["raw_dir"]  # made absolute for the working copy
     assert final == config
     seed = ablation.row_params(base_params(), ladder, 0, REPO)
-    assert seed["split"]["grouped"] is False and seed["input"]["resize"] == "stretch"
-    assert seed["decode"]["method"] == "argmax" and seed["codec"]["coordinates"] == "pixels"
+    assert seed["split"]["grouped"] is False
+    assert seed["input"]["resize"] == "stretch"
+    assert seed["decode"]["method"] == "argmax"
+    assert seed["codec"]["coordinates"] == "pixels"
     budgeted = [ablation.row_params(base_params(), ladder, i, REPO) for i in range(len(rows))]
     for model in model_names(base_params()):  # one budget for every row
         assert len({p["models"][model]["epochs"] for p in budgeted}) == 1
@@ -70,7 +72,8 @@ def test_table_reads_the_errors_against_the_ellipses_whatever_the_labels(tmp_pat
     lines = [line for line in text.splitlines() if line.startswith("| 1") or line.startswith("| 2")]
     assert "| 1 | csv labels | alexnet | 2.00 | 2.00 | 3.00 | 50 | 90 | 9.00 / 12.00 / 15.00 | 95 |" in lines
     assert "| 2 | ellipse labels | alexnet | 2.00 | 4.00 | 6.00 |" in lines[1]
-    assert "not run" not in text and len(text.splitlines()) == 2 + 2 * len(model_names(base_params()))
+    assert "not run" not in text
+    assert len(text.splitlines()) == 2 + 2 * len(model_names(base_params()))
 
 
 def test_table_only_without_rows_says_what_to_run_and_keeps_the_table(tmp_path, monkeypatch, capsys):

@@ -67,17 +67,21 @@ def test_report_of_two_rows(tmp_path):
     text = accuracy_report.report(str(tmp_path / "ladder.yaml"), out, REPO, "heatmap", 2, 200)
     lines = text.splitlines()
     rows = [line for line in lines if line.startswith(("| 1 |", "| 2 |", "| 4 |"))]
-    assert len(rows) == 3 and "+ not run" not in text                 # rows that did not run: left out
-    assert rows[0].endswith("| 10 |") and rows[1].endswith("| 15 |")   # training minutes
+    assert len(rows) == 3
+    assert "+ not run" not in text                 # rows that did not run: left out
+    assert rows[0].endswith("| 10 |")
+    assert rows[1].endswith("| 15 |")   # training minutes
     # HC against the data set's own values: the pixel-size table's column, for every frame
     assert "n/a" not in rows[0]
     worst = [line for line in lines if line.startswith("| 004_HC")]
-    assert worst and "worst/004_HC.jpg" in worst[0]
+    assert worst
+    assert "worst/004_HC.jpg" in worst[0]
     assert (out / "worst" / "004_HC.jpg").stat().st_size > 1000
     from PIL import Image
     with Image.open(out / "worst" / "004_HC.jpg") as im, Image.open(raw / "images" / "004_HC.png") as src:
         assert im.size == src.size                                    # drawn at the original resolution
-    assert "head_size: large" in text and "ratio:" in text
+    assert "head_size: large" in text
+    assert "ratio:" in text
     change = next(line for line in lines if line.startswith("| 1 -> 2 |"))
     assert change.split("|")[2].strip().startswith("-")                # the second row's BPD error is lower
     assert not any(line.startswith("| 2 -> 4 |") for line in lines)    # a seed rerun is not a lever

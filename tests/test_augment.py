@@ -104,12 +104,14 @@ def test_disabled_is_identity_and_seeded_draws_repeat():
     pts = landmarks()
     image = dots(pts)
     img, out = aug.augment_sample(image, pts, np.random.default_rng(0), valid({**FULL, "enabled": False}))
-    assert np.array_equal(img, image) and np.array_equal(out, pts)
+    assert np.array_equal(img, image)
+    assert np.array_equal(out, pts)
     c = valid(FULL)
     a = aug.augment_batch(np.stack([image] * 3), np.stack([pts] * 3), np.random.default_rng(5), c)
     b = aug.augment_batch(np.stack([image] * 3), np.stack([pts] * 3), np.random.default_rng(5), c)
     d = aug.augment_batch(np.stack([image] * 3), np.stack([pts] * 3), np.random.default_rng(6), c)
-    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert np.array_equal(a[0], b[0])
+    assert np.array_equal(a[1], b[1])
     assert not np.array_equal(a[0], d[0])
     assert not np.array_equal(a[0][0], a[0][1])  # each sample gets its own draw
 
@@ -119,7 +121,8 @@ def test_photometric_identity_when_off_and_black_stays_black():
     image = dots(landmarks())
     assert np.array_equal(aug.photometric(image, rng, cfg()), image)
     out = aug.photometric(image, rng, cfg(contrast=0.5, speckle=1.0))
-    assert out.dtype == np.uint8 and out.shape == image.shape
+    assert out.dtype == np.uint8
+    assert out.shape == image.shape
     assert (out[image == 0] == 0).all()
     assert not np.array_equal(out, image)
     blurred = aug.photometric(image, rng, cfg(blur=1.0))
@@ -131,7 +134,8 @@ def test_point_that_would_leave_the_image_is_redrawn_or_left_unchanged():
     pts[0] = [0.5, 30.0]  # at the edge: every shift to the left would push it out
     c = cfg(shift=0.3, scale=[1.5, 1.5])  # always pushes the edge point out
     img, out = aug.augment_sample(dots(pts), pts, np.random.default_rng(1), c)
-    assert np.allclose(out, pts) and np.array_equal(img, dots(pts))
+    assert np.allclose(out, pts)
+    assert np.array_equal(img, dots(pts))
 
 
 def test_scaling_moves_image_and_points_by_the_same_factor():

@@ -61,7 +61,8 @@ def test_edge_cut_puts_at_most_one_landmark_out_and_blacks_the_cut():
     _, points = batch(40)
     out_img, moved = aug.augment_batch(images, points, np.random.default_rng(2), cfg)
     n_out = outside(moved)
-    assert n_out.max() <= 1 and n_out.sum() >= 10          # often one landmark out, never two
+    assert n_out.max() <= 1
+    assert n_out.sum() >= 10          # often one landmark out, never two
     near = np.minimum(moved, S - 1 - moved).min(axis=(1, 2)) < 0.02 * S + 1
     assert near.all()                                      # every sample has a landmark at the edge
     assert (out_img == 0).any(axis=(1, 2)).mean() > 0.5    # the shifted-in border is black (zero fill)
@@ -70,6 +71,8 @@ def test_edge_cut_puts_at_most_one_landmark_out_and_blacks_the_cut():
 def test_codecs_encode_landmarks_outside_the_input():
     point = np.array([[[-5.0, 30.0], [40.0, 30.0], [20.0, 10.0], [20.0, 50.0]]])
     hm = HeatmapCodec(input_size=S, stride=4, sigma=2.0).encode(point)
-    assert np.isfinite(hm).all() and 0 < hm[0, 0].max() < 1.0   # a clipped Gaussian at the left edge
+    assert np.isfinite(hm).all()
+    assert 0 < hm[0, 0].max() < 1.0   # a clipped Gaussian at the left edge
     reg = RegressionCodec(input_size=S).encode(point)
-    assert np.isfinite(reg).all() and reg.min() < 0                # a target outside [0, 1] is kept
+    assert np.isfinite(reg).all()
+    assert reg.min() < 0                # a target outside [0, 1] is kept

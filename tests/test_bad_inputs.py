@@ -228,7 +228,8 @@ def test_bad_input_exclude_mode(tmp_path, case):
     assert "sub001_ok" in m.index
     if case.action == "frame kept":  # a bad label of an existing frame: label_status says why
         bad = m[~m["label_status"].isin(["ok", "missing"])]
-        assert len(bad) == 1 and len(res.issues) == 0
+        assert len(bad) == 1
+        assert len(res.issues) == 0
         assert case.problem in bad["label_status"].iat[0]
         return
     issue = res.issues[res.issues["problem"].str.startswith(case.problem)]
@@ -238,9 +239,11 @@ def test_bad_input_exclude_mode(tmp_path, case):
         assert len(m) == 1
     inputs_or_issues = count_input_issues(res.issues)
     if case.problem in NOTES:
-        assert inputs_or_issues[1][case.problem] == 1 and inputs_or_issues[0] == {}
+        assert inputs_or_issues[1][case.problem] == 1
+        assert inputs_or_issues[0] == {}
     else:
-        assert sum(inputs_or_issues[0].values()) >= 1 and sum(inputs_or_issues[1].values()) == 0
+        assert sum(inputs_or_issues[0].values()) >= 1
+        assert sum(inputs_or_issues[1].values()) == 0
 
 
 def test_every_note_has_a_case_and_a_docs_row():
@@ -285,7 +288,8 @@ def test_ellipse_bomb_leaves_other_frames_alone(tmp_path):
     write_png_header(raw / "annotations" / "sub002_x_Annotation.png", 20000, 20000)
     res = ex.extract(data_params(raw, label_source="ellipse", on_bad_input="exclude"), progress=False)
     status = res.manifest.set_index("frame_id")["label_status"]
-    assert status["sub001_ok"] == "ok" and "image too large" in status["sub002_x"]
+    assert status["sub001_ok"] == "ok"
+    assert "image too large" in status["sub002_x"]
 
 
 def test_unmatched_subject_is_recorded_in_manifest_and_qc_summary(tmp_path):
@@ -307,5 +311,7 @@ def test_unmatched_subject_is_recorded_in_manifest_and_qc_summary(tmp_path):
            "max_perpendicular_deviation_deg": 15, "ratio_range": [0.6, 0.95], "reference": "",
            "reference_tolerance_mm": 3.0, "overlay_limit": 0}
     s = summarise(compute_flags(res.manifest, cfg), res.issues, cfg)
-    assert s["inputs"]["subject_from_stem"] == 1 and s["input_issues"] == {}
-    assert sorted(s["inputs"]) == sorted(ALWAYS_COUNTED) and sum(s["inputs"].values()) == 1
+    assert s["inputs"]["subject_from_stem"] == 1
+    assert s["input_issues"] == {}
+    assert sorted(s["inputs"]) == sorted(ALWAYS_COUNTED)
+    assert sum(s["inputs"].values()) == 1

@@ -40,7 +40,8 @@ def test_flops_count_a_multiply_add_as_two():
 def test_timed_gives_best_and_median():
     calls = []
     best, median = timed(lambda: calls.append(1), 3)
-    assert len(calls) == 4 and 0 <= best <= median  # one warm-up run, then three timed
+    assert len(calls) == 4
+    assert 0 <= best <= median  # one warm-up run, then three timed
 
 
 @pytest.mark.slow
@@ -61,12 +62,15 @@ def test_bench_reports_every_figure(tmp_path, capsys):
     assert code == 0
     report = json.loads(out.read_text())
     limit = practical_limit(report["matmul"])   # the faster matmul of the run
-    assert limit > 0 and report["matmul"]["numpy_gflops"] > 0 and report["threads"] == 1
+    assert limit > 0
+    assert report["matmul"]["numpy_gflops"] > 0
+    assert report["threads"] == 1
     assert "multiply-add counts 2" in report["flops_convention"]
     assert report["models"]["heatmap"]["source"] == str(models / "heatmap.safetensors")
     assert report["models"]["resnet18"]["source"] == "untrained regression resnet18"
     for name, model in report["models"].items():
-        assert model["input_size"] == SIZE and model["flops_per_frame"] > 0
+        assert model["input_size"] == SIZE
+        assert model["flops_per_frame"] > 0
         assert sorted(model["backends"]) == ["onnx", "onnx-int8", "torch"]
         for row in model["backends"].values():
             for batch in ("batch1", "batch32"):
@@ -75,12 +79,16 @@ def test_bench_reports_every_figure(tmp_path, capsys):
                 assert figures["gflops"] == pytest.approx(model["flops_per_frame"] / figures["ms_per_frame"] / 1e6)
                 assert figures["pct_of_matmul"] == pytest.approx(100 * figures["gflops"] / limit)
             e2e = row["end_to_end"]
-            assert e2e["frames"] == 4 and e2e["frames_per_s"] == pytest.approx(4 / sum(e2e["seconds"].values()))
+            assert e2e["frames"] == 4
+            assert e2e["frames_per_s"] == pytest.approx(4 / sum(e2e["seconds"].values()))
             assert set(e2e["seconds"]) == {"read", "letterbox", "network", "decode_and_write"}
         for backend in ("torch", "onnx"):   # `fhbiometry predict` itself, where a checkpoint exists
             assert ("predict_command" in model["backends"][backend]) == (name == "heatmap")
         diff = model["int8_vs_float"]
-        assert diff["frames"] == 3 and 0 <= diff["median_mm"] <= diff["p95_mm"] <= diff["max_mm"]
+        assert diff["frames"] == 3
+        assert 0 <= diff["median_mm"] <= diff["p95_mm"] <= diff["max_mm"]
     table = capsys.readouterr().out
-    assert "| model | backend |" in table and table.count("| heatmap (") == 3 and "onnx-int8" in table
+    assert "| model | backend |" in table
+    assert table.count("| heatmap (") == 3
+    assert "onnx-int8" in table
     assert "heatmap: int8 vs float landmarks" in table

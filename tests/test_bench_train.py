@@ -34,12 +34,17 @@ def test_report_has_every_column_and_shares_in_unit_range(tiny_run):
     header = next(line for line in text.splitlines() if line.startswith("| model | batch"))
     assert [c.strip() for c in header.strip("|").split("|")] == list(bench.TABLE_COLUMNS)
     (row,) = tiny_run["baseline"]
-    assert row["model"] == "heatmap" and row["input"] == 64 and row["batch"] == 4
+    assert row["model"] == "heatmap"
+    assert row["input"] == 64
+    assert row["batch"] == 4
     assert 0.0 <= row["data_share"] <= 1.0
-    assert row["data_s"] > 0 and row["compute_s"] > 0 and row["frames_per_s"] > 0
+    assert row["data_s"] > 0
+    assert row["compute_s"] > 0
+    assert row["frames_per_s"] > 0
     assert row["step_gflop"] > 2 * row["forward_gflop"] > 0  # backward counted too
     assert 0.0 < row["gflops"] / tiny_run["matmul_gflops"]
-    assert tiny_run["matmul_gflops"] > 0 and tiny_run["machine"]["cpu_capability"]
+    assert tiny_run["matmul_gflops"] > 0
+    assert tiny_run["machine"]["cpu_capability"]
 
 
 @pytest.mark.slow

@@ -57,4 +57,5 @@ def test_ga_outside_the_fitted_range_is_nan():
     assert np.isnan(bio.ga_from_hc_weeks(500.0))       # far past 42 weeks
     out = bio.measurements(np.array([50.0, np.nan]), np.array([65.0, 80.0]))
     assert set(out) == {"hc_mm", "cephalic_index", "ga_bpd_weeks", "ga_hc_weeks"}
-    assert np.isfinite(out["ga_hc_weeks"][0]) and np.isnan(out["ga_hc_weeks"][1])
+    assert np.isfinite(out["ga_hc_weeks"][0])
+    assert np.isnan(out["ga_hc_weeks"][1])

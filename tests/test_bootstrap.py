@@ -46,7 +46,8 @@ def test_bootstrap_figure_without_reference_is_none():
     f = figures_of([1.0, 2.0, 3.0], ["a", "b", "c"])
     f["hc_ref"] = np.full(3, np.nan)
     out = bootstrap.subject_bootstrap(f, n_boot=50)
-    assert out["hc_ref_mae_mm"] is None and out["hc_ref_bias_mm"] is None
+    assert out["hc_ref_mae_mm"] is None
+    assert out["hc_ref_bias_mm"] is None
     assert out["bpd_mae_mm"] is not None
 
 
@@ -67,7 +68,8 @@ def test_table_figures_reads_a_predictions_table():
     direct = breakdown.frame_figures(pred[:5], true[:5], spacing[:5])
     assert list(f["frame"]) == ["f0", "f1", "f2", "f3", "f4"]
     np.testing.assert_allclose(f["bpd_err"], direct["bpd_err"])
-    assert f["hc_ref"][0] == 100.0 and np.isnan(f["hc_ref"][1:]).all()
+    assert f["hc_ref"][0] == 100.0
+    assert np.isnan(f["hc_ref"][1:]).all()
 
 
 def test_paired_bootstrap_sees_a_small_consistent_gain():
@@ -79,7 +81,8 @@ def test_paired_bootstrap_sees_a_small_consistent_gain():
     before, after = figures_of(e, subjects), figures_of(e - 0.1, subjects)
     before["frame"] = after["frame"] = np.arange(80)
     d = bootstrap.paired_bootstrap(before, after, keys=("bpd_mae_mm",), n_boot=500)["bpd_mae_mm"]
-    assert d["value"] == pytest.approx(-0.1) and d["high"] < 0
+    assert d["value"] == pytest.approx(-0.1)
+    assert d["high"] < 0
     a = bootstrap.subject_bootstrap(before, n_boot=500)["bpd_mae_mm"]
     b = bootstrap.subject_bootstrap(after, n_boot=500)["bpd_mae_mm"]
     assert b["high"] > a["low"]                                      # unpaired: no visible change

@@ -18,7 +18,9 @@ def test_factors_undo_a_uniform_shrinkage():
     true = heads()
     pred = calibration.apply_factors(true, {"ofd": 0.98, "bpd": 0.985})      # a model that measures small
     f = calibration.estimate_factors(pred, true)
-    assert f["ofd"] == pytest.approx(1 / 0.98) and f["bpd"] == pytest.approx(1 / 0.985) and f["n"] == 20
+    assert f["ofd"] == pytest.approx(1 / 0.98)
+    assert f["bpd"] == pytest.approx(1 / 0.985)
+    assert f["n"] == 20
     fixed = calibration.apply_factors(pred, f)
     np.testing.assert_allclose(fixed, true, atol=1e-9)
 
@@ -41,7 +43,8 @@ def test_median_ignores_a_wild_frame_and_unlabelled_ones():
     pred[0] *= 3.0                                        # one frame far off
     true[1] = np.nan                                      # one frame without a label
     f = calibration.estimate_factors(pred, true)
-    assert f["n"] == 10 and f["ofd"] == pytest.approx(1 / 0.99)
+    assert f["n"] == 10
+    assert f["ofd"] == pytest.approx(1 / 0.99)
 
 
 def test_too_few_frames_is_an_error_that_names_the_fix():

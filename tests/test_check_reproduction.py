@@ -76,7 +76,8 @@ def test_compare_value(path, key, old, new, status, problem):
     assert got == status
     assert (message is not None) == problem, message
     if message:
-        assert key in message and path in message
+        assert key in message
+        assert path in message
 
 
 def test_frame_counts_come_from_the_enclosing_section():
@@ -199,7 +200,8 @@ def test_committed_spread_holds_the_intel_run():
 
 def test_committed_spread_passes_each_measured_rerun():
     runs = json.loads((REPO / cr.SPREAD_FILE).read_text())["runs"]
-    assert "reference" in runs and len(runs) >= 4
+    assert "reference" in runs
+    assert len(runs) >= 4
     for run in runs + ["cpu-avx2"]:   # cpu-avx2: a rerun on another code path, bit-identical
         assert run_problems(run) == [], run
 

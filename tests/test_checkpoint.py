@@ -55,7 +55,9 @@ def test_malicious_pickle_runs_nothing_and_names_the_fix(tmp_path, reader):
     with pytest.raises(CheckpointError) as info:
         reader(path)
     message = str(info.value)
-    assert str(path) in message and "pickle" in message and "dvc repro train@evil" in message
+    assert str(path) in message
+    assert "pickle" in message
+    assert "dvc repro train@evil" in message
     assert not marker.exists()
     raw = tmp_path / "raw.pt"
     raw.write_bytes(pickle.dumps(WritesMarker(marker)))  # a plain pickle stream
@@ -87,13 +89,15 @@ def test_round_trip_is_exact_and_bytes_are_stable(tmp_path):
     read, got = read_checkpoint(tmp_path / "a.safetensors")
     assert read.keys() == state.keys()
     for k in state:
-        assert read[k].dtype == state[k].dtype and torch.equal(read[k], state[k]), k
+        assert read[k].dtype == state[k].dtype, k
+        assert torch.equal(read[k], state[k]), k
     got.pop("format")
     assert got == meta()
     real_checkpoint(tmp_path / "b.safetensors")
     assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
     loaded = load_model(tmp_path / "a.safetensors", arch="resnet18", kind="regression")
-    assert loaded.codec == RegressionCodec(input_size=SIZE) and loaded.letterbox == Letterbox(size=SIZE)
+    assert loaded.codec == RegressionCodec(input_size=SIZE)
+    assert loaded.letterbox == Letterbox(size=SIZE)
     assert all(torch.equal(v, state[k]) for k, v in loaded.model.state_dict().items())
 
 

@@ -48,7 +48,8 @@ def test_each_subcommand_help_says_what_it_does_and_shows_an_example(name, capsy
         cli.main([name, "--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    assert "Example" in out and f"fhbiometry {name} " in out
+    assert "Example" in out
+    assert f"fhbiometry {name} " in out
     assert cli.SUBCOMMANDS[name].__doc__.strip().splitlines()[0] in out
 
 
@@ -56,7 +57,8 @@ def test_each_subcommand_help_says_what_it_does_and_shows_an_example(name, capsy
 def test_an_unknown_subcommand_fails_and_names_the_choices():
     res = fhbiometry("no-such-command")
     assert res.returncode != 0
-    assert "invalid choice" in res.stderr and "check-reproduction" in res.stderr
+    assert "invalid choice" in res.stderr
+    assert "check-reproduction" in res.stderr
 
 
 def test_arguments_after_double_dash_go_only_to_exp_config(tmp_path, monkeypatch, capsys):

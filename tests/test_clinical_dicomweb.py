@@ -88,9 +88,11 @@ def test_predict_reads_the_study_from_orthanc_and_stores_the_sr_back(orthanc, lo
                         "--confidence-threshold", "0")
     assert main(args) == 0
     summary = pd.read_csv(out / "summary.csv", dtype={"cine_id": str}).iloc[0]
-    assert summary["n_used"] > 0 and (out / "report.html").is_file()
+    assert summary["n_used"] > 0
+    assert (out / "report.html").is_file()
     fetched = sorted((out / "study").glob("*.dcm"))         # WADO-RS wrote the cine as it came back
-    assert len(fetched) == 1 and all(dciodvfy_errors(p) == [] for p in fetched)
+    assert len(fetched) == 1
+    assert all(dciodvfy_errors(p) == [] for p in fetched)
     # the SR is in Orthanc now, in the same study
     client = connect(orthanc["url"])
     srs = [i for i in study_instances(client, orthanc["url"], study) if i[2] == "SR"]
@@ -101,7 +103,8 @@ def test_predict_reads_the_study_from_orthanc_and_stores_the_sr_back(orthanc, lo
     values = {m["code"]: m["value"] for m in read_sr(path)["measurements"] if "equation" not in m}
     for column, code in {"bpd_mm": cc.BPD, "ofd_mm": cc.OFD, "hc_mm": cc.HC, "cephalic_index": cc.CEPHALIC_INDEX}.items():
         assert values[code.value] == pytest.approx(summary[column], abs=1e-3), column
-    assert stored.PatientID == "P9" and stored.SOPInstanceUID == pydicom.dcmread(next((out / "sr").glob("*.dcm"))).SOPInstanceUID
+    assert stored.PatientID == "P9"
+    assert stored.SOPInstanceUID == pydicom.dcmread(next((out / "sr").glob("*.dcm"))).SOPInstanceUID
 
 
 def test_without_credentials_the_server_says_so(orthanc, monkeypatch, tmp_path, capsys):
@@ -110,7 +113,8 @@ def test_without_credentials_the_server_says_so(orthanc, monkeypatch, tmp_path, 
     monkeypatch.setenv("FHB_DICOMWEB_CONFIG", str(tmp_path / "none.json"))
     monkeypatch.setenv("HOME", str(tmp_path))
     code = main(predict_args(tmp_path, [], tmp_path / "out", "--server", orthanc["url"], "--study", "1.2.3"))
-    assert code == 2 and "HTTP 401" in capsys.readouterr().err
+    assert code == 2
+    assert "HTTP 401" in capsys.readouterr().err
 
 
 def test_listing_studies_when_no_study_is_given(orthanc, login, tmp_path, capsys):
@@ -120,7 +124,8 @@ def test_listing_studies_when_no_study_is_given(orthanc, login, tmp_path, capsys
     store(orthanc["url"], [cine])
     assert main(predict_args(tmp_path, [], tmp_path / "out", "--server", orthanc["url"])) == 2
     err = capsys.readouterr().err
-    assert "--server needs --study" in err and str(pydicom.dcmread(cine).StudyInstanceUID) in err
+    assert "--server needs --study" in err
+    assert str(pydicom.dcmread(cine).StudyInstanceUID) in err
 
 
 def test_credentials_from_environment_then_config_file(tmp_path, monkeypatch):
@@ -146,5 +151,9 @@ def test_no_credential_option_on_the_command_line(capsys):
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     text = capsys.readouterr().out
-    assert "--server" in text and "--study" in text and "--sr" in text
-    assert "--password" not in text and "--user" not in text and "--token" not in text
+    assert "--server" in text
+    assert "--study" in text
+    assert "--sr" in text
+    assert "--password" not in text
+    assert "--user" not in text
+    assert "--token" not in text

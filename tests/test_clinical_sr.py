@@ -51,7 +51,8 @@ def test_one_sr_per_study_valid_for_dciodvfy_and_dsr2xml(run):
         assert dciodvfy_errors(path) == [], path.name
         xml = subprocess.run([dsr2xml, str(path)], capture_output=True, text=True, timeout=60)
         assert xml.returncode == 0, xml.stderr
-        assert "11820-8" in xml.stdout and "Biparietal Diameter" in xml.stdout
+        assert "11820-8" in xml.stdout
+        assert "Biparietal Diameter" in xml.stdout
         ET.fromstring(xml.stdout)                      # well-formed XML
 
 
@@ -80,8 +81,10 @@ def test_sr_copies_patient_and_study_and_references_the_frames_used(run):
     ds = pydicom.dcmread(path)
     for key in ("PatientID", "PatientName", "StudyInstanceUID", "StudyID", "AccessionNumber"):
         assert ds[key].value == source[key].value, key
-    assert ds.Modality == "SR" and ds.SOPClassUID == pydicom.uid.ComprehensiveSRStorage
-    assert ds.SOPInstanceUID != source.SOPInstanceUID and ds.SeriesInstanceUID != source.SeriesInstanceUID
+    assert ds.Modality == "SR"
+    assert ds.SOPClassUID == pydicom.uid.ComprehensiveSRStorage
+    assert ds.SOPInstanceUID != source.SOPInstanceUID
+    assert ds.SeriesInstanceUID != source.SeriesInstanceUID
     used = run["frames"].query("cine_id == 'cine.dcm' and accepted")["frame_index"].to_numpy() + 1
     bpd = next(m for m in read_sr(path)["measurements"] if m["code"] == cc.BPD.value)
     assert bpd["images"] == {str(source.SOPInstanceUID): [int(i) for i in used]}
@@ -108,7 +111,8 @@ def test_interval_and_status_columns_are_carried(run, tmp_path):
                if m["code"] == cc.BPD.value)
     assert (bpd["lo"], bpd["hi"]) == pytest.approx((summary["bpd_mm_lo"][0], summary["bpd_mm_hi"][0]), abs=1e-3)
     clip = read_sr(paths["cine_clip.mp4.dcm"])
-    assert clip["measurements"] == [] and "no accepted frame" in clip["comments"][0]
+    assert clip["measurements"] == []
+    assert "no accepted frame" in clip["comments"][0]
     for path in paths.values():
         assert dciodvfy_errors(path) == [], path.name
 
@@ -119,8 +123,10 @@ def test_a_cine_with_no_accepted_frame_gets_an_sr_that_says_so(run, tmp_path):
     (path,) = (out / "sr").glob("*.dcm")
     sr = read_sr(path)
     assert sr["measurements"] == []
-    assert len(sr["comments"]) == 1 and "no accepted frame" in sr["comments"][0]
-    assert "4 confidence < 2.000" in sr["comments"][0] and "no measurement" in sr["comments"][0]
+    assert len(sr["comments"]) == 1
+    assert "no accepted frame" in sr["comments"][0]
+    assert "4 confidence < 2.000" in sr["comments"][0]
+    assert "no measurement" in sr["comments"][0]
     assert dciodvfy_errors(path) == []
 
 
@@ -130,7 +136,9 @@ def test_synthetic_dicom_cine_is_a_valid_us_multiframe_image(tmp_path):
     path = write_dicom(tmp_path / "sub001.dcm", head_frames(3), 0.2, "sub001", 0)
     assert dciodvfy_errors(path) == []
     ds = pydicom.dcmread(path)
-    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.3.1" and ds.StudyDate == "" and ds.PatientSex == ""
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.3.1"
+    assert ds.StudyDate == ""
+    assert ds.PatientSex == ""
     again = write_dicom(tmp_path / "again.dcm", head_frames(3), 0.2, "sub001", 0)
     assert again.read_bytes() == path.read_bytes()
     assert np.array_equal(ds.pixel_array, head_frames(3))

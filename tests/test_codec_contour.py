@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SIZE, fake_prepared, tiny_params, write_workspace
+from conftest import fake_prepared, tiny_params, write_workspace
 from fhbiometry.codecs import codec_from_settings, make_codec
 from fhbiometry.codecs.base import KeypointCodec
 from fhbiometry.codecs.contour import ContourCodec, landmark_ellipse
@@ -55,7 +55,8 @@ def test_round_trip_on_exact_ellipses_recovers_the_landmarks(size, rotate, gap):
     codec = make_codec("contour", size, CODEC if size > 64 else {**CODEC, "sigma": 1.5})
     pts = heads(12, size, rotate)
     targets = codec.encode(pts)
-    assert targets.shape == (12, 5, size // 4, size // 4) and targets.dtype == np.float32
+    assert targets.shape == (12, 5, size // 4, size // 4)
+    assert targets.dtype == np.float32
     assert np.isclose(targets[:, 4].max(), 1.0, atol=0.05)
     if gap:
         targets = cut_sector(targets, pts, codec)
@@ -104,7 +105,8 @@ def test_the_reweighting_pass_discounts_outliers():
     bad[::15] += 4.0                           # six scattered points far off the ellipse
     w = np.ones(len(pts))
     exact = conic_ellipse(fit_conic(pts, w))
-    assert np.allclose(exact.centre, [20, 18], atol=1e-8) and np.allclose(exact.semi, [12, 8], atol=1e-8)
+    assert np.allclose(exact.centre, [20, 18], atol=1e-8)
+    assert np.allclose(exact.semi, [12, 8], atol=1e-8)
     plain = conic_ellipse(fit_conic(bad, w))
     robust = robust_fit(bad, w)
     plain_err = np.abs(plain.semi - [12, 8]).max() + np.hypot(*(plain.centre - [20, 18]))
@@ -124,17 +126,22 @@ def test_a_failed_fit_falls_back_to_the_landmark_decoding():
 
 def test_the_codec_satisfies_the_interface_through_the_registry():
     cls = KINDS.get("contour")
-    assert cls is ContourCodec and issubclass(cls, KeypointCodec)
+    assert cls is ContourCodec
+    assert issubclass(cls, KeypointCodec)
     codec = make_codec("contour", 64, {**CODEC, "coordinates": "normalised"}, {"method": "ellipse"})
-    assert codec.kind == "contour" and codec.method == "ellipse" and codec.stride == 4
+    assert codec.kind == "contour"
+    assert codec.method == "ellipse"
+    assert codec.stride == 4
     assert codec_from_settings(codec.settings()).with_decoding({"method": "ellipse"}) == codec
     assert codec.report() == {"decode_method": "ellipse", "decode_pairs": True, "decode_contour": "both",
                               "contour_band_weight": 1.0}
     assert codec.mean_output(heads(2, 64, False)) is None
     targets = codec.encode(heads(2, 64, True))
     v = codec.variants(targets)
-    assert set(v) == {"decode", "pairs", "contour"} and set(v["contour"]) == {"both", "contour", "landmarks"}
-    assert KINDS.meta("contour")["network"] == "heatmap" and KINDS.meta("contour")["extra_channels"] == 1
+    assert set(v) == {"decode", "pairs", "contour"}
+    assert set(v["contour"]) == {"both", "contour", "landmarks"}
+    assert KINDS.meta("contour")["network"] == "heatmap"
+    assert KINDS.meta("contour")["extra_channels"] == 1
     with pytest.raises(ValueError, match="source"):
         ContourCodec(source="pixels")
 
@@ -166,16 +173,20 @@ def test_a_tiny_contour_model_trains_and_evaluates_through_the_real_stages(tmp_p
     save_npz(tmp_path / "data/prepared/test.npz", fake_prepared(3, seed=3))
     train.run(params, "m", root=tmp_path, progress=False)
     loaded = load_model(tmp_path / "models/m.safetensors", kind="contour")
-    assert isinstance(loaded.codec, ContourCodec) and loaded.model.final.out_channels == 5
+    assert isinstance(loaded.codec, ContourCodec)
+    assert loaded.model.final.out_channels == 5
     assert loaded.codec.band_weight == 2.0          # the checkpoint carries the band's weight
     metrics = ev.run(params, "m", root=tmp_path)
-    assert metrics["decode_contour"] == "both" and set(metrics["contour"]) == {"both", "contour", "landmarks"}
-    assert metrics["mre_mm"] > 0 and metrics["n_test"] == 3
+    assert metrics["decode_contour"] == "both"
+    assert set(metrics["contour"]) == {"both", "contour", "landmarks"}
+    assert metrics["mre_mm"] > 0
+    assert metrics["n_test"] == 3
     assert (tmp_path / "results/m/predictions.csv").is_file()
     # the loop, inference and evaluation hold no branch on the kind
     for module in ("training/loop.py", "inference/runner.py", "evaluation/evaluate.py", "models/networks.py"):
         text = (SRC / module).read_text()
-        assert "kind ==" not in text and "kind !=" not in text, module
+        assert "kind ==" not in text, module
+        assert "kind !=" not in text, module
         assert "contour" not in text or module == "models/networks.py", module
 
 
@@ -188,7 +199,8 @@ def test_the_documented_round_trip_command_prints_the_figures():
     out = subprocess.run([sys.executable, "tests/contour_compare.py", "--round-trip"], cwd=SRC.parents[1],
                          capture_output=True, text=True, timeout=300, check=True)
     figures = json.loads(out.stdout)
-    assert len(figures) == 24 and figures["128px rotated 30% gap both"] < 0.5
+    assert len(figures) == 24
+    assert figures["128px rotated 30% gap both"] < 0.5
     assert max(v for k, v in figures.items() if "gap contour" not in k or k.startswith("128")) < 0.5
 
 
@@ -205,7 +217,8 @@ def test_the_documented_comparison_command_runs_on_a_tiny_split(tmp_path):
                     "--out", str(tmp_path / "out"), "--epochs", "1", "--threads", "1"],
                    cwd=SRC.parents[1], capture_output=True, text=True, timeout=600, check=True)
     rows = json.loads((tmp_path / "out/compare.json").read_text())
-    assert set(rows) == {"heatmap", "contour"} and rows["contour"]["mre_mm"] > 0
+    assert set(rows) == {"heatmap", "contour"}
+    assert rows["contour"]["mre_mm"] > 0
     assert set(k for k in rows["contour"] if k.startswith("contour_")) == {
         "contour_both_mre_mm", "contour_contour_mre_mm", "contour_landmarks_mre_mm"}
 
@@ -226,7 +239,8 @@ def test_the_band_weight_scales_the_band_channel_alone():
     assert float(losses[0.0](only_marks, target)) == float(losses[3.0](only_marks, target)) > 0
     pred = only_band.clone().requires_grad_(True)
     losses[0.0](pred, target).backward()
-    assert not pred.grad[:, 4].any() and pred.grad[:, :4].abs().sum() == 0   # the band gets no gradient
+    assert not pred.grad[:, 4].any()
+    assert pred.grad[:, :4].abs().sum() == 0   # the band gets no gradient
 
 
 def test_weight_one_is_the_plain_heatmap_loss_on_five_channels():
@@ -248,7 +262,8 @@ def test_an_untrained_band_is_never_fitted():
     targets = off.encode(heads(2, 64, True))
     targets[:, 4] = np.random.default_rng(0).uniform(0, 1, targets[:, 4].shape)   # what an untrained channel holds
     assert np.array_equal(off.decode(targets).points, off.decode(targets, source="landmarks").points)
-    assert off.report()["decode_contour"] == "landmarks" and off.report()["contour_band_weight"] == 0.0
+    assert off.report()["decode_contour"] == "landmarks"
+    assert off.report()["contour_band_weight"] == 0.0
     assert codec_from_settings(off.settings()).band_weight == 0.0
     with pytest.raises(ValueError, match="band weight"):
         ContourCodec(band_weight=-1.0)
@@ -263,7 +278,8 @@ def test_the_contour_weight_follows_the_label_source_unless_set(source, own, exp
     cfg = {} if own is None else {"contour_weight": own}
     assert model_codec_params(params, cfg) == {**CODEC, "band_weight": expected}
     codec = make_codec("contour", 64, model_codec_params(params, cfg), {"contour": "contour"})
-    assert codec.band_weight == expected and codec.source == "contour"
+    assert codec.band_weight == expected
+    assert codec.source == "contour"
 
 
 def test_without_the_label_source_the_weight_is_refused_by_name():

@@ -12,7 +12,9 @@ def test_heatmap_encode_decode_subpixel():
     codec = HeatmapCodec(input_size=128, stride=4, sigma=2.0)
     pts = np.array([[30.3, 40.7], [90.1, 60.2], [60.0, 20.0], [61.5, 100.2]])
     hm = codec.encode(pts[None])
-    assert hm.shape == (1, 4, 32, 32) and hm.dtype == np.float32 and np.isclose(hm.max(), 1.0, atol=0.05)
+    assert hm.shape == (1, 4, 32, 32)
+    assert hm.dtype == np.float32
+    assert np.isclose(hm.max(), 1.0, atol=0.05)
     assert np.array_equal(hm[0], codec.encode_one(pts))
     argmax = codec.decode(hm, "argmax").points
     quad = codec.decode(hm, "quadratic")
@@ -20,7 +22,8 @@ def test_heatmap_encode_decode_subpixel():
     assert np.abs(argmax - pts).max() <= codec.stride / 2 + 1e-9
     assert np.abs(quad.points - pts).max() < 1e-3
     assert np.abs(soft - pts).max() < np.abs(argmax - pts).max() + 1e-9
-    assert quad.peak.shape == (1, 4) and quad.points.shape == (1, 4, 2)
+    assert quad.peak.shape == (1, 4)
+    assert quad.points.shape == (1, 4, 2)
     assert np.allclose(codec.decode(hm).points, quad.points)  # the codec's method: quadratic
 
 
@@ -28,7 +31,9 @@ def test_heatmap_encode_nan_point_gives_zeros():
     codec = HeatmapCodec(input_size=64, stride=4, sigma=1.5)
     pts = np.array([[10.0, 10.0], [np.nan, 5.0], [30.0, 30.0], [40.0, 40.0]])
     hm = codec.encode_one(pts)
-    assert hm.shape == (4, 16, 16) and not hm[1].any() and hm[0].max() > 0.5
+    assert hm.shape == (4, 16, 16)
+    assert not hm[1].any()
+    assert hm[0].max() > 0.5
 
 
 def test_codec_rejects_bad_params():
@@ -56,8 +61,10 @@ def test_make_codec_and_settings_round_trip():
     # decoding is not a stored setting: a rebuilt heatmap codec has the default decoding
     rebuilt = codec_from_settings(hm.settings())
     assert rebuilt.with_decoding({"method": "argmax", "pairs": False}) == hm
-    assert hm.report() == {"decode_method": "argmax", "decode_pairs": False} and reg.report() == {}
-    assert reg.with_decoding({"method": "argmax"}) is reg and reg.variants(np.zeros((1, 8))) == {}
+    assert hm.report() == {"decode_method": "argmax", "decode_pairs": False}
+    assert reg.report() == {}
+    assert reg.with_decoding({"method": "argmax"}) is reg
+    assert reg.variants(np.zeros((1, 8))) == {}
 
 
 def test_heatmap_variants_cover_every_method_and_both_pair_modes():
@@ -65,7 +72,8 @@ def test_heatmap_variants_cover_every_method_and_both_pair_modes():
     pts = np.array([[30.0, 6.0], [33.0, 57.0], [10.0, 30.0], [52.0, 32.0]])
     hm = codec.encode(pts[None])
     v = codec.variants(hm)
-    assert set(v["decode"]) == set(DECODERS.names()) and set(v["pairs"]) == {"joint", "independent"}
+    assert set(v["decode"]) == set(DECODERS.names())
+    assert set(v["pairs"]) == {"joint", "independent"}
     assert np.allclose(v["decode"]["quadratic"], codec.decode(hm).points)
     assert np.abs(v["pairs"]["joint"][0] - pts).max() < 0.01
 
@@ -86,7 +94,8 @@ def test_canonical_order_rule_and_invariance_to_input_order():
     assert np.allclose(canonical_order(shuffled), pts)
     # diameters are unchanged by reordering
     assert np.allclose(diameters(shuffled), diameters(pts))
-    assert np.isclose(diameters(pts)[0], 120) and np.isclose(diameters(pts)[1], 80)
+    assert np.isclose(diameters(pts)[0], 120)
+    assert np.isclose(diameters(pts)[1], 80)
     assert perpendicularity_deg(pts) < 1e-6
 
 
@@ -97,7 +106,8 @@ def test_pair_invariant_errors_and_anatomical_naming():
     assert np.allclose(pair_invariant_errors(shifted, pts), 5.0)
     swapped = pts[[2, 3, 0, 1]]
     named, was_swapped = anatomical_naming(swapped)
-    assert was_swapped and np.allclose(named, pts)
+    assert was_swapped
+    assert np.allclose(named, pts)
 
 
 def test_regression_coordinates_round_trip_in_both_target_spaces():
@@ -105,10 +115,14 @@ def test_regression_coordinates_round_trip_in_both_target_spaces():
     for mode, lo, hi in (("normalised", 0.0, 1.0), ("pixels", 0.0, 128.0)):
         codec = RegressionCodec(input_size=128, coordinates=mode)
         enc = codec.encode(pts)
-        assert enc.shape == (1, 8) and enc.dtype == np.float32 and lo <= enc.min() and enc.max() <= hi
+        assert enc.shape == (1, 8)
+        assert enc.dtype == np.float32
+        assert lo <= enc.min()
+        assert enc.max() <= hi
         assert codec.encode64(pts).dtype == np.float64
         decoded = codec.decode(codec.encode64(pts))
-        assert np.allclose(decoded.points, pts) and decoded.peak is None
+        assert np.allclose(decoded.points, pts)
+        assert decoded.peak is None
     codec = RegressionCodec(input_size=128)
     assert np.allclose(codec.encode64(pts)[0, :2], [(3.5) / 128, (5.5) / 128])
     assert np.allclose(codec.denormalise(codec.normalise(pts)), pts)

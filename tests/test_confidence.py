@@ -58,9 +58,11 @@ def test_rejection_metrics_known_values():
     conf = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
     err = np.array([1.0, 2.0, 5.0, 6.0, 3.0])
     rep = rejection_metrics(conf, err, threshold=0.5, bad_mm=4.0)
-    assert rep["n_bad"] == 2 and rep["rejected_share"] == pytest.approx(0.4)
+    assert rep["n_bad"] == 2
+    assert rep["rejected_share"] == pytest.approx(0.4)
     assert rep["bad_removed_share"] == pytest.approx(0.5)
-    assert rep["kept_mean_error_mm"] == pytest.approx(8.0 / 3) and rep["rejected_mean_error_mm"] == pytest.approx(4.5)
+    assert rep["kept_mean_error_mm"] == pytest.approx(8.0 / 3)
+    assert rep["rejected_mean_error_mm"] == pytest.approx(4.5)
     # bad frames (conf 0.7, 0.2) rank below 2 of the 3 good ones (0.9, 0.8; not 0.1): 4 of 6 pairs
     assert rep["auc_bad"] == pytest.approx(4 / 6)
     assert np.isnan(rejection_metrics(conf, np.zeros(5), 0.5, 4.0)["auc_bad"])
@@ -77,9 +79,16 @@ def test_group_medians_uses_kept_rows_and_falls_back():
     values = np.array([[1.0], [3.0], [100.0], [5.0], [7.0]])
     out = cf.group_medians(values, ["a", "a", "a", "b", "b"], [True, True, False, False, False])
     a, b = out.iloc[0], out.iloc[1]
-    assert a["group"] == "a" and a["median_0"] == 2.0 and a["n_used"] == 2 and a["n_rejected"] == 1
-    assert not a["fallback"] and a["iqr_0"] == pytest.approx(1.0)
-    assert b["fallback"] and b["median_0"] == 6.0 and b["n_used"] == 0 and b["n_rejected"] == 2
+    assert a["group"] == "a"
+    assert a["median_0"] == 2.0
+    assert a["n_used"] == 2
+    assert a["n_rejected"] == 1
+    assert not a["fallback"]
+    assert a["iqr_0"] == pytest.approx(1.0)
+    assert b["fallback"]
+    assert b["median_0"] == 6.0
+    assert b["n_used"] == 0
+    assert b["n_rejected"] == 2
 
 
 def test_evaluation_sections_per_subject_aggregation():
@@ -89,7 +98,8 @@ def test_evaluation_sections_per_subject_aggregation():
     conf = np.array([0.9, 0.9, 0.01, 0.5])
     rep = cf.evaluation_sections(conf, np.linspace(0, 1, 11), subjects, pred, true, CFG)
     assert rep["confidence"]["threshold"] == pytest.approx(0.1)
-    assert rep["confidence"]["n_bad"] == 1 and rep["confidence"]["bad_removed_share"] == 1.0
+    assert rep["confidence"]["n_bad"] == 1
+    assert rep["confidence"]["bad_removed_share"] == 1.0
     ps = rep["per_subject"]
     assert ps["confident_frames"]["n_subjects"] == 2
     assert ps["confident_frames"]["ofd_mae_mm"] == pytest.approx(1.5)     # (1 + 2) / 2
@@ -129,8 +139,10 @@ def test_predict_frames_flip_and_flip_test():
     images[:, 0, -1] = 1                                   # mirrored, it lands on [0, 0]
     backend = MirrorBackend(codec, points, 32)
     plain = predict_frames(backend, codec, images)
-    assert isinstance(plain, FramePrediction) and plain.peak is None
-    assert np.allclose(plain.points, points) and np.allclose(plain.flip_points, points + 0.5)
+    assert isinstance(plain, FramePrediction)
+    assert plain.peak is None
+    assert np.allclose(plain.points, points)
+    assert np.allclose(plain.flip_points, points + 0.5)
     tta = predict_frames(backend, codec, images, flip_test=True)
     assert np.allclose(tta.points, points + 0.25)
     assert predict_frames(backend, codec, images, flip=False).flip_points is None
@@ -151,7 +163,8 @@ def test_evaluate_adds_sections_and_keeps_the_headline(tmp_path):
     options = ev.EvaluationOptions(confidence=CFG, qc=QC, val=data, flip_test=False)
     scored, table = ev.evaluate_model(loaded.model, loaded.codec, loaded.meta, data, [2.0], options=options)
     assert {k: scored[k] for k in plain} == plain
-    assert scored["confidence"]["n"] == 6 and scored["per_subject"]["all_frames"]["n_subjects"] == 3
+    assert scored["confidence"]["n"] == 6
+    assert scored["per_subject"]["all_frames"]["n_subjects"] == 3
     assert "validation quantile 0.1 (6 frames)" == scored["confidence"]["threshold_source"]
     assert table["confidence"].between(0, 1).all()
     flipped, _ = ev.evaluate_model(loaded.model, loaded.codec, loaded.meta, data, [2.0],

@@ -42,7 +42,9 @@ def test_cuda_process_takes_its_local_rank_gpu(monkeypatch):
     gpus(monkeypatch, True, False)
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     hw = dev.resolve({"type": "cuda", "amp": "fp16"}, local_rank=1)
-    assert hw.device == torch.device("cuda:1") and hw.amp == "fp16" and hw.on_gpu
+    assert hw.device == torch.device("cuda:1")
+    assert hw.amp == "fp16"
+    assert hw.on_gpu
     assert dev.os.environ["CUBLAS_WORKSPACE_CONFIG"] == dev.CUBLAS_WORKSPACE
 
 
@@ -63,7 +65,8 @@ def test_schema_knows_the_device_section_and_its_defaults():
     params = tiny_params()
     del params["device"], params["launcher"]
     out = validate_params(params)
-    assert out["device"] == dev.DEFAULTS and out["launcher"] == "python"
+    assert out["device"] == dev.DEFAULTS
+    assert out["launcher"] == "python"
     params["device"] = {"type": "gpu"}
     with pytest.raises(ParamError, match=r"device.type = 'gpu': choose one of"):
         validate_params(params)
@@ -73,8 +76,10 @@ def test_cpu_helpers_are_no_ops():
     x = torch.zeros(2, 1, 8, 8)
     model = torch.nn.Conv2d(1, 2, 3)
     assert dev.to_device(x, CPU, image=True) is x
-    assert dev.prepare_model(model, CPU) is model and dev.compiled(model, CPU) is model
-    assert dev.make_scaler(CPU) is None and dist.wrap(model, dist.World(), CPU.device) is model
+    assert dev.prepare_model(model, CPU) is model
+    assert dev.compiled(model, CPU) is model
+    assert dev.make_scaler(CPU) is None
+    assert dist.wrap(model, dist.World(), CPU.device) is model
 
 
 @pytest.mark.slow
@@ -83,7 +88,8 @@ def test_compile_wraps_the_model_lazily():
     checked; the state dict stays the model's own (no '_orig_mod.' prefix in checkpoints)."""
     model = torch.nn.Conv2d(1, 2, 3)
     wrapped = dev.compiled(model, dev.Hardware(torch.device("cpu"), compile=True))
-    assert wrapped is not model and wrapped._orig_mod is model
+    assert wrapped is not model
+    assert wrapped._orig_mod is model
 
 
 def small_run(hw: dev.Hardware, **model):
@@ -106,7 +112,8 @@ def test_amp_step_runs_where_the_cpu_allows_it(amp):
     assert (run.scaler is not None) == (amp == "fp16")
     before = {k: v.clone() for k, v in run.model.state_dict().items()}
     loss = train.train_step(run, np.arange(4))
-    assert np.isfinite(loss) and run.step == 1
+    assert np.isfinite(loss)
+    assert run.step == 1
     assert any(not torch.equal(before[k], v) for k, v in run.model.state_dict().items())
 
 
@@ -125,7 +132,8 @@ def test_checkpoint_loads_on_the_device_asked_for(tmp_path):
     loaded = load_model(path, device=torch.device("cpu"))
     assert next(loaded.model.parameters()).device.type == "cpu"
     out = network_outputs(loaded.model, fake_prepared(2, seed=3)["image"])
-    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert out.dtype == np.float32
+    assert np.isfinite(out).all()
 
 
 @pytest.mark.slow
@@ -144,5 +152,6 @@ def test_default_path_equals_explicit_cpu_path_bit_for_bit(model):
         train.seed_everything(int(p["seed"]), 1)
         results.append(train.train_model(p, "m", train_data, val_data, progress=False))
     (a, meta_a), (b, meta_b) = results
-    assert meta_a == meta_b and a.keys() == b.keys()
+    assert meta_a == meta_b
+    assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)

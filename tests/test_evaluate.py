@@ -40,14 +40,17 @@ def test_constant_offset_of_one_mm():
     pred[1, :, 1] -= 4.0  # 4 px * 0.25 mm = 1 mm
     m = errors.compute_metrics(pred, true, spacing, THRESHOLDS)
     assert m["n"] == 2
-    assert m["mre_mm"] == pytest.approx(1.0) and m["mre_mm_median"] == pytest.approx(1.0)
+    assert m["mre_mm"] == pytest.approx(1.0)
+    assert m["mre_mm_median"] == pytest.approx(1.0)
     assert m["mre_mm_max"] == pytest.approx(1.0)
-    assert m["mre_px"] == pytest.approx(3.0) and m["mre_px_max"] == pytest.approx(4.0)
+    assert m["mre_px"] == pytest.approx(3.0)
+    assert m["mre_px_max"] == pytest.approx(4.0)
     assert all(v == pytest.approx(1.0) for v in m["landmark_mre_mm"].values())
     assert m["success_rate"] == {"within_0p5mm": 0.0, "within_1mm": 1.0, "within_2mm": 1.0}
     # a pure translation leaves both diameters exact
     for d in ("bpd", "ofd"):
-        assert m[d]["mae_mm"] == pytest.approx(0.0) and m[d]["bias_mm"] == pytest.approx(0.0)
+        assert m[d]["mae_mm"] == pytest.approx(0.0)
+        assert m[d]["bias_mm"] == pytest.approx(0.0)
 
 
 def test_swapped_pair_ends_give_zero_error():
@@ -55,17 +58,20 @@ def test_swapped_pair_ends_give_zero_error():
     err = errors.radial_errors(swapped[None], POINTS[None])
     assert np.allclose(err, 0.0)
     m = errors.compute_metrics(swapped[None], POINTS[None], [0.2], THRESHOLDS)
-    assert m["mre_mm"] == pytest.approx(0.0) and m["success_rate"]["within_0p5mm"] == 1.0
+    assert m["mre_mm"] == pytest.approx(0.0)
+    assert m["success_rate"]["within_0p5mm"] == 1.0
 
 
 def test_diameter_error_sign_and_scale():
     pred = POINTS.copy()
     pred[3, 1] += 2.0  # BPD 2 px longer; OFD unchanged
     m = errors.compute_metrics(pred[None], POINTS[None], [0.5], THRESHOLDS)
-    assert m["bpd"]["mae_mm"] == pytest.approx(1.0) and m["bpd"]["bias_mm"] == pytest.approx(1.0)
+    assert m["bpd"]["mae_mm"] == pytest.approx(1.0)
+    assert m["bpd"]["bias_mm"] == pytest.approx(1.0)
     assert m["ofd"]["mae_mm"] == pytest.approx(0.0)
     # one landmark 1 mm off, three exact
-    assert m["mre_mm"] == pytest.approx(0.25) and m["landmark_mre_mm"]["bpd_2"] == pytest.approx(1.0)
+    assert m["mre_mm"] == pytest.approx(0.25)
+    assert m["landmark_mre_mm"]["bpd_2"] == pytest.approx(1.0)
     assert m["success_rate"]["within_0p5mm"] == pytest.approx(0.75)
 
 
@@ -74,7 +80,8 @@ def test_bland_altman_known_sample():
     pred = true + np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     ba = errors.bland_altman(pred, true)
     sd = np.sqrt(2.5)
-    assert ba["bias"] == pytest.approx(3.0) and ba["sd"] == pytest.approx(sd)
+    assert ba["bias"] == pytest.approx(3.0)
+    assert ba["sd"] == pytest.approx(sd)
     assert ba["loa_low"] == pytest.approx(3.0 - 1.96 * sd)
     assert ba["loa_high"] == pytest.approx(3.0 + 1.96 * sd)
     assert np.isnan(errors.bland_altman([1.0], [0.0])["sd"])  # one value: no spread
@@ -82,16 +89,20 @@ def test_bland_altman_known_sample():
 
 def test_summary_stats_known_values_and_nan():
     s = errors.summary_stats([1.0, 2.0, 3.0, 4.0, 100.0, np.nan])
-    assert s["mean"] == pytest.approx(22.0) and s["median"] == pytest.approx(3.0)
-    assert s["p95"] == pytest.approx(80.8) and s["max"] == pytest.approx(100.0)
+    assert s["mean"] == pytest.approx(22.0)
+    assert s["median"] == pytest.approx(3.0)
+    assert s["p95"] == pytest.approx(80.8)
+    assert s["max"] == pytest.approx(100.0)
     assert s["std"] == pytest.approx(np.std([1, 2, 3, 4, 100], ddof=1))
     assert all(np.isnan(v) for v in errors.summary_stats([]).values())
 
 
 def test_diameter_metrics_stats():
     d = errors.diameter_metrics([11.0, 18.0, 33.0, 40.0], [10.0, 20.0, 30.0, 40.0])
-    assert d["mae_mm"] == pytest.approx(1.5) and d["max_mm"] == pytest.approx(3.0)
-    assert d["bias_mm"] == pytest.approx(0.5) and d["median_mm"] == pytest.approx(1.5)
+    assert d["mae_mm"] == pytest.approx(1.5)
+    assert d["max_mm"] == pytest.approx(3.0)
+    assert d["bias_mm"] == pytest.approx(0.5)
+    assert d["median_mm"] == pytest.approx(1.5)
 
 
 def test_threshold_keys():
@@ -120,9 +131,11 @@ def test_predictions_table_and_mask():
     assert list(df.columns[:4]) == ["frame_id", "subject_id", "spacing_mm", "label_ok"]
     assert [c for c in df.columns if c.startswith("true_") and c.count("_") == 3][:8] == \
         [f"true_{c}" for c in COORD_COLUMNS]
-    assert "pred_bpd_2_y" in df.columns and "err_ofd_1_mm" in df.columns
+    assert "pred_bpd_2_y" in df.columns
+    assert "err_ofd_1_mm" in df.columns
     ok = [0, 2]  # 1 has a NaN point, 3 failed QC
-    assert np.allclose(df.loc[ok, "mre_mm"], 1.0) and np.allclose(df.loc[ok, "err_bpd_mm"], 0.0)
+    assert np.allclose(df.loc[ok, "mre_mm"], 1.0)
+    assert np.allclose(df.loc[ok, "err_bpd_mm"], 0.0)
     assert np.isnan(df.loc[1, "mre_mm"])
     assert accepted_rows(data).tolist() == [True, False, True, False]
     assert df["evaluated"].tolist() == [True, False, True, False]
@@ -171,26 +184,34 @@ def test_evaluate_model_oracle(oracle_modules, kind):
     codec = codec_of(kind)
     metrics, table = ev.evaluate_model(Oracle(data), codec, meta_of(kind, data, codec, best_epoch=3), data,
                                        THRESHOLDS, timing_frames=4)
-    assert metrics["n_test"] == 6 and metrics["n_evaluated"] == 5 and metrics["n_excluded"] == 1
-    assert metrics["n_params"] == 123 and len(table) == 6 and metrics["best_epoch"] == 3
+    assert metrics["n_test"] == 6
+    assert metrics["n_evaluated"] == 5
+    assert metrics["n_excluded"] == 1
+    assert metrics["n_params"] == 123
+    assert len(table) == 6
+    assert metrics["best_epoch"] == 3
     assert metrics["model_kind"] == kind
     tol = 0.05 if kind == "heatmap" else 1e-6  # quadratic decoding of a float32 Gaussian
-    assert metrics["mre_mm"] < tol and metrics["bpd"]["mae_mm"] < 2 * tol
+    assert metrics["mre_mm"] < tol
+    assert metrics["bpd"]["mae_mm"] < 2 * tol
     assert metrics["floor"]["mre_mm"] > 0.5  # the mean shape is far from every frame
     assert metrics["floor"]["n"] == 5
     # points_ref = truth + 0.5 px on frames 0 and 1 (the model learned the csv labels)
     assert metrics["vs_ellipse"]["n"] == 2
     assert metrics["vs_ellipse"]["mre_px"] == pytest.approx(np.sqrt(0.5), abs=tol / 0.1)
     assert metrics["vs_ellipse"]["floor"]["n"] == 2
-    assert "vs_csv" not in metrics and "vs_csv_clean" not in metrics
-    assert metrics["timing"]["frames"] == 4 and metrics["timing"]["cpu_ms_per_frame"] >= 0
+    assert "vs_csv" not in metrics
+    assert "vs_csv_clean" not in metrics
+    assert metrics["timing"]["frames"] == 4
+    assert metrics["timing"]["cpu_ms_per_frame"] >= 0
     if kind == "heatmap":
         assert set(metrics["decode"]) == {"argmax", "quadratic", "soft_argmax", "ellipse"}
         assert metrics["decode"]["quadratic"]["mre_mm"] == pytest.approx(metrics["mre_mm"])
         assert metrics["decode"]["argmax"]["mre_mm"] > metrics["decode"]["quadratic"]["mre_mm"]
         assert metrics["pairs"]["joint"]["mre_mm"] == pytest.approx(metrics["mre_mm"])
         assert set(metrics["pairs"]) == {"joint", "independent"}
-        assert metrics["decode_pairs"] is True and metrics["decode_method"] == "quadratic"
+        assert metrics["decode_pairs"] is True
+        assert metrics["decode_method"] == "quadratic"
     else:
         for key in ("decode", "pairs", "decode_pairs", "decode_method"):
             assert key not in metrics, key
@@ -203,7 +224,8 @@ def test_ellipse_trained_model_is_also_reported_against_the_csv(oracle_modules):
     metrics, _ = ev.evaluate_model(Oracle(data), codec, meta_of("regression", data, codec), data, THRESHOLDS,
                                    label_source="ellipse")
     assert "vs_ellipse" not in metrics
-    assert metrics["vs_csv"]["n"] == 4 and metrics["vs_csv_clean"]["n"] == 3
+    assert metrics["vs_csv"]["n"] == 4
+    assert metrics["vs_csv_clean"]["n"] == 3
     # the table is the truth + 1 px in x: every radial error is 1 original pixel
     assert metrics["vs_csv"]["mre_px"] == pytest.approx(1.0)
     assert metrics["vs_csv_clean"]["floor"]["n"] == 3
@@ -258,13 +280,18 @@ def test_run_end_to_end_real_model(tmp_path, arch, kind):
     params = stage_params(arch, kind)
     metrics = ev.run(params, "m", root=tmp_path)
     written = json.loads((tmp_path / "metrics/eval/m.json").read_text())
-    assert written["n_test"] == 5 and written["n_excluded"] == 1 and written["model"] == "m"
-    assert written["mre_mm"] > 0 and written["floor"]["mre_mm"] > 0
-    assert written["timing"]["frames"] == 2 and metrics["n_params"] > 0
+    assert written["n_test"] == 5
+    assert written["n_excluded"] == 1
+    assert written["model"] == "m"
+    assert written["mre_mm"] > 0
+    assert written["floor"]["mre_mm"] > 0
+    assert written["timing"]["frames"] == 2
+    assert metrics["n_params"] > 0
     assert ("decode" in written) == (kind == "heatmap")
     csv1 = (tmp_path / "results/m/predictions.csv").read_bytes()
     df = pd.read_csv(tmp_path / "results/m/predictions.csv")
-    assert len(df) == 5 and "pred_bpd_2_y" in df.columns
+    assert len(df) == 5
+    assert "pred_bpd_2_y" in df.columns
     # deterministic apart from the timing block
     ev.run(params, "m", root=tmp_path)
     again = json.loads((tmp_path / "metrics/eval/m.json").read_text())
@@ -284,7 +311,8 @@ def test_run_decodes_as_params_decode_says(tmp_path):
     params = stage_params("resnet18", "heatmap", timing_frames=0)
     params["decode"] = {"method": "argmax", "pairs": False}
     metrics = ev.run(params, "m", root=tmp_path)
-    assert metrics["decode_method"] == "argmax" and metrics["decode_pairs"] is False
+    assert metrics["decode_method"] == "argmax"
+    assert metrics["decode_pairs"] is False
     assert metrics["mre_mm"] == pytest.approx(metrics["pairs"]["independent"]["mre_mm"])
     assert metrics["mre_mm"] == pytest.approx(metrics["decode"]["argmax"]["mre_mm"])
 
@@ -308,8 +336,10 @@ def test_frames_kept_by_the_qc_policy_count_in_the_metrics(oracle_modules):
     data["use_for_training"][-1] = True  # flagged (label_ok False) but kept by the policy
     codec = codec_of("regression")
     metrics, table = ev.evaluate_model(Oracle(data), codec, meta_of("regression", data, codec), data, THRESHOLDS)
-    assert metrics["n_evaluated"] == 6 and metrics["n_excluded"] == 0
-    assert table["evaluated"].all() and not table["label_ok"].iloc[-1]
+    assert metrics["n_evaluated"] == 6
+    assert metrics["n_excluded"] == 0
+    assert table["evaluated"].all()
+    assert not table["label_ok"].iloc[-1]
 
 
 @pytest.mark.slow
@@ -334,7 +364,10 @@ def test_run_size_calibration_scales_the_test_predictions(tmp_path):
     params["decode"]["size_calibration"] = "validation"
     metrics = ev.run(params, "m", root=tmp_path)
     factors = metrics["size_calibration"]
-    assert factors["method"] == "validation" and factors["n"] == 5         # the accepted validation frames
-    assert factors["ofd"] > 0 and factors["bpd"] > 0 and (factors["ofd"], factors["bpd"]) != (1.0, 1.0)
+    assert factors["method"] == "validation"
+    assert factors["n"] == 5         # the accepted validation frames
+    assert factors["ofd"] > 0
+    assert factors["bpd"] > 0
+    assert (factors["ofd"], factors["bpd"]) != (1.0, 1.0)
     after = pd.read_csv(tmp_path / "results/m/predictions.csv")[columns].to_numpy().reshape(-1, 4, 2)
     np.testing.assert_allclose(after, apply_factors(before, factors), atol=2e-3)   # the CSV's 4 decimals

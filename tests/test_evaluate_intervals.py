@@ -32,10 +32,12 @@ def test_evaluate_writes_the_interval_section(tmp_path, kind):
     assert params["intervals"]["level"] == 0.9
     metrics = ev.run(params, "m", root=tmp_path)
     section = json.loads((tmp_path / "metrics/eval/m.json").read_text())["intervals"]
-    assert section["level"] == 0.9 and section["method"]["score"] == params["intervals"]["score"]
+    assert section["level"] == 0.9
+    assert section["method"]["score"] == params["intervals"]["score"]
     calib = section["calibration"]
     assert calib["n"] == 11                         # the accepted validation frames (the last fails QC)
-    assert set(calib["quantile"]) == set(TARGETS) and set(calib["cine_quantile"]) == set(TARGETS)
+    assert set(calib["quantile"]) == set(TARGETS)
+    assert set(calib["cine_quantile"]) == set(TARGETS)
     for key in ("coverage", "median_half_width_mm"):
         assert set(section[key]) == set(TARGETS), key
         assert all(v is None or v >= 0 for v in section[key].values()), key
@@ -63,7 +65,8 @@ def test_no_validation_split_says_so(tmp_path):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
     metrics = ev.run(stage_root(tmp_path, n_val=0), "m", root=tmp_path)
-    assert metrics["intervals"]["calibration"] is None and "validation" in metrics["intervals"]["note"]
+    assert metrics["intervals"]["calibration"] is None
+    assert "validation" in metrics["intervals"]["note"]
 
 
 class FakeSplit(ei.Split):
@@ -82,7 +85,9 @@ def test_figures_count_what_they_say():
     assert figures["median_half_width_mm"]["bpd"] == 1.5
     assert figures["auc_error_over_2mm"] == 0.75      # positives widths 4, 1 against negatives 2, 0.5: 3 of 4 pairs
     rej = ei.rejection(err, widths, 3.0)                # frame 1 (BPD width 4) rejected, it is the > 4 mm one
-    assert rej["rejected_share"] == 0.25 and rej["large_removed_share"] == 1.0 and rej["n_large"] == 1
+    assert rej["rejected_share"] == 0.25
+    assert rej["large_removed_share"] == 1.0
+    assert rej["n_large"] == 1
 
 
 def test_cine_figures_use_the_accepted_frames_of_each_subject():
@@ -90,7 +95,8 @@ def test_cine_figures_use_the_accepted_frames_of_each_subject():
                       ["a", "a", "b"], [0.9, 0.9, 0.1])
     out = ei.cine_figures(split, np.ones((3, 3)), 0.5, {t: 1.5 for t in TARGETS})
     assert out["n_cines"] == 1                        # b has no accepted frame
-    assert out["coverage"]["bpd"] == 1.0 and out["median_half_width_mm"]["bpd"] == 1.5
+    assert out["coverage"]["bpd"] == 1.0
+    assert out["median_half_width_mm"]["bpd"] == 1.5
 
 
 def test_intervals_table_command(tmp_path, capsys):
@@ -104,6 +110,7 @@ def test_intervals_table_command(tmp_path, capsys):
     folder = str(tmp_path / "metrics/eval")
     assert main(["intervals-table", "--metrics", folder]) == 0
     out = capsys.readouterr().out
-    assert f"| m | {params['intervals']['score']}_{params['intervals']['scale']} (chosen) |" in out and out.count("| m |") == len(SCORES) * len(SCALES) + 1   # + the header
+    assert f"| m | {params['intervals']['score']}_{params['intervals']['scale']} (chosen) |" in out
+    assert out.count("| m |") == len(SCORES) * len(SCALES) + 1   # + the header
     assert main(["intervals-table", "--metrics", folder, "--table", "goals"]) == 0
     assert "coverage BPD/OFD/HC (goal 0.87-0.93)" in capsys.readouterr().out

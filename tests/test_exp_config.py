@@ -58,10 +58,12 @@ def through_dvc(tmp_path: Path, items: list[str]) -> dict:
 
 def test_every_configuration_under_configs_is_found():
     names = [name for name, _ in configurations()]
-    assert "hc18.yaml" in names and "hc18_headsize.yaml" in names
+    assert "hc18.yaml" in names
+    assert "hc18_headsize.yaml" in names
     assert any(name.startswith("hc18_ablation.yaml:") for name in names)
     assert {p.name for p in PARTIAL} | {p.name for p in LADDERS} == {p.name for p in CONFIGS}
-    assert PARTIAL and LADDERS
+    assert PARTIAL
+    assert LADDERS
 
 
 @pytest.mark.parametrize("name,config", configurations(), ids=[n for n, _ in configurations()])
@@ -71,7 +73,8 @@ def test_overrides_parse_with_hydra_and_read_back_as_the_configuration(name, con
     for item in items:                                  # Hydra's parser accepts each one
         parsed = ec.parse_override(item)
         key = item.split("=", 1)[0].lstrip("+")
-        assert parsed.key_or_group == key and parsed.value_type.name == "ELEMENT", item
+        assert parsed.key_or_group == key, item
+        assert parsed.value_type.name == "ELEMENT", item
     got = through_dvc(tmp_path, items)
     assert ec.same(got, ec.apply(params, config)), name
 
@@ -90,7 +93,8 @@ def test_plain_strings_stay_unquoted_and_awkward_ones_are_quoted():
     assert ec.override_value("../shared/datasets/hc18-landmarks") == "../shared/datasets/hc18-landmarks"
     assert ec.override_value("pixel size(mm)") == "'pixel size(mm)'"
     assert ec.override_value("it's") == "'it\\'s'"
-    assert ec.override_value("1") == "'1'" and ec.override_value(1) == "1"
+    assert ec.override_value("1") == "'1'"
+    assert ec.override_value(1) == "1"
     assert ec.override_value("") == "''"
 
 
@@ -122,7 +126,8 @@ def test_a_ladder_is_refused_with_the_command_that_runs_it(ladder, monkeypatch, 
     monkeypatch.chdir(REPO)
     assert cli.main(["exp-config", f"configs/{ladder.name}", "--print"]) == 2
     err = capsys.readouterr().err
-    assert "ablation ladder" in err and f"fhbiometry ablation configs/{ladder.name}" in err
+    assert "ablation ladder" in err
+    assert f"fhbiometry ablation configs/{ladder.name}" in err
 
 
 def test_a_key_that_is_no_parameter_stops_with_exit_2(tmp_path, monkeypatch, capsys):
@@ -169,7 +174,8 @@ def test_documented_command_runs_through_dvc_exp_run(config, hc18_repo):
     assert ec.same(params, ec.apply(base_params(), document)), out
     qc = json.loads((root / "metrics/qc.json").read_text())
     if "raw_dir" in (document.get("data") or {}):   # the HC18-like set where the real one would be
-        assert qc["frames"] == n_frames and qc["reference"]["compared"] == n_frames, out
+        assert qc["frames"] == n_frames, out
+        assert qc["reference"]["compared"] == n_frames, out
     else:   # a model configuration on the synthetic default: the committed data, frame for frame
         committed = json.loads((REPO / "metrics/qc.json").read_text())
         assert qc["frames"] == committed["frames"], out

@@ -133,8 +133,10 @@ def test_no_spacing(raw):
     with pytest.raises(InputError) as info:
         ex.extract(params(raw), progress=False)
     msg = str(info.value)
-    assert "sub004_2HC.png" in msg and "no pixel spacing" in msg
-    assert 'sub004_2HC.json {"pixel_spacing_mm": ...}' in msg and "data.default_spacing_mm" in msg
+    assert "sub004_2HC.png" in msg
+    assert "no pixel spacing" in msg
+    assert 'sub004_2HC.json {"pixel_spacing_mm": ...}' in msg
+    assert "data.default_spacing_mm" in msg
     res = ex.extract(params(raw, default_spacing_mm=0.5), progress=False)
     assert row(res.manifest, "sub004_2HC")["spacing_source"] == "default"
     assert row(res.manifest, "sub004_2HC")["spacing_mm"] == 0.5
@@ -142,7 +144,8 @@ def test_no_spacing(raw):
     assert "sub004_2HC" not in set(res.manifest["frame_id"])
     issues = res.issues
     assert issues.loc[0, "file"] == "stills/sub004_2HC.png"
-    assert issues.loc[0, "problem"] == "no pixel spacing" and issues.loc[0, "action"] == "file skipped"
+    assert issues.loc[0, "problem"] == "no pixel spacing"
+    assert issues.loc[0, "action"] == "file skipped"
     # its label row is not dropped silently either
     assert (issues.loc[1, "file"], issues.loc[1, "row"]) == ("landmarks.csv", 8)
     assert "excluded" in issues.loc[1, "problem"]
@@ -168,7 +171,8 @@ def test_bad_coordinate(raw):
     res = ex.extract(params(raw, on_bad_input="exclude"), progress=False)
     r = row(res.manifest, "sub004_HC")
     assert r["label_status"] == "row 2: column 'ofd_2_y': 'n/a' is not a number"
-    assert np.isnan(r["ofd_2_y"]) and r["ofd_2_x"] == bad[2]
+    assert np.isnan(r["ofd_2_y"])
+    assert r["ofd_2_x"] == bad[2]
     assert len(res.issues) == 0  # the frame exists: recorded in label_status
 
 
@@ -230,7 +234,8 @@ def test_stage_entry_point(raw, tmp_path, monkeypatch):
     stage = root / "stages" / "extract_frames.py"
     runpy.run_path(str(stage), run_name="__main__")
     m = pd.read_csv(repo / "data/frames/manifest.csv", dtype={"frame_id": str})
-    assert len(m) == 8 and (repo / "data/frames/issues.csv").exists()
+    assert len(m) == 8
+    assert (repo / "data/frames/issues.csv").exists()
 
 
 # ----------------------------------------------------------------------------- HC18 (real data)
@@ -253,12 +258,15 @@ def hc18():
 def test_hc18_csv(hc18):
     res = hc18[0]
     m = res.manifest
-    assert len(m) == 622 and len(res.frames) == 622 and len(res.issues) == 0
+    assert len(m) == 622
+    assert len(res.frames) == 622
+    assert len(res.issues) == 0
     assert (m["spacing_source"] == "pixel_size_csv").all()
     ps = pd.read_csv(HC18 / "pixel_size.csv")
     np.testing.assert_allclose(m["spacing_mm"], ps["pixel size(mm)"])  # same (sorted) order
     assert m[REF].notna().all().all()
-    assert (m["label_status"] == "ok").all() and (m["dup_count"] == 1).all()
+    assert (m["label_status"] == "ok").all()
+    assert (m["dup_count"] == 1).all()
     table = pd.read_csv(HC18 / "role_challenge_dataset_ground_truth.csv")
     np.testing.assert_array_equal(m[list(COORD_COLUMNS)].to_numpy(float),
                                   table[list(COORD_COLUMNS)].to_numpy(float))
@@ -266,14 +274,16 @@ def test_hc18_csv(hc18):
     assert (s["014_HC"], s["014_2HC"], s["014_3HC"]) == ("014", "014", "014")
     assert m["subject_id"].nunique() < 622
     f = res.frames["000_HC"]
-    assert f.dtype == np.uint8 and f.shape == (540, 800)
+    assert f.dtype == np.uint8
+    assert f.shape == (540, 800)
 
 
 @pytest.mark.slow
 def test_hc18_ellipse(hc18):
     csv, ell = hc18
     m = ell.manifest
-    assert len(m) == 622 and (m["label_status"] == "ok").all()
+    assert len(m) == 622
+    assert (m["label_status"] == "ok").all()
     lab = diameters(m[list(COORD_COLUMNS)].to_numpy(float))
     ref = diameters(csv.manifest[REF].to_numpy(float))
     np.testing.assert_allclose(lab, ref, atol=1e-9)
@@ -289,7 +299,8 @@ def test_rows_sorted_by_frame_id_not_path(raw):
     write_image(raw / "zz" / "sub000_x.png", gradient(H, W, 7))
     write_json(raw / "zz" / "sub000_x.json", {"pixel_spacing_mm": 0.1})
     m = ex.extract(params(raw), progress=False).manifest
-    assert m["frame_id"].iloc[0] == "sub000_x" and m["source_file"].iloc[0] == "zz/sub000_x.png"
+    assert m["frame_id"].iloc[0] == "sub000_x"
+    assert m["source_file"].iloc[0] == "zz/sub000_x.png"
     assert list(m["frame_id"]) == sorted(m["frame_id"])
 
 
@@ -346,7 +357,8 @@ def test_unicode_forms_of_a_name_match(tmp_path):
     (raw / "px.csv").write_text(f"filename,pixel size(mm)\n{nfd},0.2\n", encoding="utf-8")
     res = ex.extract(data_params(raw, pixel_size_csv="px.csv"), progress=False)
     row = res.manifest.iloc[0]
-    assert row["label_status"] == "ok" and row["spacing_source"] == "pixel_size_csv"
+    assert row["label_status"] == "ok"
+    assert row["spacing_source"] == "pixel_size_csv"
 
 
 def test_semicolon_table_is_named(tmp_path):
@@ -380,7 +392,8 @@ def test_table_row_fix_names_exclude_only_in_fail_mode(tmp_path, caplog):
         ex.extract(data_params(raw), progress=False)
     with caplog.at_level(logging.WARNING):
         ex.extract(data_params(raw, on_bad_input="exclude"), progress=False)
-    assert "image not found" in caplog.text and "on_bad_input: exclude" not in caplog.text
+    assert "image not found" in caplog.text
+    assert "on_bad_input: exclude" not in caplog.text
 
 
 def test_subject_ids_differing_by_case_are_one_subject(tmp_path):

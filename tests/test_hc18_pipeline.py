@@ -56,10 +56,12 @@ def test_hc18_configuration_runs_end_to_end(tmp_path):
     run([sys.executable, "-m", "dvc", "repro"], root, env)
 
     qc = json.loads((root / "metrics/qc.json").read_text())
-    assert qc["frames"] == n_frames and qc["reference"]["compared"] == n_frames
+    assert qc["frames"] == n_frames
+    assert qc["reference"]["compared"] == n_frames
     # trained on the ellipses, the CSV's faults are still found and reported as a reference
     table = qc["csv_reference"]
-    assert table["rows"] == n_frames and table["swapped_naming"] > 0
+    assert table["rows"] == n_frames
+    assert table["swapped_naming"] > 0
     assert (root / "plots/qc/table_flagged_01.png").exists()
     split = json.loads((root / "metrics/split.json").read_text())
     assert split["subject_overlap"] == 0
@@ -74,6 +76,8 @@ def test_hc18_configuration_runs_end_to_end(tmp_path):
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run([sys.executable, "-m", "dvc", "repro", "evaluate@heatmap"], root, env)
     qc = json.loads((root / "metrics/qc.json").read_text())
-    assert qc["swapped_naming"] > 0 and "csv_reference" not in qc
+    assert qc["swapped_naming"] > 0
+    assert "csv_reference" not in qc
     metrics = json.loads((root / "metrics/eval/heatmap.json").read_text())
-    assert metrics["vs_ellipse"]["n"] >= 1 and "vs_csv" not in metrics
+    assert metrics["vs_ellipse"]["n"] >= 1
+    assert "vs_csv" not in metrics

@@ -90,7 +90,8 @@ def test_relative_scale_is_the_same_interval_in_px_and_mm():
                          "flip", "relative")
     assert "quantile_px" not in calib
     mm, px = iv.half_widths(iv.target_values(p), np.full(60, np.nan), feats, calib)
-    assert np.isnan(mm).all() and np.isfinite(px).all()
+    assert np.isnan(mm).all()
+    assert np.isfinite(px).all()
 
 
 def test_mm_scale_without_spacing_uses_the_pixel_quantile():
@@ -101,7 +102,8 @@ def test_mm_scale_without_spacing_uses_the_pixel_quantile():
                          0.9, "geometry", "mm")
     np.testing.assert_allclose(calib["quantile_px"]["bpd"] * 0.25, calib["quantile"]["bpd"])
     mm, px = iv.half_widths(iv.target_values(p), np.full(60, np.nan), feats, calib)
-    assert np.isnan(mm).all() and (px > 0).all()
+    assert np.isnan(mm).all()
+    assert (px > 0).all()
 
 
 def test_cine_interval_combines_frame_widths_and_spread():
@@ -117,8 +119,11 @@ def test_cine_interval_combines_frame_widths_and_spread():
 
 
 def test_schema_offers_exactly_the_implemented_scores_and_scales():
-    assert choices.INTERVAL_SCORES == iv.SCORES and choices.INTERVAL_SCALES == iv.SCALES
+    assert choices.INTERVAL_SCORES == iv.SCORES
+    assert choices.INTERVAL_SCALES == iv.SCALES
     params = Intervals()
-    assert params.level == 0.9 and params.score in iv.SCORES and params.scale in iv.SCALES
+    assert params.level == 0.9
+    assert params.score in iv.SCORES
+    assert params.scale in iv.SCALES
     with pytest.raises(Exception, match="score"):
         Intervals(score="nope")

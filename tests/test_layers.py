@@ -50,7 +50,8 @@ def project_imports(path: Path) -> set[str]:
 @pytest.mark.parametrize("package", SUBPACKAGES)
 def test_subpackage_docstring_names_its_rules(package):
     doc = ast.get_docstring(ast.parse((PKG / package / "__init__.py").read_text()))
-    assert doc and len(doc.splitlines()) >= 3, f"fhbiometry/{package}/__init__.py: say what it owns"
+    assert doc, f"fhbiometry/{package}/__init__.py: say what it owns"
+    assert len(doc.splitlines()) >= 3, f"fhbiometry/{package}/__init__.py: say what it owns"
     rules(package)
 
 

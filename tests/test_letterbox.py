@@ -18,7 +18,8 @@ def test_round_trip_original_input_original(size, resize):
     # and through a quantised network-input pixel: within half an input pixel in original units
     quantised = np.round(to_input(pts, t))
     err = np.abs(to_original(quantised, t) - pts)
-    assert (err[:, 0] <= 0.5 / t[0] + 1e-9).all() and (err[:, 1] <= 0.5 / t[1] + 1e-9).all()
+    assert (err[:, 0] <= 0.5 / t[0] + 1e-9).all()
+    assert (err[:, 1] <= 0.5 / t[1] + 1e-9).all()
 
 
 @pytest.mark.parametrize("size", [(800, 540), (540, 800), (33, 77)])
@@ -37,7 +38,8 @@ def test_letterbox_keeps_aspect_and_maps_pixels(size):
     weights = out.astype(float)
     yy, xx = np.mgrid[:64, :64]
     cx, cy = (weights * xx).sum() / weights.sum(), (weights * yy).sum() / weights.sum()
-    assert abs(cx - px) < 0.5 and abs(cy - py) < 0.5
+    assert abs(cx - px) < 0.5
+    assert abs(cy - py) < 0.5
 
 
 def test_resized_shape_letterbox_and_stretch():

@@ -26,7 +26,8 @@ def bounds(area: Area):
 def test_a_screen_is_cropped_to_its_image_and_a_head_alone_is_not(head):
     h, w = head.shape
     alone = detect_area(head[None])
-    assert alone.kind == WHOLE_FRAME and bounds(alone) == (0, 0, w - 1, h - 1)
+    assert alone.kind == WHOLE_FRAME
+    assert bounds(alone) == (0, 0, w - 1, h - 1)
     found = detect_area(screen_with(head, AT)[None])
     assert found.kind == DETECTED_SECTOR, found
     assert bounds(found) == (AT[0], AT[1], AT[0] + w - 1, AT[1] + h - 1)
@@ -35,7 +36,8 @@ def test_a_screen_is_cropped_to_its_image_and_a_head_alone_is_not(head):
 
 def test_blank_and_tiny_content_measure_the_whole_frame():
     blank = detect_area(np.zeros((1, 64, 80), np.uint8))
-    assert blank.kind == WHOLE_FRAME and "no image area" in blank.note
+    assert blank.kind == WHOLE_FRAME
+    assert "no image area" in blank.note
     noise = np.random.default_rng(1).integers(0, 255, (2, 64, 80)).astype(np.uint8)
     assert detect_area(noise).kind == WHOLE_FRAME
 
@@ -57,11 +59,15 @@ def test_the_tissue_region_is_chosen_and_bounds_outside_the_image_are_refused():
     tissue = Region(90, 60, 249, 186, 1, 1, (0.2, 0.2))
     frames = np.zeros((1, 300, 400), np.uint8)
     area = choose_area(frames, [doppler, tissue], (tissue, ""))
-    assert area.kind == DICOM_REGION and bounds(area) == (90, 60, 249, 186) and area.spacing_mm == 0.2
+    assert area.kind == DICOM_REGION
+    assert bounds(area) == (90, 60, 249, 186)
+    assert area.spacing_mm == 0.2
     area, why = region_area(Region(84, 31, 595, 414, 1, 1, (0.5, 0.5)), 240, 320)
-    assert area is None and "do not lie inside the 320 x 240 image" in why
+    assert area is None
+    assert "do not lie inside the 320 x 240 image" in why
     fallback = choose_area(frames, [doppler], (None, "none of the 1 ultrasound region(s) is 2-D tissue"))
-    assert fallback.kind == WHOLE_FRAME and "2-D tissue" in fallback.note
+    assert fallback.kind == WHOLE_FRAME
+    assert "2-D tissue" in fallback.note
 
 
 @pytest.fixture(scope="module")

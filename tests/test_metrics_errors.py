@@ -20,7 +20,8 @@ def test_worst_diameter_error_in_original_and_input_pixels():
     f = errors.pixel_and_relative_errors(pred, TRUE, transform)
     assert f["worst_px"][0] == pytest.approx(6.0)
     assert f["worst_input_px"][0] == pytest.approx(1.5)
-    assert f["ofd_rel_pct"][0] == pytest.approx(6.0) and f["bpd_rel_pct"][0] == pytest.approx(0.0)
+    assert f["ofd_rel_pct"][0] == pytest.approx(6.0)
+    assert f["bpd_rel_pct"][0] == pytest.approx(0.0)
     assert f["over_limit"][0]
 
 
@@ -28,7 +29,8 @@ def test_relative_limit_is_per_diameter():
     pred = TRUE.copy()
     pred[0, 3, 1] += 3.6     # BPD 3.6 px too long on 80 px: 4.5 %, under the limit
     f = errors.pixel_and_relative_errors(pred, TRUE)
-    assert f["bpd_rel_pct"][0] == pytest.approx(4.5) and not f["over_limit"][0]
+    assert f["bpd_rel_pct"][0] == pytest.approx(4.5)
+    assert not f["over_limit"][0]
     assert np.isnan(f["worst_input_px"][0])      # no transform: no input pixels
     pred[0, 3, 1] += 1.0     # 5.75 %: over
     assert errors.pixel_and_relative_errors(pred, TRUE)["over_limit"][0]
@@ -41,12 +43,15 @@ def test_sections_summarise_frames():
     identity = np.tile([1.0, 1.0, 0.0, 0.0], (4, 1))
     out = errors.pixel_and_relative_sections(errors.pixel_and_relative_errors(pred, true, identity))
     w = out["worst_diameter_error"]
-    assert w["original_px"]["mean"] == pytest.approx(4.0) and w["original_px"]["max"] == pytest.approx(10.0)
+    assert w["original_px"]["mean"] == pytest.approx(4.0)
+    assert w["original_px"]["max"] == pytest.approx(10.0)
     assert w["original_px"]["median"] == pytest.approx(3.0)
     assert w["input_px"]["mean"] == pytest.approx(4.0)
     r = out["relative_error"]
-    assert r["ofd_pct"] == pytest.approx(4.0) and r["bpd_pct"] == pytest.approx(0.0)
-    assert r["over_limit_frames"] == 1 and r["over_limit_share"] == pytest.approx(0.25)
+    assert r["ofd_pct"] == pytest.approx(4.0)
+    assert r["bpd_pct"] == pytest.approx(0.0)
+    assert r["over_limit_frames"] == 1
+    assert r["over_limit_share"] == pytest.approx(0.25)
 
 
 def frames(n=9):
@@ -94,7 +99,8 @@ def test_validation_metrics_keep_their_arithmetic():
     m = validation_metrics(pred, val)
     d = abs((TRUE[0, 1, 0] + 0.7 - TRUE[0, 0, 0]) - 100.0)   # |a - b| in pixels, then x spacing
     assert m["ofd_mae_mm"] == float(np.mean(np.array([d * 0.1, d * 0.3])))
-    assert m["bpd_mae_mm"] == 0.0 and m["mre_px"] == pytest.approx(0.7 / 4)
+    assert m["bpd_mae_mm"] == 0.0
+    assert m["mre_px"] == pytest.approx(0.7 / 4)
 
 
 def test_table_columns_are_read_from_their_declared_keys():
@@ -105,9 +111,14 @@ def test_table_columns_are_read_from_their_declared_keys():
     rows = table.table_rows({"hm": m})
     assert list(rows[0])[:9] == ["model", "kind", "arch", "n_params", "n_evaluated", "mre_mm", "mre_mm_median",
                                  "within_2mm", "within_4mm"]
-    assert rows[0]["model"] == "hm" and rows[0]["bpd_mae_mm"] == 0.7 and rows[0]["floor_bpd_mae_mm"] == 9.0
-    assert rows[0]["worst_px_mean"] == 11.0 and rows[0]["over_limit_share"] == 0.1 and rows[0]["arch"] is None
-    assert table.value(m, "bpd_mae_mm", "vs_csv") == 2.0 and table.value(m, "n_params", "vs_csv") == 5
+    assert rows[0]["model"] == "hm"
+    assert rows[0]["bpd_mae_mm"] == 0.7
+    assert rows[0]["floor_bpd_mae_mm"] == 9.0
+    assert rows[0]["worst_px_mean"] == 11.0
+    assert rows[0]["over_limit_share"] == 0.1
+    assert rows[0]["arch"] is None
+    assert table.value(m, "bpd_mae_mm", "vs_csv") == 2.0
+    assert table.value(m, "n_params", "vs_csv") == 5
     with pytest.raises(KeyError, match="COLUMNS"):
         table.value(m, "bpd_mea_mm")
     with pytest.raises(KeyError, match="vs_csv"):

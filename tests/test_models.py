@@ -51,7 +51,8 @@ def test_heatmap_skips_carry_fine_features_to_the_output():
         diff = (model(models.to_tensor(y)) - model(models.to_tensor(x))).abs()[0].sum(0)
     iy, ix = np.unravel_index(int(diff.argmax()), diff.shape)
     assert diff.max() > 0
-    assert abs(iy - 10) <= 2 and abs(ix - 2) <= 2  # the patch is at heatmap cell (10, 2)
+    assert abs(iy - 10) <= 2
+    assert abs(ix - 2) <= 2  # the patch is at heatmap cell (10, 2)
 
 
 def test_regression_resnets_start_with_identity_residual_blocks():
@@ -101,7 +102,8 @@ def test_count_parameters_resnet18_regression():
 
 def test_to_tensor_normalisation():
     x = models.to_tensor(np.array([[[0, 255]]], np.uint8))
-    assert x.shape == (1, 1, 1, 2) and x.dtype == torch.float32
+    assert x.shape == (1, 1, 1, 2)
+    assert x.dtype == torch.float32
     assert np.allclose(x.numpy().ravel(), [(0 - 0.449) / 0.226, (1 - 0.449) / 0.226], atol=1e-6)
 
 

@@ -92,7 +92,8 @@ def test_regression_onnx_agrees_with_torch(regression_files, batch):
 def test_onnx_file_alone_gives_codec_letterbox_and_metadata(heatmap_files):
     ckpt, onnx_path, _ = heatmap_files
     meta = read_onnx_meta(onnx_path)
-    assert meta["onnx"]["opset"] == DEFAULT_OPSET and meta["onnx"]["input"] == INPUT_LAYOUT
+    assert meta["onnx"]["opset"] == DEFAULT_OPSET
+    assert meta["onnx"]["input"] == INPUT_LAYOUT
     assert {k: meta[k] for k in ("arch", "kind", "codec", "input", "landmarks")} == \
         {k: meta_of("heatmap")[k] for k in ("arch", "kind", "codec", "input", "landmarks")}
     backend = OnnxBackend(onnx_path)
@@ -140,10 +141,12 @@ def test_the_backend_registry_makes_every_backend(heatmap_files):
 def test_int8_copy_runs_and_says_so(heatmap_files):
     ckpt, onnx_path, int8_path = heatmap_files
     meta = read_onnx_meta(int8_path)
-    assert meta["onnx"]["quantized"] == "int8" and meta["codec"] == meta_of("heatmap")["codec"]
+    assert meta["onnx"]["quantized"] == "int8"
+    assert meta["codec"] == meta_of("heatmap")["codec"]
     images = synthetic_frames(3, SIZE, seed=7)
     float_out, int8_out = OnnxBackend(onnx_path).outputs(images), OnnxBackend(int8_path).outputs(images)
-    assert int8_out.shape == float_out.shape and np.isfinite(int8_out).all()
+    assert int8_out.shape == float_out.shape
+    assert np.isfinite(int8_out).all()
     assert not np.array_equal(int8_out, float_out)  # it is a different (quantized) graph
 
 
@@ -171,7 +174,8 @@ def test_metadata_is_json_in_metadata_props(heatmap_files):
     assert [o.version for o in proto.opset_import if o.domain == ""] == [DEFAULT_OPSET]
     tensor = proto.graph.input[0].type.tensor_type
     assert tensor.elem_type == onnx.TensorProto.UINT8
-    assert tensor.shape.dim[0].dim_param and [d.dim_value for d in tensor.shape.dim[1:]] == [SIZE, SIZE]
+    assert tensor.shape.dim[0].dim_param
+    assert [d.dim_value for d in tensor.shape.dim[1:]] == [SIZE, SIZE]
 
 
 def test_export_is_byte_identical(heatmap_files, tmp_path):

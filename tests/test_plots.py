@@ -142,14 +142,16 @@ def test_markdown_table():
     lines = text.splitlines()
     assert lines[0] == "| model | mre_mm | within_2mm |"
     assert lines[1] == "|---|---|---|"
-    assert lines[2] == "| a | 1.23 | 0.500 |" and lines[3] == "| b |  | 1.000 |"
+    assert lines[2] == "| a | 1.23 | 0.500 |"
+    assert lines[3] == "| b |  | 1.000 |"
 
 
 def test_read_dvclive_tsv(tmp_path):
     path = tmp_path / "loss.tsv"
     path.write_text("timestamp\tstep\tloss\n1\t0\t2.5\n2\t1\t1.5\n")
     df = plots.read_dvclive_tsv(path)
-    assert df["step"].tolist() == [0, 1] and df["value"].tolist() == [2.5, 1.5]
+    assert df["step"].tolist() == [0, 1]
+    assert df["value"].tolist() == [2.5, 1.5]
     with pytest.raises(FileNotFoundError, match="missing.tsv"):
         plots.read_dvclive_tsv(tmp_path / "missing.tsv")
     path.write_text("a\tb\n1\t2\n")
@@ -175,7 +177,8 @@ def test_plots_stage_writes_every_figure(tmp_path):
             "n_params", "cpu_ms_per_frame"} <= set(summary.columns)
     assert summary["mre_mm"].is_monotonic_increasing  # the noise grows with the model index
     md = (out / "summary.md").read_text().splitlines()
-    assert md[0].startswith("| model |") and len(md) == 2 + len(NAMES)
+    assert md[0].startswith("| model |")
+    assert len(md) == 2 + len(NAMES)
     # byte-stable
     first = {p.name: p.read_bytes() for p in out.iterdir()}
     plots.run(params(), root=tmp_path)
@@ -206,7 +209,8 @@ def test_plots_stage_with_real_heatmap_model(tmp_path):
     kinds = {"heatmap": "heatmap"}
     write_fake_results(tmp_path, names=["resnet18", "heatmap"], kinds=kinds)
     written = plots.run(params(names=["resnet18", "heatmap"], examples=2, kinds=kinds), root=tmp_path)
-    assert "heatmaps.png" in written and "overlays_heatmap.png" in written
+    assert "heatmaps.png" in written
+    assert "overlays_heatmap.png" in written
     # only the heatmap model gives entries, decoded as params decode says
     paths = Paths(tmp_path)
     results = plots.load_results(paths, ["resnet18", "heatmap"])
@@ -214,5 +218,7 @@ def test_plots_stage_with_real_heatmap_model(tmp_path):
     entries = plots.heatmap_entries(results, test, paths, 2, {"method": "argmax", "pairs": False})
     assert [e[0] for e in entries] == ["heatmap"]
     name, frame_ids, heatmaps, points = entries[0]
-    assert len(frame_ids) == 2 and heatmaps.shape == (2, 4, 16, 16) and points.shape == (2, 4, 2)
+    assert len(frame_ids) == 2
+    assert heatmaps.shape == (2, 4, 16, 16)
+    assert points.shape == (2, 4, 2)
     assert np.allclose((points - 1.5) % 4, 0)  # argmax: heatmap cell centres

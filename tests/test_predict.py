@@ -51,41 +51,50 @@ def test_cli_on_dicom_video_and_stills(case, capsys, monkeypatch):
     assert len(frames) == 3 + 3 + 2
     assert frames.groupby("cine_id").size().to_dict() == {"cine.dcm": 3, "clip.mp4": 3, "sub002": 2}
     dicom = frames[frames["cine_id"] == "cine.dcm"]
-    assert (dicom["subject_id"] == "P1").all() and (dicom["spacing_mm"] == 0.2).all()
+    assert (dicom["subject_id"] == "P1").all()
+    assert (dicom["spacing_mm"] == 0.2).all()
     assert dicom["spacing_source"].str.startswith("dicom").all()
     assert set(frames.loc[frames["cine_id"] == "sub002", "spacing_source"]) == {"sidecar"}
     # units: mm = px x spacing; HC and CI from the diameters; landmarks in original pixels
     np.testing.assert_allclose(frames["bpd_mm"], frames["bpd_px"] * frames["spacing_mm"], rtol=1e-3)
     np.testing.assert_allclose(frames["cephalic_index"], 100 * frames["bpd_px"] / frames["ofd_px"], rtol=1e-3)
     assert (frames["hc_mm"] > np.pi * frames["bpd_mm"] - 1e-3).all()
-    assert frames[list(COORD_COLUMNS[0::2])].max().max() <= 96 and frames["confidence"].between(0, 1).all()
+    assert frames[list(COORD_COLUMNS[0::2])].max().max() <= 96
+    assert frames["confidence"].between(0, 1).all()
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["cine_id"]) == ["cine.dcm", "clip.mp4", "sub002"]
     assert {"status", "basis", "reason", "n_used", "n_rejected", "bpd_mm", "bpd_mm_iqr", "hc_mm", "ga_hc_weeks",
             "best_frame_index", "best_confidence"} <= set(summary.columns)
     doc = json.loads((out / "summary.json").read_text())
-    assert len(doc["cines"]) == 3 and "Hadlock" in doc["gestational_age_formula"]
+    assert len(doc["cines"]) == 3
+    assert "Hadlock" in doc["gestational_age_formula"]
     assert doc["threshold_source"].startswith("default")
     assert sorted(p.name for p in (out / "overlays").iterdir()) == [
         "cine.dcm_f%04d.png" % summary["best_frame_index"][0], "clip.mp4_f%04d.png" % summary["best_frame_index"][1],
         summary["best_source_file"][2].replace("/", "_") + "_f0000.png"]
     from PIL import Image
     assert Image.open(out / "overlays" / f"cine.dcm_f{summary['best_frame_index'][0]:04d}.png").size == (96, 72)
-    assert "cine.dcm" in stdout and "GA(HC)" in stdout and "confidence threshold 0.500" in stdout
+    assert "cine.dcm" in stdout
+    assert "GA(HC)" in stdout
+    assert "confidence threshold 0.500" in stdout
 
 
 def test_python_api_regressor_and_threshold(case):
     """Any model kind; a threshold of 0 accepts every plausible frame, medians over them."""
     frames, summary = pytest.importorskip("fhbiometry").predict(
         [case["inputs"]["dicom"]], model=case["regression"], confidence_threshold=0.0, params=PARAMS)
-    assert len(frames) == 3 and (frames["conf_peak"] == 0).all()       # a regressor has no heatmap peak
+    assert len(frames) == 3
+    assert (frames["conf_peak"] == 0).all()       # a regressor has no heatmap peak
     row = summary.iloc[0]
     used = frames[frames["accepted"]]
-    assert row["n_used"] == len(used) and row["n_rejected"] == 3 - len(used)
+    assert row["n_used"] == len(used)
+    assert row["n_rejected"] == 3 - len(used)
     if len(used):
-        assert row["status"] == "measured" and row["bpd_mm"] == pytest.approx(used["bpd_mm"].median())
+        assert row["status"] == "measured"
+        assert row["bpd_mm"] == pytest.approx(used["bpd_mm"].median())
     else:
-        assert row["status"] == "no accepted frame" and np.isnan(row["bpd_mm"])
+        assert row["status"] == "no accepted frame"
+        assert np.isnan(row["bpd_mm"])
     assert row["best_frame_index"] == frames["confidence"].idxmax()
 
 
@@ -111,13 +120,16 @@ def test_unreadable_input_and_no_spacing(case, capsys, tmp_path, monkeypatch):
     code, stdout, err = run_cli([bad, bare, case["inputs"]["video"], "--model", case["heatmap"],
                                  "--out", tmp_path / "o", "--overlays", "none", "--measure-rejected"], capsys)
     assert code == 1
-    assert "broken.dcm: cannot read DICOM" in err and "Fix:" in err
+    assert "broken.dcm: cannot read DICOM" in err
+    assert "Fix:" in err
     frames = pd.read_csv(tmp_path / "o/frames.csv")
     assert set(frames["source_file"]) == {"bare.png", "clip.mp4"}      # the others are still measured
     bare_rows = frames[frames["source_file"] == "bare.png"]
-    assert bare_rows["bpd_mm"].isna().all() and bare_rows["bpd_px"].notna().all()
+    assert bare_rows["bpd_mm"].isna().all()
+    assert bare_rows["bpd_px"].notna().all()
     assert (bare_rows["spacing_source"] == "none").all()
-    assert "px" in stdout and not (tmp_path / "o/overlays").exists()
+    assert "px" in stdout
+    assert not (tmp_path / "o/overlays").exists()
     # --spacing fills in where the input gives none, and only there
     code, _, _ = run_cli([bare, case["inputs"]["video"], "--model", case["heatmap"], "--out", tmp_path / "p",
                           "--spacing", "0.5", "--overlays", "none"], capsys)
@@ -145,9 +157,11 @@ def test_checkpoint_that_does_not_fit(case, capsys, tmp_path):
     wrong = tmp_path / "wrong.safetensors"
     save_file(state, str(wrong), metadata=metadata)
     code, _, err = run_cli([case["inputs"]["still1"], "--model", wrong, "--out", tmp_path / "o"], capsys)
-    assert code == 2 and "wrong.safetensors: the weights do not fit a heatmap resnet18 model" in err
+    assert code == 2
+    assert "wrong.safetensors: the weights do not fit a heatmap resnet18 model" in err
     code, _, err = run_cli([case["inputs"]["still1"], "--model", tmp_path / "missing.safetensors"], capsys)
-    assert code == 2 and "missing.safetensors does not exist" in err
+    assert code == 2
+    assert "missing.safetensors does not exist" in err
 
 
 def test_import_fhbiometry_does_not_import_torch():
@@ -166,7 +180,8 @@ def test_pixel_size_table_gives_the_spacing(case, capsys, tmp_path, monkeypatch)
     code, _, _ = run_cli([bare, "--model", case["heatmap"], "--out", tmp_path / "o", "--overlays", "none",
                           "--pixel-size-csv", table, "--spacing", "0.9"], capsys)
     frames = pd.read_csv(tmp_path / "o/frames.csv")
-    assert code == 0 and frames["spacing_mm"].tolist() == [0.3]
+    assert code == 0
+    assert frames["spacing_mm"].tolist() == [0.3]
     assert frames["spacing_source"].tolist() == ["pixel_size_csv"]
 
 

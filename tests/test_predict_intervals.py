@@ -70,8 +70,10 @@ def test_no_spacing_gives_pixel_intervals_only(pipeline, tmp_path):
     shutil.copy(inputs["still1"], still)                   # no sidecar: no spacing
     result = measure([still], model=root / "models/heatmap.safetensors", measure_rejected=True)
     f = result.frames
-    assert f["bpd_mm_lo"].isna().all() and f["hc_mm_hi"].isna().all()
-    assert (f["bpd_px_lo"] < f["bpd_px"]).all() and (f["bpd_px"] < f["bpd_px_hi"]).all()
+    assert f["bpd_mm_lo"].isna().all()
+    assert f["hc_mm_hi"].isna().all()
+    assert (f["bpd_px_lo"] < f["bpd_px"]).all()
+    assert (f["bpd_px"] < f["bpd_px_hi"]).all()
     assert np.isfinite(result.summary["ofd_px_hi"]).all()
 
 
@@ -84,7 +86,8 @@ def test_without_a_calibration_the_columns_are_empty_and_say_why(pipeline, tmp_p
     shutil.copy(root / "models/heatmap.safetensors", model)
     result = measure([inputs["still1"]], model=model, params=root / "params.yaml")
     assert result.frames[list(COLUMNS)].isna().all().all()
-    assert result.settings.intervals is None and "dvc repro evaluate" in interval_note(result.settings)
+    assert result.settings.intervals is None
+    assert "dvc repro evaluate" in interval_note(result.settings)
 
 
 def test_a_cine_without_a_measurement_has_no_interval(pipeline):

@@ -51,15 +51,19 @@ def test_a_cine_with_no_accepted_frame_has_no_measurement(case, tmp_path, capsys
     code, out = predict_cli(case, tmp_path / "o", "--confidence-threshold", "1.5", capsys=capsys)
     assert code == 0
     row = read_summary(tmp_path / "o")
-    assert row["status"] == "no accepted frame" and row["basis"] == "none"
-    assert row["n_frames"] == 3 and row["n_used"] == 0 and row["n_rejected"] == 3
+    assert row["status"] == "no accepted frame"
+    assert row["basis"] == "none"
+    assert row["n_frames"] == 3
+    assert row["n_used"] == 0
+    assert row["n_rejected"] == 3
     groups = [part.split(": ", 1) for part in row["reason"].split("; ")]   # "#0-#1: low confidence, ratio; #2: ..."
     assert all("low confidence" in why for _, why in groups)
     assert sorted(k for frames, _ in groups for k in frame_numbers(frames)) == [0, 1, 2]   # every frame named
     for column in ("bpd_mm", "ofd_mm", "hc_mm", "cephalic_index", "ga_bpd_weeks", "ga_hc_weeks"):
         assert np.isnan(row[column]), column
     cines = json.loads((tmp_path / "o/summary.json").read_text())["cines"]
-    assert cines[0]["bpd_mm"] is None and cines[0]["status"] == "no accepted frame"
+    assert cines[0]["bpd_mm"] is None
+    assert cines[0]["status"] == "no accepted frame"
     assert "no accepted frame" in out.out
 
 
@@ -68,7 +72,8 @@ def test_measure_rejected_gives_the_median_of_rejected_frames_and_says_so(case, 
     assert code == 0
     row = read_summary(tmp_path / "o")
     frames = pd.read_csv(tmp_path / "o/frames.csv")
-    assert row["status"] == "no accepted frame" and row["basis"] == "REJECTED frames (--measure-rejected)"
+    assert row["status"] == "no accepted frame"
+    assert row["basis"] == "REJECTED frames (--measure-rejected)"
     assert row["n_used"] == 3
     assert row["bpd_mm"] == pytest.approx(frames["bpd_mm"].median(), abs=1e-3)
     assert row["hc_mm"] == pytest.approx(frames["hc_mm"].median(), abs=1e-2)
@@ -79,7 +84,8 @@ def test_out_pointing_at_a_file_exits_2_naming_it(case, tmp_path, capsys):
     taken.write_text("keep me\n")
     code, out = predict_cli(case, taken, capsys=capsys)
     assert code == 2
-    assert f"{taken} is a file" in out.err and "give a folder path" in out.err
+    assert f"{taken} is a file" in out.err
+    assert "give a folder path" in out.err
     assert taken.read_text() == "keep me\n"                        # nothing written over it
 
 
@@ -96,7 +102,8 @@ def test_notes_carry_the_readers_conversions_and_the_cropped_area(case, tmp_path
     frames = pd.read_csv(tmp_path / "o/frames.csv", dtype={"subject_id": str})
     notes = frames["notes"].iloc[0]
     assert "colour_to_grey" in notes                               # the reader's conversion
-    assert frames["region"].iloc[0] != "whole frame" and frames["region_x0"].iloc[0] > 0   # the cropped area
+    assert frames["region"].iloc[0] != "whole frame"
+    assert frames["region_x0"].iloc[0] > 0   # the cropped area
     assert "colour_to_grey" in read_summary(tmp_path / "o")["notes"]
     doc = json.loads((tmp_path / "o/summary.json").read_text())
     assert any("colour_to_grey" in n for n in doc["notes"]["sub007_HC.png"])
@@ -120,9 +127,12 @@ def test_generated_non_heads_are_what_they_say():
     params = yaml.safe_load(Path(PARAMS).read_text())
     made = {kind: generated_frames(kind, 2, params) for kind in GENERATED}
     assert all(f.shape == (2, *SIZE) and f.dtype == np.uint8 for f in made.values())
-    assert not made["blank"].any() and len(np.unique(made["grey"][0])) == 1
-    assert made["gaussian_noise"].std() > 30 and made["speckle_noise"].std() > 20
-    assert made["text_screen"].max() >= 150 and (made["text_screen"] == 0).mean() > 0.8
+    assert not made["blank"].any()
+    assert len(np.unique(made["grey"][0])) == 1
+    assert made["gaussian_noise"].std() > 30
+    assert made["speckle_noise"].std() > 20
+    assert made["text_screen"].max() >= 150
+    assert (made["text_screen"] == 0).mean() > 0.8
     assert made["quarter_head"].std() > 10
     np.testing.assert_array_equal(generated_frames("gaussian_noise", 2, params), made["gaussian_noise"])
 
@@ -135,7 +145,8 @@ def test_probe_totals_fail_when_a_cine_is_measured():
                                    "goal_met": True}
     table.loc[1, ["accepted", "status"]] = [1, "measured"]
     totals = probe_totals(table)
-    assert totals["rejected_share"] == pytest.approx(39 / 40) and totals["cines_measured"] == 1
+    assert totals["rejected_share"] == pytest.approx(39 / 40)
+    assert totals["cines_measured"] == 1
     assert not totals["goal_met"]                  # 97.5 % rejected, but a cine got a measurement
 
 
@@ -151,4 +162,5 @@ def test_reject_probe_command(case, tmp_path, capsys):
     assert (table.set_index("kind").loc[list(GENERATED), "frames"] == 2).all()
     assert table.loc[table["input"] == "examples_ybr_color.dcm", "frames"].item() == 30
     assert totals["frames"] == table["frames"].sum()
-    assert code == (0 if totals["goal_met"] else 1) and "non-head frame(s)" in out
+    assert code == (0 if totals["goal_met"] else 1)
+    assert "non-head frame(s)" in out

@@ -67,11 +67,13 @@ def test_each_flag_on_its_crafted_row_and_none_on_the_clean_row():
 def test_anatomical_naming_repairs_and_records_swaps_but_as_labelled_flags_them():
     table = compute_flags(crafted(), CFG).set_index("frame_id")
     j = table.loc["j_swapped"]
-    assert j["swapped_naming"] and j["label_ok"]
+    assert j["swapped_naming"]
+    assert j["label_ok"]
     pts = j[list(COORD_COLUMNS)].to_numpy(float).reshape(4, 2)
     assert np.linalg.norm(pts[1] - pts[0]) > np.linalg.norm(pts[3] - pts[2])  # OFD is the longer pair
     kept = compute_flags(crafted(), {**CFG, "naming": "as_labelled"}).set_index("frame_id")
-    assert not kept.loc["j_swapped", "label_ok"] and not kept.loc["j_swapped", "swapped_naming"]
+    assert not kept.loc["j_swapped", "label_ok"]
+    assert not kept.loc["j_swapped", "swapped_naming"]
 
 
 def test_points_are_never_moved_by_qc():
@@ -100,7 +102,9 @@ def test_summary_counts_flags_and_issues():
     issues = pd.DataFrame({"file": ["x.png"], "row": [4], "problem": ["image not found: x.png"],
                            "action": ["skipped"]})
     s = summarise(table, issues, {**CFG, "reference": "ellipse"})
-    assert s["frames"] == 11 and s["flags"]["outside"] == 1 and s["swapped_naming"] == 1
+    assert s["frames"] == 11
+    assert s["flags"]["outside"] == 1
+    assert s["swapped_naming"] == 1
     assert s["input_issues"] == {"image not found": 1}
     assert s["reference"]["compared"] >= 8
 
@@ -125,12 +129,16 @@ def test_grouped_split_never_shares_a_subject_and_is_seeded():
     fr = {"train": 0.7, "val": 0.15, "test": 0.15}
     table, summary = make_split(labels, fr, seed=1)
     per_subject = table.groupby("subject_id")["split"].nunique()
-    assert (per_subject == 1).all() and summary["subject_overlap"] == 0
-    assert 15 <= summary["train"]["subjects"] <= 25 and summary["test"]["subjects"] >= 2
-    assert summary["method"] == "sha256" and summary["guard_moved"] == []
+    assert (per_subject == 1).all()
+    assert summary["subject_overlap"] == 0
+    assert 15 <= summary["train"]["subjects"] <= 25
+    assert summary["test"]["subjects"] >= 2
+    assert summary["method"] == "sha256"
+    assert summary["guard_moved"] == []
     again, _ = make_split(labels, fr, seed=1)
     other, _ = make_split(labels, fr, seed=2)
-    assert table.equals(again) and not table.equals(other)
+    assert table.equals(again)
+    assert not table.equals(other)
 
 
 def test_random_split_leaks_subjects_and_bad_fractions_fail():
@@ -149,7 +157,8 @@ def test_unlabelled_frames_are_not_split():
     labels = labels_for_split(10, 2)
     labels.loc[0, list(COORD_COLUMNS)] = np.nan
     table, summary = make_split(labels, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0)
-    assert summary["unlabelled_frames"] == 1 and len(table) == 19
+    assert summary["unlabelled_frames"] == 1
+    assert len(table) == 19
 
 
 @pytest.mark.slow
@@ -163,11 +172,13 @@ def test_qc_finds_the_known_faults_of_the_hc18_csv():
     s = summarise(table, None, {**CFG, "reference": "ellipse"})
     assert s["frames"] == 622
     # README: most rows name the shorter diameter `ofd`
-    assert s["flags"]["ofd_shorter"] > 311 and s["swapped_naming"] == s["flags"]["ofd_shorter"]
+    assert s["flags"]["ofd_shorter"] > 311
+    assert s["swapped_naming"] == s["flags"]["ofd_shorter"]
     # README: about 265 rows disagree with the ellipse by > 3 mm, concentrated in the first 100 rows
     assert 240 <= s["flags"]["ref_disagree"] <= 290
     order = table.sort_values("frame_id")["flag_ref_disagree"].to_numpy()
-    assert order[:100].sum() > 70 and order[-122:].sum() < 40
+    assert order[:100].sum() > 70
+    assert order[-122:].sum() < 40
     # the table's own verdict is the label's verdict when the table is the label source
     assert (table["csv_ok"] == table["label_ok"]).all()
 
@@ -177,13 +188,15 @@ def test_qc_finds_the_known_faults_of_the_hc18_csv():
     # two ellipses fail QC themselves: 346_HC has an axis end outside the image, 117_HC a
     # BPD/OFD ratio outside qc.ratio_range; the ellipse verdict is the same in both modes
     assert sorted(ellipse.loc[~ellipse["label_ok"], "frame_id"]) == ["117_HC", "346_HC"]
-    assert (ellipse["ref_ok"] == ellipse["label_ok"]).all() and (table["ref_ok"] == ellipse["label_ok"]).all()
+    assert (ellipse["ref_ok"] == ellipse["label_ok"]).all()
+    assert (table["ref_ok"] == ellipse["label_ok"]).all()
     assert (ellipse["csv_ok"] == table["label_ok"]).all()
     np.testing.assert_allclose(ellipse[list(CSV_COLUMNS)].to_numpy(float),
                                table[list(COORD_COLUMNS)].to_numpy(float))
     # ...and the table's faults are still reported, never hidden behind the ellipse labels
     ref = summarise(ellipse, None, {**CFG, "reference": "ellipse"})["csv_reference"]
-    assert ref["rows"] == 622 and ref["ok"] == s["label_ok"]
+    assert ref["rows"] == 622
+    assert ref["ok"] == s["label_ok"]
     assert ref["swapped_naming"] == s["swapped_naming"]
     assert ref["flags"]["ref_disagree"] == s["flags"]["ref_disagree"]
     assert "csv_reference" not in s  # the table is the label source there
@@ -206,9 +219,11 @@ def test_reference_table_faults_are_reported_and_drawn(tmp_path):
     assert table["label_ok"].all()
     s = summarise(table, None, cfg)
     ref = s["csv_reference"]
-    assert ref["rows"] == 9 and ref["ok"] == 3  # rows with a value; a_clean, f_dup, j_swapped pass
+    assert ref["rows"] == 9
+    assert ref["ok"] == 3  # rows with a value; a_clean, f_dup, j_swapped pass
     assert ref["flags"]["missing_values"] == 1
-    assert ref["flags"]["outside"] == 1 and ref["flags"]["ref_disagree"] >= 1
+    assert ref["flags"]["outside"] == 1
+    assert ref["flags"]["ref_disagree"] >= 1
     assert ref["swapped_naming"] == 1
     assert set(table.loc[table["frame_id"] == "j_swapped", "csv_flags"]) == {"ofd_shorter"}
     frames = {f: np.zeros((160, 200), np.uint8) for f in manifest["frame_id"]}
@@ -235,7 +250,8 @@ def test_point_flags_is_the_qc_check_for_predicted_points():
 
     out = point_flags(np.stack([GOOD, np.full((4, 2), 50.0)]), 200, 160, CFG)
     assert not any(out["flags"][n][0] for n in ("ratio", "not_perpendicular", "midpoint_offset", "outside"))
-    assert out["flags"]["ratio"][1] and out["flags"]["not_perpendicular"][1]
+    assert out["flags"]["ratio"][1]
+    assert out["flags"]["not_perpendicular"][1]
     assert list(out["label_ok"]) == [True, False]
     edge = point_flags(GOOD[None] + [60, 0], np.array([200]), np.array([160]), CFG)
     assert edge["flags"]["outside"][0]

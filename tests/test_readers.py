@@ -20,7 +20,8 @@ def test_multi_frame_dicom(tmp_path):
     data = frames(4)
     path = write_dicom(tmp_path / "sub001_cine.dcm", data, spacing=(0.25, 0.25), patient_id="P001")
     out = rd.read_file(path)
-    assert out.multi_frame and out.frames.dtype == np.uint8
+    assert out.multi_frame
+    assert out.frames.dtype == np.uint8
     np.testing.assert_array_equal(out.frames, data)
     assert out.spacing_mm == pytest.approx(0.25)
     assert out.spacing_source == "dicom:PixelSpacing"
@@ -33,7 +34,8 @@ def test_single_frame_dicom(tmp_path):
     data = frames(1)
     path = write_dicom(tmp_path / "one.dicom", data)
     out = rd.read_file(path)
-    assert not out.multi_frame and out.frames.shape == (1, 24, 32)
+    assert not out.multi_frame
+    assert out.frames.shape == (1, 24, 32)
     np.testing.assert_array_equal(out.frames[0], data[0])
     assert rd.frame_ids("one", 1, out.multi_frame) == ["one"]
 
@@ -44,7 +46,8 @@ def test_16bit_dicom_rescaled_with_note(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="fhbiometry.readers"):
         out = rd.read_dicom(path)
     assert out.frames.dtype == np.uint8
-    assert out.frames.min() == 0 and out.frames.max() == 255
+    assert out.frames.min() == 0
+    assert out.frames.max() == 255
     assert "rescaled" in caplog.text
     # one mapping for the whole file: order of values is kept across frames
     lo, hi = data.min(), data.max()
@@ -112,7 +115,9 @@ def test_video_frames(tmp_path, name, codec):
     data = frames(5)
     p = write_video(tmp_path / name, data, codec=codec)
     out = rd.read_file(p)
-    assert out.multi_frame and out.frames.shape == (5, 24, 32) and out.frames.dtype == np.uint8
+    assert out.multi_frame
+    assert out.frames.shape == (5, 24, 32)
+    assert out.frames.dtype == np.uint8
     assert np.abs(out.frames.astype(int) - data).max() <= 2
     assert out.spacing_mm is None
 
@@ -145,7 +150,9 @@ def test_16bit_png_rescaled(tmp_path):
     p = tmp_path / "deep.png"
     Image.fromarray(arr).save(p)
     out = rd.read_file(p)
-    assert out.frames.dtype == np.uint8 and out.frames.max() == 255 and out.frames.min() == 0
+    assert out.frames.dtype == np.uint8
+    assert out.frames.max() == 255
+    assert out.frames.min() == 0
 
 
 def test_jpeg_and_bmp(tmp_path):
@@ -293,7 +300,8 @@ def test_conversions_are_returned_as_notes(tmp_path):
     d = write_dicom(tmp_path / "d.dcm", frames(1) * 100, bits=16, modality="MR", spacing=(0.3, 0.2))
     names = [n for n, _ in rd.read_file(d).notes]
     assert names == ["modality_not_us", "rescaled_to_8bit", "spacing_non_square"]
-    assert set(names) <= set(rd.NOTES) and rd.note_name("modality_not_us: Modality 'MR'") == "modality_not_us"
+    assert set(names) <= set(rd.NOTES)
+    assert rd.note_name("modality_not_us: Modality 'MR'") == "modality_not_us"
     assert rd.note_name("image not found: 'x.png'") is None
 
 
@@ -313,9 +321,11 @@ def test_exif_orientation_is_applied_with_a_note(tmp_path):
     np.testing.assert_array_equal(out.frames[0], shown)
     assert [n for n, _ in out.notes] == ["exif_orientation_applied"]
     jpeg = rd.read_file(write_oriented(tmp_path / "sub002_x.jpg", arr, 8))
-    assert jpeg.frames.shape == (1, 32, 24) and jpeg.notes[0][0] == "exif_orientation_applied"
+    assert jpeg.frames.shape == (1, 32, 24)
+    assert jpeg.notes[0][0] == "exif_orientation_applied"
     plain = rd.read_file(write_image(tmp_path / "sub003_x.png", arr))
-    assert plain.frames.shape == (1, 24, 32) and plain.notes == []
+    assert plain.frames.shape == (1, 24, 32)
+    assert plain.notes == []
 
 
 def test_exif_orientation_of_an_annotation_image(tmp_path):
@@ -343,10 +353,13 @@ DOPPLER = {"RegionSpatialFormat": 3, "RegionDataType": 3, "PhysicalDeltaX": 0.5,
 def test_spacing_comes_from_the_tissue_region_in_any_order(tmp_path):
     a = rd.read_dicom(regions_dicom(tmp_path / "a.dcm", [DOPPLER, TISSUE]))
     b = rd.read_dicom(regions_dicom(tmp_path / "b.dcm", [TISSUE, DOPPLER]))
-    assert a.spacing_mm == pytest.approx(0.2) and b.spacing_mm == pytest.approx(0.2)
+    assert a.spacing_mm == pytest.approx(0.2)
+    assert b.spacing_mm == pytest.approx(0.2)
     assert a.spacing_source == "dicom:PhysicalDeltaX"
-    assert a.notes == [] and b.notes == []   # square tissue region: no spacing_non_square
-    assert [r.data_type for r in a.regions] == [3, 1] and [r.data_type for r in b.regions] == [1, 3]
+    assert a.notes == []
+    assert b.notes == []   # square tissue region: no spacing_non_square
+    assert [r.data_type for r in a.regions] == [3, 1]
+    assert [r.data_type for r in b.regions] == [1, 3]
     assert a.regions[1].spacing_mm == pytest.approx((0.2, 0.2))
     assert (a.regions[1].x0, a.regions[1].y0, a.regions[1].x1, a.regions[1].y1) == (0, 0, 31, 23)
 
@@ -355,15 +368,19 @@ def test_region_without_delta_y_is_skipped_with_a_note(tmp_path):
     p = regions_dicom(tmp_path / "a.dcm", [{"PhysicalDeltaX": 0.02, "PhysicalDeltaY": None}],
                       imager_spacing=(0.3, 0.3))
     out = rd.read_dicom(p)
-    assert out.spacing_mm == pytest.approx(0.3) and out.spacing_source == "dicom:ImagerPixelSpacing"
-    assert out.notes[0][0] == "regions_unused" and "PhysicalDeltaY" in out.notes[0][1]
-    assert out.regions[0].spacing_mm is None and "PhysicalDeltaY" in out.regions[0].note
+    assert out.spacing_mm == pytest.approx(0.3)
+    assert out.spacing_source == "dicom:ImagerPixelSpacing"
+    assert out.notes[0][0] == "regions_unused"
+    assert "PhysicalDeltaY" in out.notes[0][1]
+    assert out.regions[0].spacing_mm is None
+    assert "PhysicalDeltaY" in out.regions[0].note
 
 
 def test_several_tissue_regions_are_never_guessed(tmp_path):
     second = {**TISSUE, "PhysicalDeltaX": 0.04, "PhysicalDeltaY": 0.04}
     out = rd.read_dicom(regions_dicom(tmp_path / "a.dcm", [TISSUE, second]))
-    assert out.spacing_mm is None and out.notes[0][0] == "regions_unused"
+    assert out.spacing_mm is None
+    assert out.notes[0][0] == "regions_unused"
     assert "2 2-D tissue ultrasound regions" in out.notes[0][1]
 
 
@@ -379,13 +396,17 @@ def test_read_regions_is_robust_to_missing_attributes():
     from fhbiometry.readers.regions import read_regions, tissue_region
 
     ds = Dataset()
-    assert read_regions(ds) == () and tissue_region(())[0] is None
+    assert read_regions(ds) == ()
+    assert tissue_region(())[0] is None
     ds.SequenceOfUltrasoundRegions = [Dataset()]
     (region,) = read_regions(ds)
-    assert region.spatial_format is None and region.data_type is None and region.spacing_mm is None
+    assert region.spatial_format is None
+    assert region.data_type is None
+    assert region.spacing_mm is None
     assert (region.x0, region.x1) == (-1, -1)
     chosen, why = tissue_region((region,))
-    assert chosen is None and "2-D tissue" in why
+    assert chosen is None
+    assert "2-D tissue" in why
 
 
 @pytest.mark.parametrize("declared,n_data", [(0, 2), (2, 3), ("", 2)])
@@ -393,8 +414,10 @@ def test_number_of_frames_that_disagrees_with_the_data(tmp_path, declared, n_dat
     """The frames the pixel data holds are read, each 2-D, with a note; never a 3-D frame."""
     p = write_dicom(tmp_path / "a.dcm", frames(n_data), number_of_frames=declared)
     out = rd.read_dicom(p)
-    assert out.frames.shape == (n_data, 24, 32) and out.multi_frame
-    assert out.notes[0][0] == "frame_count_from_data" and f"holds {n_data} frame(s)" in out.notes[0][1]
+    assert out.frames.shape == (n_data, 24, 32)
+    assert out.multi_frame
+    assert out.notes[0][0] == "frame_count_from_data"
+    assert f"holds {n_data} frame(s)" in out.notes[0][1]
 
 
 def test_number_of_frames_beyond_the_data_is_refused(tmp_path):
@@ -469,5 +492,9 @@ def test_canonical_subjects_merge_ids_that_differ_only_by_case_space_or_form():
 def test_plain_numbers_only():
     from fhbiometry.readers.common import parse_number, positive
 
-    assert parse_number("1_0_0") is None and parse_number("3,5") is None and parse_number("inf") is None
-    assert parse_number(" -2.5e1 ") == -25.0 and positive("0.2") == 0.2 and positive("-1") is None
+    assert parse_number("1_0_0") is None
+    assert parse_number("3,5") is None
+    assert parse_number("inf") is None
+    assert parse_number(" -2.5e1 ") == -25.0
+    assert positive("0.2") == 0.2
+    assert positive("-1") is None

@@ -74,7 +74,8 @@ def test_every_codec_declares_the_interface():
 
     for kind in choices.KINDS:
         codec = choices.KINDS.get(kind)()
-        assert isinstance(codec, KeypointCodec) and codec.kind == kind
+        assert isinstance(codec, KeypointCodec)
+        assert codec.kind == kind
         assert codec.stride is None or codec.stride in choices.HEATMAP_STRIDES
         assert codec.peak > 0
 
@@ -94,8 +95,11 @@ def test_registry_rules():
     reg = Registry("test.key")
     reg.register("a", "math:sqrt", kinds=("x",))
     reg.register("b", len, kinds=("x", "y"))
-    assert reg.names() == ("a", "b") and reg.names(kinds="y") == ("b",)
-    assert reg.get("a")(4.0) == 2.0 and "a" in reg and 3 not in reg
+    assert reg.names() == ("a", "b")
+    assert reg.names(kinds="y") == ("b",)
+    assert reg.get("a")(4.0) == 2.0
+    assert "a" in reg
+    assert 3 not in reg
     with pytest.raises(ValueError, match="registered already"):
         reg.register("a", len)
     with pytest.raises(ValueError, match=r"test.key = 'c': choose one of \['a', 'b'\]"):

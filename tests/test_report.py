@@ -58,7 +58,8 @@ def test_errors_land_in_their_bins():
     out = report.breakdown_sections(data, pred, np.ones(len(true), bool))
     sizes = out["bins"]["head_size"]
     assert sizes["large"]["large_errors"] == out["large_errors"]["frames"] > 0
-    assert sizes["small"]["large_errors"] == 0 and sizes["small"]["hc_mae_mm"] == pytest.approx(0.0)
+    assert sizes["small"]["large_errors"] == 0
+    assert sizes["small"]["hc_mae_mm"] == pytest.approx(0.0)
     assert sizes["large"]["hc_mae_mm"] > 10 * (sizes["medium"]["hc_mae_mm"] + 1e-9)
     # each end of a large head moves 5 % of its diameter
     assert out["normalised_error"]["overall"] == pytest.approx(0.05 * big.mean(), rel=1e-6)
@@ -83,7 +84,8 @@ def test_edge_cut_bin():
     true[0, 0] = [-3.0, 100.0]         # outside
     true[1, 2] = [400.0, 535.0]        # within the margin of the bottom
     cut = report.edge_cut(true, data["width"], data["height"])
-    assert cut.tolist()[:2] == [True, True] and not cut[2:].any()
+    assert cut.tolist()[:2] == [True, True]
+    assert not cut[2:].any()
     data["points_orig"] = true
     out = report.breakdown_sections(data, true, np.ones(6, bool))
     assert out["bins"]["edge_cut"]["cut"]["n"] == 2

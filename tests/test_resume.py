@@ -70,14 +70,16 @@ def test_killed_training_resumes_and_ends_bit_identical(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     killed_at = state_epoch(state)
-    assert KILL_AFTER_EPOCH <= killed_at < EPOCHS - 1 and not (crashed / "models/m.safetensors").exists()
+    assert KILL_AFTER_EPOCH <= killed_at < EPOCHS - 1
+    assert not (crashed / "models/m.safetensors").exists()
     shutil.rmtree(crashed / "metrics/train/m")  # what `dvc repro` does to a stage's outs before rerunning it
     out = finish(stage(crashed))
     assert f"resuming after epoch {killed_at + 1}" in out
     assert out.count("train@m: epoch ") == EPOCHS - killed_at - 1  # only the epochs still to do
     assert (crashed / "models/m.safetensors").read_bytes() == (whole / "models/m.safetensors").read_bytes()
     assert live_files(crashed) == live_files(whole)
-    assert not state.exists() and not state.parent.exists()  # deleted once training completed
+    assert not state.exists()
+    assert not state.parent.exists()  # deleted once training completed
 
 
 @pytest.fixture
@@ -99,13 +101,15 @@ def test_changed_param_starts_afresh_and_same_params_resume(in_tmp, monkeypatch,
     capsys.readouterr()
     train.run(params, "m", root=in_tmp / "a", progress=False)  # same params: resumes, nothing left to train
     log = capsys.readouterr().out
-    assert "resuming after epoch 2" in log and "train@m: epoch " not in log
+    assert "resuming after epoch 2" in log
+    assert "train@m: epoch " not in log
     assert (in_tmp / "a/models/m.safetensors").read_bytes() == first
     monkeypatch.undo()
     changed = tiny_params(epochs=2, lr=0.0005)
     train.run(changed, "m", root=in_tmp / "a", progress=False)
     log = capsys.readouterr().out
-    assert "resume state of other settings or data; starting afresh" in log and "resuming" not in log
+    assert "resume state of other settings or data; starting afresh" in log
+    assert "resuming" not in log
     assert log.count("train@m: epoch ") == 2
     write_workspace(in_tmp / "b", changed)
     train.run(changed, "m", root=in_tmp / "b", progress=False, resumable=False)
@@ -135,11 +139,14 @@ def test_state_is_written_atomically_and_a_broken_one_is_dropped(tmp_path, capsy
     resume.save(path, {"w": torch.arange(4.0)}, {"fingerprint": "k", "epoch": 0, "rng": {"state": 2 ** 100}})
     assert sorted(p.name for p in path.parent.iterdir()) == ["m.safetensors"]  # no temporary file left
     tensors, info = resume.load(path, "k")
-    assert torch.equal(tensors["w"], torch.arange(4.0)) and info["rng"]["state"] == 2 ** 100
-    assert resume.load(path, "other") is None and not path.exists()
+    assert torch.equal(tensors["w"], torch.arange(4.0))
+    assert info["rng"]["state"] == 2 ** 100
+    assert resume.load(path, "other") is None
+    assert not path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\x00" * 5)  # a state cut short
-    assert resume.load(path, "k") is None and not path.exists()
+    assert resume.load(path, "k") is None
+    assert not path.exists()
     assert "unreadable resume state" in capsys.readouterr().out
 
 
@@ -160,7 +167,10 @@ def test_snapshot_restore_round_trip_keeps_every_random_stream(in_tmp):
     torch.manual_seed(123)
     second = make_run(*args)
     epoch, best = train.restore(second, None, *resume.load(path, "k"))
-    assert epoch == 1 and best["epoch"] == 0 and second.step == first.step and second.history == first.history
+    assert epoch == 1
+    assert best["epoch"] == 0
+    assert second.step == first.step
+    assert second.history == first.history
     assert torch.equal(torch.get_rng_state(), saved_rng)
     torch.set_rng_state(saved_rng)
     assert np.array_equal(first.batch_rng.random(3), second.batch_rng.random(3))

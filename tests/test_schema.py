@@ -53,11 +53,14 @@ def test_predict_params_default_when_omitted():
 
 def test_committed_configs_validate():
     hc18 = schema.validate_config(REPO / "configs/hc18.yaml", REPO / "params.yaml")["hc18"]
-    assert hc18["data"]["label_source"] == "ellipse" and hc18["data"]["columns"]["frame"] == ""
+    assert hc18["data"]["label_source"] == "ellipse"
+    assert hc18["data"]["columns"]["frame"] == ""
     rows = schema.validate_config(REPO / "configs/hc18_ablation.yaml", REPO / "params.yaml")
-    assert list(rows)[0] == "seed" and len(rows) == len(yaml.safe_load(
-        (REPO / "configs/hc18_ablation.yaml").read_text())["rows"])
-    assert rows["seed"]["decode"]["method"] == "argmax" and rows["seed"]["codec"]["coordinates"] == "pixels"
+    assert list(rows)[0] == "seed"
+    assert (len(rows) == len(yaml.safe_load(
+        (REPO / "configs/hc18_ablation.yaml").read_text())["rows"]))
+    assert rows["seed"]["decode"]["method"] == "argmax"
+    assert rows["seed"]["codec"]["coordinates"] == "pixels"
     assert rows["skips"]["decode"] == {"method": "quadratic", "pairs": True, "flip_test": False,
                                        "size_calibration": "none", "contour": "both"}
     assert rows["seed"]["models"]["heatmap"]["epochs"] == 8          # the budget applies to every row
@@ -222,11 +225,15 @@ def test_all_errors_are_reported_at_once():
 
 def test_model_config_merges_train_and_overrides():
     cfg = schema.model_config(RAW, "heatmap")
-    assert cfg["epochs"] == RAW["models"]["heatmap"]["epochs"] and cfg["lr"] == RAW["train"]["lr"]
-    assert cfg["kind"] == "heatmap" and cfg["head_channels"] == 128 and "coordinates" not in cfg
+    assert cfg["epochs"] == RAW["models"]["heatmap"]["epochs"]
+    assert cfg["lr"] == RAW["train"]["lr"]
+    assert cfg["kind"] == "heatmap"
+    assert cfg["head_channels"] == 128
+    assert "coordinates" not in cfg
     raw = params_with(_set("models.alexnet.augment", {"hflip": 0.0}))
     cfg = schema.model_config(raw, "alexnet")
-    assert cfg["augment"]["hflip"] == 0.0 and cfg["augment"]["rotation_deg"] == RAW["train"]["augment"]["rotation_deg"]
+    assert cfg["augment"]["hflip"] == 0.0
+    assert cfg["augment"]["rotation_deg"] == RAW["train"]["augment"]["rotation_deg"]
     assert cfg["head_skips"] is True
     with pytest.raises(ParamError, match="models.vgg: no such model"):
         schema.model_config(RAW, "vgg")
@@ -241,7 +248,9 @@ def test_bad_ablation_row_is_named(tmp_path):
     with pytest.raises(ParamError) as info:
         schema.validate_config(path, REPO / "params.yaml")
     lines = str(info.value).splitlines()
-    assert len(lines) == 1 and "row 'grouped'" in lines[0] and "codec.decode: unknown key; moved to" in lines[0]
+    assert len(lines) == 1
+    assert "row 'grouped'" in lines[0]
+    assert "codec.decode: unknown key; moved to" in lines[0]
 
 
 def test_bad_partial_config_is_named(tmp_path):

@@ -26,7 +26,9 @@ def test_size_bias_of_each_split(tmp_path, capsys):
     assert out["val"]["frames"] == int(accepted_rows(data).sum()) == 5
     for split in ("val", "test"):
         b = out[split]
-        assert b["ofd_factor"] > 0 and b["bpd_factor"] > 0 and np.isfinite(b["ofd_bias_mm"])
+        assert b["ofd_factor"] > 0
+        assert b["bpd_factor"] > 0
+        assert np.isfinite(b["ofd_bias_mm"])
     assert "| val | 5 |" in capsys.readouterr().out
     assert main(["size-bias", "--model", str(tmp_path / "m.safetensors"), "--prepared", str(tmp_path),
                  "--splits", "train"]) == 2                          # no such split: says so

@@ -52,7 +52,8 @@ def test_larger_heads_are_tested():
     assert summary["test"]["subjects"] == 8                          # the top 20 % of 40 subjects
     assert hs["test"]["min"] > hs["train_val"]["max"]                # no overlap on this table
     assert hs["overlap"]["test_frames_not_above_train_val_max"] == 0
-    assert summary["subject_overlap"] == 0 and summary["val"]["subjects"] > 0
+    assert summary["subject_overlap"] == 0
+    assert summary["val"]["subjects"] > 0
     test_subjects = set(split.loc[split["split"] == "test", "subject_id"])
     assert test_subjects == {f"{s:03d}" for s in range(32, 40)}
 
@@ -67,7 +68,8 @@ def test_a_gap_between_fit_and_test_is_left_out():
     hs = summary["head_size"]
     assert hs["train_val"]["max"] <= fit < top < hs["test"]["min"]
     assert hs["left_out"]["frames"] == len(table) - len(split) > 0
-    assert fit < hs["left_out"]["min"] and hs["left_out"]["max"] <= top
+    assert fit < hs["left_out"]["min"]
+    assert hs["left_out"]["max"] <= top
     assert sum(summary[name]["frames"] for name in ("train", "val", "test")) == len(split)
     assert hs["settings"]["fit_up_to_hc_mm"] == fit
     assert "left_out" not in split_of(table, test_above_hc_mm=top)[1]["head_size"]   # 0: no gap
@@ -90,7 +92,8 @@ def test_threshold_in_mm_and_reference_hc_wins():
     table = labels_table(with_ref=True, frames=1)
     _, summary = split_of(table, test_above_hc_mm=200.0)
     hs = summary["head_size"]
-    assert hs["threshold_hc_mm"] == 200.0 and hs["source"]["reference"] == 40
+    assert hs["threshold_hc_mm"] == 200.0
+    assert hs["source"]["reference"] == 40
     assert hs["train_val"]["max"] <= 200.0 < hs["test"]["min"]
     split, _ = split_of(table, test_above_hc_mm=1000.0)
     assert set(split.loc[split["split"] == "test", "subject_id"]) == {"000"}
@@ -107,7 +110,8 @@ def test_val_is_a_hash_share_of_the_smaller_heads_and_stable():
 
 def test_hash_split_summary_unchanged_without_reference_hc():
     _, summary = make_split(labels_table(), FRACTIONS, 42, True, "exclude")
-    assert "head_size" not in summary and "split_method" not in summary
+    assert "head_size" not in summary
+    assert "split_method" not in summary
     _, summary = make_split(labels_table(with_ref=True), FRACTIONS, 42, True, "exclude")
     assert summary["head_size"]["threshold_hc_mm"] is None           # ranges of the random split
 
@@ -124,7 +128,8 @@ def test_configurations_validate():
     ladders = [yaml.safe_load((REPO / f"configs/{n}.yaml").read_text())
                for n in ("hc18_accuracy", "hc18_accuracy_random")]
     assert ladders[0]["rows"][1:] == ladders[1]["rows"][1:]
-    assert ladders[0]["base"] == "configs/hc18_headsize.yaml" and ladders[1]["base"] == "configs/hc18.yaml"
+    assert ladders[0]["base"] == "configs/hc18_headsize.yaml"
+    assert ladders[1]["base"] == "configs/hc18.yaml"
 
 
 @pytest.mark.parametrize("name", ["hc18_accuracy", "hc18_accuracy_random"])
@@ -143,7 +148,8 @@ def test_the_last_lever_row_is_the_committed_configuration(name):
     config["data"]["raw_dir"] = final["data"]["raw_dir"]
     assert final == config
     first = row_params(base, ladder, 0, REPO, budget=False)
-    assert first["decode"]["size_calibration"] == "none" and first["models"]["heatmap"]["epochs"] == 30
+    assert first["decode"]["size_calibration"] == "none"
+    assert first["models"]["heatmap"]["epochs"] == 30
 
 
 @pytest.mark.slow
@@ -163,11 +169,13 @@ def test_headsize_configuration_runs_end_to_end(tmp_path):
 
     split = json.loads((root / "metrics/split.json").read_text())
     hs = split["head_size"]
-    assert split["split_method"] == "head_size" and split["subject_overlap"] == 0
+    assert split["split_method"] == "head_size"
+    assert split["subject_overlap"] == 0
     assert hs["source"]["reference"] == hs["train_val"]["frames"] + hs["test"]["frames"]
     assert hs["test"]["min"] > hs["train_val"]["max"]
     metrics = json.loads((root / "metrics/eval/heatmap.json").read_text())
     assert metrics["hc"]["vs_labels"]["n"] == metrics["n_evaluated"] >= 1
     assert {"normalised_error", "large_errors", "bins"} <= set(metrics)
     assert "ellipse" in metrics["decode"]
-    assert metrics["decode_method"] == "ellipse" and metrics["size_calibration"]["n"] >= 5   # the final levers
+    assert metrics["decode_method"] == "ellipse"
+    assert metrics["size_calibration"]["n"] >= 5   # the final levers

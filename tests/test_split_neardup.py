@@ -31,7 +31,8 @@ def bits(a, b):
 def test_dhash_of_gradients_is_fixed():
     ramp = np.tile(np.arange(90, dtype=np.uint8), (40, 1))
     assert dhash(ramp) == 2 ** 64 - 1                       # every block darker than its right one
-    assert dhash(ramp[:, ::-1]) == 0 and dhash(np.full((40, 90), 7, np.uint8)) == 0
+    assert dhash(ramp[:, ::-1]) == 0
+    assert dhash(np.full((40, 90), 7, np.uint8)) == 0
     assert dhash(ramp.astype(np.uint16) * 100) == dhash(ramp)  # dtype and contrast do not matter
     with pytest.raises(ValueError, match="2-D image"):
         dhash(np.zeros((4, 4), np.uint8))
@@ -51,7 +52,8 @@ def test_pair_search_matches_brute_force():
     got = hamming_pairs(hashes, 3, chunk=7)
     want = [(i, j, bits(int(hashes[i]), int(hashes[j]))) for i in range(80) for j in range(i + 1, 80)
             if bits(int(hashes[i]), int(hashes[j])) <= 3]
-    assert [tuple(p) for p in got] == want and len(want) >= 40
+    assert [tuple(p) for p in got] == want
+    assert len(want) >= 40
 
 
 def crafted_split():
@@ -67,7 +69,9 @@ def test_cross_split_pairs_are_counted_per_split_pair():
     r = cross_split_report(table, frames, CFG)
     # a0 ~ a1 is within train; c1 (test) copies a's scene: two pairs cross train-test
     assert r["cross_split"] == {"train-val": 0, "train-test": 2, "val-test": 0}
-    assert r["cross_split_total"] == 2 and r["cross_subject_pairs"] == 2 and r["pairs"] == 3
+    assert r["cross_split_total"] == 2
+    assert r["cross_subject_pairs"] == 2
+    assert r["pairs"] == 3
     assert {(e["a"], e["b"]) for e in r["examples"]} == {("a0", "c1"), ("a1", "c1")}
     enforce(r)  # report: no error
     with pytest.raises(ValueError, match="2 near-duplicate frame pairs cross.*on_leak: report"):
@@ -84,7 +88,8 @@ def test_measure_reports_recall_and_cross_subject_pairs():
     table, frames = crafted_split()
     m = measure(frames, table, thresholds=(0, 4)).set_index("max_distance")
     assert m.loc[4, "consecutive_pairs"] == 2      # a0-a1 and c0-c1
-    assert m.loc[4, "recall"] == 0.5 and m.loc[4, "cross_subject_pairs"] == 2
+    assert m.loc[4, "recall"] == 0.5
+    assert m.loc[4, "cross_subject_pairs"] == 2
 
 
 @pytest.mark.slow
@@ -96,4 +101,5 @@ def test_hc18_has_no_cross_subject_near_duplicate_at_the_default_threshold():
     ex = extract(data, progress=False)
     m = measure(ex.frames, ex.manifest, thresholds=(4, 5)).set_index("max_distance")
     # docs/leakage.md: the first pair (237_3HC ~ 284_HC, 5 bits) is two different scans
-    assert m.loc[4, "cross_subject_pairs"] == 0 and m.loc[5, "cross_subject_pairs"] == 1
+    assert m.loc[4, "cross_subject_pairs"] == 0
+    assert m.loc[5, "cross_subject_pairs"] == 1

@@ -26,7 +26,9 @@ def test_unit_hash_is_fixed_and_in_the_unit_interval():
     assert unit_hash(42, "sub001") == int.from_bytes(
         __import__("hashlib").sha256(b"42:sub001").digest()[:8], "big") / 2 ** 64
     values = [unit_hash(0, f"s{i}") for i in range(500)]
-    assert 0 <= min(values) and max(values) < 1 and len(set(values)) == 500
+    assert 0 <= min(values)
+    assert max(values) < 1
+    assert len(set(values)) == 500
 
 
 def test_hash_fractions_are_close_on_many_subjects():
@@ -92,7 +94,8 @@ def test_split_is_assigned_among_usable_frames():
     table, summary = make_split(labels(subjects, usable=lambda s, f: s not in bad), FR, 1, policy="exclude")
     assert all(summary[n]["usable_frames"] >= 1 for n in SPLITS)
     got = by_subject(table)
-    assert all(got[s] == "val" for s in bad) and len(table) == 40  # unusable frames still split
+    assert all(got[s] == "val" for s in bad)
+    assert len(table) == 40  # unusable frames still split
 
 
 def test_too_few_usable_subjects_fail_at_the_split_with_the_cause():

@@ -138,7 +138,8 @@ def test_files_and_names(dataset):
                     "subject_id": sid}
     assert list(video["frame"]) == list(range(len(video)))
     readme = (root / "README.md").read_text()
-    assert f"{summary['frames']} frames" in readme and "landmarks.csv" in readme
+    assert f"{summary['frames']} frames" in readme
+    assert "landmarks.csv" in readme
 
 
 def test_dicom_is_a_multiframe_ultrasound_with_spacing(dataset):
@@ -152,7 +153,8 @@ def test_dicom_is_a_multiframe_ultrasound_with_spacing(dataset):
         ds = pydicom.dcmread(root / "dicom" / f"{sid}.dcm")
         assert ds.SOPClassUID == synth.US_MULTIFRAME_SOP_CLASS
         assert ds.file_meta.MediaStorageSOPClassUID == synth.US_MULTIFRAME_SOP_CLASS
-        assert ds.PhotometricInterpretation == "MONOCHROME2" and ds.BitsAllocated == 8
+        assert ds.PhotometricInterpretation == "MONOCHROME2"
+        assert ds.BitsAllocated == 8
         assert int(ds.NumberOfFrames) == len(rows)
         assert ds.PatientID == sid
         spacing = rows["spacing_mm"].iloc[0]
@@ -160,10 +162,13 @@ def test_dicom_is_a_multiframe_ultrasound_with_spacing(dataset):
         region = ds.SequenceOfUltrasoundRegions[0]
         assert region.PhysicalUnitsXDirection == 3
         assert region.PhysicalDeltaX * 10 == pytest.approx(spacing)
-        assert ds.SOPInstanceUID.startswith("2.25.") and len(ds.SOPInstanceUID) <= 64
+        assert ds.SOPInstanceUID.startswith("2.25.")
+        assert len(ds.SOPInstanceUID) <= 64
         assert ds.pixel_array.shape == (len(rows), 128, 160)
         # no clock in the files (byte-identical reruns): the Type 2 dates are present and empty
-        assert ds.StudyDate == "" and ds.StudyTime == "" and "ContentDate" not in ds
+        assert ds.StudyDate == ""
+        assert ds.StudyTime == ""
+        assert "ContentDate" not in ds
 
 
 def test_video_decodes_to_the_rendered_frames(dataset):
@@ -205,8 +210,10 @@ def test_truth_landmarks_are_the_ellipse_axes(dataset):
         assert ofd > bpd
         assert ofd * row.spacing_mm == pytest.approx(row.ofd_mm, rel=1e-5)
         assert bpd * row.spacing_mm == pytest.approx(row.bpd_mm, rel=1e-5)
-        assert (exact[:, 0] >= 0).all() and (exact[:, 0] <= 159).all()
-        assert (exact[:, 1] >= 0).all() and (exact[:, 1] <= 127).all()
+        assert (exact[:, 0] >= 0).all()
+        assert (exact[:, 0] <= 159).all()
+        assert (exact[:, 1] >= 0).all()
+        assert (exact[:, 1] <= 127).all()
     clean = truth["label_fault"] == ""
     assert labels.loc[clean, list(COORD_COLUMNS)].to_numpy() == pytest.approx(
         truth.loc[clean, list(COORD_COLUMNS)].to_numpy(float), abs=0.006)
@@ -244,7 +251,8 @@ def test_landmarks_lie_on_the_bright_skull_ring():
 def test_head_is_inside_the_fan_and_the_fan_is_black_outside():
     subject = synth.make_subject(0, tiny_cfg(poor_frame_rate=0.0), SEED)
     frame = subject.frames[0]
-    assert frame[0, 0] == 0 and frame[0, -1] == 0            # top corners: outside the sector
+    assert frame[0, 0] == 0
+    assert frame[0, -1] == 0            # top corners: outside the sector
     mid = frame.shape[1] // 2
     assert frame[-8:-3, mid - 10:mid + 10].max() > 0          # deep on the beam axis: inside
     assert frame[0:3, mid - 10:mid + 10].max() == 0           # above the near-field arc
@@ -268,7 +276,8 @@ def test_bpd_growth_curve():
     ga = np.arange(14, 41)
     bpd = synth.bpd_mm_from_ga(ga)
     assert np.all(np.diff(bpd) > 0)
-    assert 22 <= bpd[0] <= 27 and 93 <= bpd[-1] <= 100
+    assert 22 <= bpd[0] <= 27
+    assert 93 <= bpd[-1] <= 100
 
 
 def test_frames_per_subject_and_motion():
@@ -327,7 +336,9 @@ def test_label_faults_at_the_given_rate(dataset):
             assert given == pytest.approx(exact[[2, 3, 0, 1]], abs=0.006)
         elif kind == "point_off_skull":
             assert moved.sum() == 1
-            assert (given >= 0).all() and (given[:, 0] <= 159).all() and (given[:, 1] <= 127).all()
+            assert (given >= 0).all()
+            assert (given[:, 0] <= 159).all()
+            assert (given[:, 1] <= 127).all()
             assert np.linalg.norm(given[moved] - exact[moved]) > 10
         else:
             assert moved.sum() == 1
@@ -386,5 +397,6 @@ def test_stage_replaces_the_output_folder(tmp_path, monkeypatch):
     runpy.run_path(str(REPO / "stages/synthesize.py"), run_name="__main__")
     out = tmp_path / "data/raw/synthetic"
     assert not stale.exists()
-    assert (out / "landmarks.csv").is_file() and (out / "truth.csv").is_file()
+    assert (out / "landmarks.csv").is_file()
+    assert (out / "truth.csv").is_file()
     assert (out / "README.md").is_file()

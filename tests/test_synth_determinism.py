@@ -74,7 +74,8 @@ def test_same_bytes_on_another_simd_code_path(tmp_path):
     best = run_child(tmp_path / "best", [], threads=1)
     other = run_child(tmp_path / "other", disable, threads=2)
     outputs = [proc.communicate(timeout=120)[0] for proc in (best, other)]
-    assert best.returncode == 0 and other.returncode == 0
+    assert best.returncode == 0
+    assert other.returncode == 0
     features = [json.loads(text.strip().splitlines()[-1]) for text in outputs]
     assert all(features[0][name] for name in disable)
     assert not any(features[1][name] for name in disable), "NPY_DISABLE_CPU_FEATURES ignored"

@@ -46,9 +46,13 @@ def write_prepared(root, n_train=12, n_val=4):
 def test_model_config_merges_defaults_and_augment_key_by_key():
     params = tiny_params(epochs=5, lr=0.01, augment={"hflip": 0.0}, head_channels=32)
     cfg = schema.model_config(params, "m")
-    assert cfg["epochs"] == 5 and cfg["lr"] == 0.01 and cfg["batch_size"] == 4
-    assert cfg["augment"]["hflip"] == 0.0 and cfg["augment"]["rotation_deg"] == 10.0
-    assert cfg["head_channels"] == 32 and cfg["arch"] == "resnet18"
+    assert cfg["epochs"] == 5
+    assert cfg["lr"] == 0.01
+    assert cfg["batch_size"] == 4
+    assert cfg["augment"]["hflip"] == 0.0
+    assert cfg["augment"]["rotation_deg"] == 10.0
+    assert cfg["head_channels"] == 32
+    assert cfg["arch"] == "resnet18"
     assert params["train"]["augment"]["hflip"] == 0.5  # the input is not modified
 
 
@@ -94,16 +98,22 @@ def test_heatmap_loss_weights_the_foreground():
     fg = target > 0.1
     expected = ((10 * fg + ~fg) * target ** 2).mean().item() * 3.0
     weighted = losses.heatmap_loss(zeros, target, peak=1.0, foreground_weight=10.0, weight=3.0)
-    assert weighted.item() == pytest.approx(expected, rel=1e-6) and weighted.item() > 3 * plain.item()
+    assert weighted.item() == pytest.approx(expected, rel=1e-6)
+    assert weighted.item() > 3 * plain.item()
     assert losses.heatmap_loss(target, target).item() == 0.0
 
 
 def test_lr_factor_warmup_cosine_step_constant():
     f = [train.lr_factor(s, 10, 4, "cosine", 1) for s in range(40)]
     assert f[:10] == pytest.approx([(s + 1) / 10 for s in range(10)])
-    assert f[10] == pytest.approx(1.0) and f[-1] < 0.01 and all(a >= b for a, b in zip(f[10:], f[11:]))
+    assert f[10] == pytest.approx(1.0)
+    assert f[-1] < 0.01
+    assert all(a >= b for a, b in zip(f[10:], f[11:]))
     s = [train.lr_factor(k, 10, 4, "step", 0) for k in range(40)]
-    assert s[0] == 1.0 and s[19] == 1.0 and s[20] == pytest.approx(0.1) and s[30] == pytest.approx(0.01)
+    assert s[0] == 1.0
+    assert s[19] == 1.0
+    assert s[20] == pytest.approx(0.1)
+    assert s[30] == pytest.approx(0.01)
     assert {train.lr_factor(k, 10, 4, "constant", 0) for k in range(40)} == {1.0}
     assert train.lr_factor(0, 5, 1, "cosine", 3) == pytest.approx(0.2)  # warm-up longer than training
 
@@ -112,10 +122,12 @@ def test_validation_metrics_in_px_and_mm():
     val = fake_prepared(3, seed=4)
     perfect = to_input(val["points_orig"], val["transform"])
     m = validation_metrics(perfect, val)
-    assert m["mre_px"] == pytest.approx(0, abs=1e-9) and m["bpd_mae_mm"] == pytest.approx(0, abs=1e-9)
+    assert m["mre_px"] == pytest.approx(0, abs=1e-9)
+    assert m["bpd_mae_mm"] == pytest.approx(0, abs=1e-9)
     shifted = to_original(perfect, val["transform"]) + [2.0, 0.0]  # 2 original px to the right
     m = validation_metrics(to_input(shifted, val["transform"]), val)
-    assert m["mre_px"] == pytest.approx(2.0) and m["mre_mm"] == pytest.approx(2.0 * val["spacing_mm"].mean())
+    assert m["mre_px"] == pytest.approx(2.0)
+    assert m["mre_mm"] == pytest.approx(2.0 * val["spacing_mm"].mean())
     assert m["ofd_mae_mm"] == pytest.approx(0, abs=1e-9)
 
 
@@ -126,33 +138,43 @@ def test_run_writes_checkpoint_and_dvclive_files(tmp_path):
     meta = train.run(tiny_params(), "m", root=tmp_path, progress=False)
     path = tmp_path / "models/m.safetensors"
     state, saved = read_checkpoint(path)
-    assert state and saved == {"format": saved["format"], **meta}
+    assert state
+    assert saved == {"format": saved["format"], **meta}
     for key in ("arch", "kind", "codec", "landmarks", "input", "head_channels", "head_skips",
                 "data_hash", "model_params", "best_epoch", "best_val_mre_mm", "train_mean_points"):
         assert key in saved, key
-    assert saved["landmarks"] == list(LANDMARKS) and saved["input"] == {"size": SIZE, "resize": "letterbox"}
+    assert saved["landmarks"] == list(LANDMARKS)
+    assert saved["input"] == {"size": SIZE, "resize": "letterbox"}
     assert saved["data_hash"] == train.file_hash(tmp_path / "data/prepared/train.npz")
-    assert saved["best_epoch"] in (0, 1) and saved["best_val_mre_mm"] > 0
+    assert saved["best_epoch"] in (0, 1)
+    assert saved["best_val_mre_mm"] > 0
     used = train_data["points"][train_data["use_for_training"]].astype(np.float64)
     assert np.allclose(saved["train_mean_points"], used.mean(0))
-    assert saved["model_params"]["augment"]["hflip"] == 0.5 and saved["codec"]["input_size"] == SIZE
+    assert saved["model_params"]["augment"]["hflip"] == 0.5
+    assert saved["codec"]["input_size"] == SIZE
     assert saved["codec"] == {"kind": "regression", "input_size": SIZE, "coordinates": "normalised"}
     live = tmp_path / "metrics/train/m"
     files = sorted(str(p.relative_to(live)) for p in live.rglob("*") if p.is_file())
     assert files == ["metrics.json", "plots/metrics/train/loss.tsv", "plots/metrics/train/lr.tsv",
                      "plots/metrics/val/bpd_mae_mm.tsv", "plots/metrics/val/mre_mm.tsv",
                      "plots/metrics/val/mre_px.tsv", "plots/metrics/val/ofd_mae_mm.tsv"]
-    assert not (tmp_path / "dvc.yaml").exists() and not (live / "dvc.yaml").exists()
+    assert not (tmp_path / "dvc.yaml").exists()
+    assert not (live / "dvc.yaml").exists()
     lines = (live / "plots/metrics/val/mre_mm.tsv").read_text().splitlines()
-    assert lines[0] == "step\tmre_mm" and len(lines) == 3
+    assert lines[0] == "step\tmre_mm"
+    assert len(lines) == 3
     best = min(float(line.split("\t")[1]) for line in lines[1:])
     assert best == pytest.approx(meta["best_val_mre_mm"], rel=1e-5)
     # the checkpoint round-trips through inference
     loaded = load_model(path, arch="resnet18", kind="regression")
-    assert loaded.letterbox == Letterbox(size=SIZE) and loaded.codec == RegressionCodec(input_size=SIZE)
+    assert loaded.letterbox == Letterbox(size=SIZE)
+    assert loaded.codec == RegressionCodec(input_size=SIZE)
     out, raw = predict(loaded.model, loaded.codec, val["image"], batch_size=3)
-    assert out.points.shape == (4, 4, 2) and out.points.dtype == np.float64 and out.peak is None
-    assert raw.shape == (4, 8) and raw.dtype == np.float32
+    assert out.points.shape == (4, 4, 2)
+    assert out.points.dtype == np.float64
+    assert out.peak is None
+    assert raw.shape == (4, 8)
+    assert raw.dtype == np.float32
     again, _ = predict(loaded.model, loaded.codec, val["image"], batch_size=1)
     assert np.allclose(out.points, again.points, atol=1e-4)
 
@@ -185,15 +207,20 @@ def test_heatmap_model_trains_and_predicts_heatmaps(tmp_path):
     train.run(params, "m", root=tmp_path, progress=False)
     loaded = load_model(tmp_path / "models/m.safetensors")
     meta = loaded.meta
-    assert meta["kind"] == "heatmap" and meta["head_channels"] == 16 and meta["codec"]["stride"] == 4
-    assert meta["head_skips"] is True and len(loaded.model.laterals) == 3
+    assert meta["kind"] == "heatmap"
+    assert meta["head_channels"] == 16
+    assert meta["codec"]["stride"] == 4
+    assert meta["head_skips"] is True
+    assert len(loaded.model.laterals) == 3
     assert loaded.codec == HeatmapCodec(input_size=SIZE, stride=4, sigma=1.5, peak=1.0)
     out, hm = predict(loaded.model, loaded.codec.with_decoding({"method": "argmax"}), val["image"])
-    assert hm.shape == (3, 4, 16, 16) and hm.dtype == np.float32
+    assert hm.shape == (3, 4, 16, 16)
+    assert hm.dtype == np.float32
     assert out.peak.shape == (3, 4)
     assert np.allclose((out.points - 1.5) % 4, 0)  # argmax decoding: heatmap cell centres
     peak = (tmp_path / "metrics/train/m/plots/metrics/val/peak.tsv").read_text().splitlines()
-    assert peak[0] == "step\tpeak" and len(peak) == 2
+    assert peak[0] == "step\tpeak"
+    assert len(peak) == 2
 
 
 @pytest.mark.parametrize("coordinates", ["normalised", "pixels"])
@@ -206,7 +233,8 @@ def test_mean_shape_init_in_either_target_space_predicts_the_training_mean(tmp_p
     params["train"]["augment"]["enabled"] = False
     train.run(params, "m", root=tmp_path, progress=False)
     loaded = load_model(tmp_path / "models/m.safetensors")
-    assert loaded.meta["codec"]["coordinates"] == coordinates and loaded.codec.coordinates == coordinates
+    assert loaded.meta["codec"]["coordinates"] == coordinates
+    assert loaded.codec.coordinates == coordinates
     out, _ = predict(loaded.model, loaded.codec, train_data["image"][:3])
     used = train_data["points"][train_data["use_for_training"]].astype(np.float64)
     assert np.allclose(loaded.meta["train_mean_points"], used.mean(0))
@@ -225,7 +253,9 @@ def test_best_epoch_is_the_lowest_val_mre_ties_to_the_earlier(tmp_path, monkeypa
     monkeypatch.setattr(validation, "validation_metrics", scripted)
     state, meta = train.train_model(tiny_params(epochs=4, augment={"enabled": False}), "m", train_data, val,
                                     progress=False)
-    assert meta["best_epoch"] == 1 and meta["best_val_mre_mm"] == 2.0 and state
+    assert meta["best_epoch"] == 1
+    assert meta["best_val_mre_mm"] == 2.0
+    assert state
 
 
 def test_training_needs_validation_frames():
@@ -295,7 +325,8 @@ def test_stage_entry_point(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "train@m: best epoch 1" in done.stdout
-    assert (tmp_path / "models/m.safetensors").is_file() and (tmp_path / "metrics/train/m/metrics.json").is_file()
+    assert (tmp_path / "models/m.safetensors").is_file()
+    assert (tmp_path / "metrics/train/m/metrics.json").is_file()
 
 
 @pytest.mark.slow
@@ -312,4 +343,5 @@ def test_train_seed_reseeds_training_only():
     state2, meta2 = train.train_model(other, "m", *data, progress=False)
     assert all(torch.equal(state0[k], state1[k]) for k in state0)
     assert not all(torch.equal(state0[k], state2[k]) for k in state0)
-    assert "seed" not in meta0["model_params"] and meta2["model_params"]["seed"] == base["seed"] + 1
+    assert "seed" not in meta0["model_params"]
+    assert meta2["model_params"]["seed"] == base["seed"] + 1
