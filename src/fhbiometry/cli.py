@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from fhbiometry.tools import (ablation, accuracy_report, bench_predict, bench_train, check_reproduction, exp_config, export, intervals_table,
-                              label_agreement, near_duplicates, predict, reject_probe, reproduction_spread,
+                              label_agreement, near_duplicates, paired_compare, predict, reject_probe, reproduction_spread,
                               results_table, size_bias)
 
 SUBCOMMANDS = {
@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "ablation": ablation,
     "results-table": results_table,
     "accuracy-report": accuracy_report,
+    "paired-compare": paired_compare,
     "size-bias": size_bias,
     "intervals-table": intervals_table,
     "label-agreement": label_agreement,

@@ -62,14 +62,14 @@ def subject_bootstrap(f: dict, figures: dict = HEADLINE, n_boot: int = 2000, see
 
 
 def paired_bootstrap(before: dict, after: dict, keys=("bpd_mae_mm", "ofd_mae_mm", "hc_ref_mae_mm"),
-                     n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+                     n_boot: int = 2000, seed: int = 0, level: float = 0.95, figures: dict = HEADLINE) -> dict:
     """The change ``after - before`` of the ``HEADLINE`` figures ``keys`` between two evaluations of
     the same test frames (``table_figures`` output of, e.g., two rows of an ablation), with a
     percentile interval from resampling subjects, the same draw for both: the test set's sampling
     noise cancels, so an interval that excludes 0 is a change on these frames, not luck of the
-    draw (training-seed noise is not in it)."""
+    draw (training-seed noise is not in it). ``figures``: where the ``keys`` are defined."""
     if list(before["frame"]) != list(after["frame"]):
         raise ValueError("paired_bootstrap: the two evaluations cover different frames")
     pair = {"subject": before["subject"], "before": before, "after": after}
-    figures = {k: (lambda f, i, k=k: HEADLINE[k](f["after"], i) - HEADLINE[k](f["before"], i)) for k in keys}
-    return subject_bootstrap(pair, figures, n_boot=n_boot, seed=seed, level=level)
+    changes = {k: (lambda f, i, k=k: figures[k](f["after"], i) - figures[k](f["before"], i)) for k in keys}
+    return subject_bootstrap(pair, changes, n_boot=n_boot, seed=seed, level=level)
