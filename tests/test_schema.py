@@ -280,3 +280,14 @@ def test_accuracy_keys_default_to_todays_behaviour():
     assert params["data"]["pixel_size_columns"]["hc"] == ""
     params = schema.validate_params({**raw, "decode": {"method": "ellipse", "pairs": True}})
     assert params["decode"]["method"] == "ellipse"
+
+
+def test_a_row_name_yaml_reads_as_a_boolean_is_refused_with_the_fix(tmp_path):
+    """`- name: off` is false in YAML 1.1; the ablation would crash at the end of the row's run."""
+    path = tmp_path / "ladder.yaml"
+    path.write_text(f"base: {REPO / 'configs/contour.yaml'}\nrows:\n  - name: off\n    label: x\n"
+                    "    set: {models.contour.contour_weight: 0.0}\n")
+    with pytest.raises(ParamError) as info:
+        schema.validate_config(path, REPO / "params.yaml")
+    assert "rows[0].name = False" in str(info.value)
+    assert "quote it" in str(info.value)

@@ -27,6 +27,10 @@ def ladder_lines(path: Path, ladder: dict) -> list[str]:
             out.append(f"{path}: rows[{i}] = {row!r}: must have exactly the keys {list(ROW_KEYS)}, "
                        "set a mapping of dotted keys")
             continue
+        if not isinstance(row["name"], str) or not row["name"].strip():
+            out.append(f"{path}: rows[{i}].name = {row['name']!r}: must be a text (it names the row's folder); "
+                       "quote it: YAML reads bare on / off / yes / no as true / false")
+            continue
         names.append(row["name"])
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
