@@ -53,3 +53,12 @@ def test_tables_of_different_frames_are_refused(tmp_path, capsys):
     a, b = predictions(tmp_path / "a.csv", 3.0), predictions(tmp_path / "b.csv", 3.0, drop=2)
     assert cli.main(["paired-compare", str(a), str(b)]) == 2
     assert "different frames" in capsys.readouterr().err
+
+
+def test_columns_are_named_after_the_model_and_row():
+    from pathlib import Path
+
+    from fhbiometry.tools.paired_compare import column_name
+
+    assert column_name(Path("results/heatmap/predictions.csv")) == "heatmap"
+    assert column_name(Path("docs/ablation/band-on/predictions/contour.csv")) == "band-on/contour"

@@ -79,6 +79,13 @@ def table_text(result: dict, names: tuple[str, str]) -> str:
     return "\n".join(lines)
 
 
+def column_name(path: Path) -> str:
+    """results/<model>/predictions.csv -> <model>; <row>/predictions/<model>.csv -> <row>/<model>."""
+    if path.parent.name == "predictions":
+        return f"{path.parent.parent.name}/{path.stem}"
+    return path.parent.name or path.stem
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("before", type=Path, help="predictions table A (e.g. results/heatmap/predictions.csv)")
     parser.add_argument("after", type=Path, help="predictions table B, the same frames")
@@ -100,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
               f"e.g. {only[:3]}): compare two evaluations of one split", file=sys.stderr)
         return 2
     result = compare(before, after, args.n_boot, bool(hc_ref))
-    print(table_text(result, (args.before.parent.name or "before", args.after.parent.name or "after")))
+    print(table_text(result, (column_name(args.before), column_name(args.after))))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"paired-compare: wrote {args.out}")
