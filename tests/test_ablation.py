@@ -76,6 +76,23 @@ def test_table_reads_the_errors_against_the_ellipses_whatever_the_labels(tmp_pat
     assert len(text.splitlines()) == 2 + 2 * len(model_names(base_params()))
 
 
+def test_without_an_ellipse_annotation_the_table_reads_the_errors_against_the_labels(tmp_path):
+    """The synthetic default (configs/contour_ablation.yaml) has no ellipse annotation: its rows are
+    tabulated against their labels, not left as n/a."""
+    ladder = {"base": "configs/contour.yaml", "rows": [
+        {"name": "band-off", "label": "off", "set": {"models.contour.contour_weight": 0.0}}]}
+    folder = tmp_path / "band-off"
+    (folder / "eval").mkdir(parents=True)
+    params = yaml.safe_load((REPO / "configs/contour.yaml").read_text())
+    for model in [*model_names(base_params()), *params["models"]]:
+        (folder / "eval" / f"{model}.json").write_text(json.dumps(fake_metrics(1.5, with_ellipse=False)))
+    (folder / "row.json").write_text("{}")
+    text = ablation.table(ladder, tmp_path, REPO)
+    assert "| 1 | off | alexnet | 1.50 | 3.00 | 4.50 | 50 | 90 | 9.00 / 12.00 / 15.00 | 95 |" in text
+    assert "| contour | 1.50 |" in text
+    assert "n/a" not in text
+
+
 def test_table_only_without_rows_says_what_to_run_and_keeps_the_table(tmp_path, monkeypatch, capsys):
     """The rows' raw outputs are not in git: --table-only on a fresh clone names the command that
     writes them and how to restore them, and leaves the committed table alone."""
