@@ -88,8 +88,9 @@ def test_without_an_ellipse_annotation_the_table_reads_the_errors_against_the_la
         (folder / "eval" / f"{model}.json").write_text(json.dumps(fake_metrics(1.5, with_ellipse=False)))
     (folder / "row.json").write_text("{}")
     text = ablation.table(ladder, tmp_path, REPO)
-    assert "| 1 | off | alexnet | 1.50 | 3.00 | 4.50 | 50 | 90 | 9.00 / 12.00 / 15.00 | 95 |" in text
-    assert "| contour | 1.50 |" in text
+    assert ("| 1 | off | alexnet (vs labels: no ellipse annotation) | 1.50 | 3.00 | 4.50 | 50 | 90 | "
+            "9.00 / 12.00 / 15.00 | 95 |") in text
+    assert "| contour (vs labels: no ellipse annotation) | 1.50 |" in text
     assert "n/a" not in text
 
 

@@ -134,7 +134,7 @@ def test_the_codec_satisfies_the_interface_through_the_registry():
     assert codec.stride == 4
     assert codec_from_settings(codec.settings()).with_decoding({"method": "ellipse"}) == codec
     assert codec.report() == {"decode_method": "ellipse", "decode_pairs": True, "decode_contour": "both",
-                              "contour_band_weight": 1.0}
+                              "contour_weight": 1.0}
     assert codec.mean_output(heads(2, 64, False)) is None
     targets = codec.encode(heads(2, 64, True))
     v = codec.variants(targets)
@@ -175,7 +175,7 @@ def test_a_tiny_contour_model_trains_and_evaluates_through_the_real_stages(tmp_p
     loaded = load_model(tmp_path / "models/m.safetensors", kind="contour")
     assert isinstance(loaded.codec, ContourCodec)
     assert loaded.model.final.out_channels == 5
-    assert loaded.codec.band_weight == 2.0          # the checkpoint carries the band's weight
+    assert loaded.codec.contour_weight == 2.0          # the checkpoint carries the band's weight
     metrics = ev.run(params, "m", root=tmp_path)
     assert metrics["decode_contour"] == "both"
     assert set(metrics["contour"]) == {"both", "contour", "landmarks"}
@@ -224,7 +224,7 @@ def test_the_documented_comparison_command_runs_on_a_tiny_split(tmp_path):
 
 
 # ---- the contour term's weight (models.<name>.contour_weight) and decode.contour ---------------
-def test_the_band_weight_scales_the_band_channel_alone():
+def test_the_contour_weight_scales_the_band_channel_alone():
     import torch
 
     cfg = {"foreground_weight": 10.0, "heatmap_loss_weight": 1.0}
@@ -232,7 +232,7 @@ def test_the_band_weight_scales_the_band_channel_alone():
     only_band, only_marks = target.clone(), target.clone()
     only_band[:, 4] = 0.0          # an error on the band channel alone
     only_marks[:, 0] = 0.0         # an error on one landmark channel alone
-    losses = {w: ContourCodec(input_size=64, stride=4, sigma=1.5, band_weight=w).make_loss(cfg)
+    losses = {w: ContourCodec(input_size=64, stride=4, sigma=1.5, contour_weight=w).make_loss(cfg)
               for w in (0.0, 1.0, 3.0)}
     assert float(losses[0.0](only_band, target)) == 0.0
     assert float(losses[3.0](only_band, target)) == pytest.approx(3 * float(losses[1.0](only_band, target)))
@@ -244,7 +244,7 @@ def test_the_band_weight_scales_the_band_channel_alone():
 
 
 def test_weight_one_is_the_plain_heatmap_loss_on_five_channels():
-    """band_weight 1 (the default) trains exactly as before it existed: the same loss, bit for bit."""
+    """contour_weight 1 (the default) trains exactly as before it existed: the same loss, bit for bit."""
     import torch
 
     from fhbiometry.codecs.losses import heatmap_loss
@@ -257,16 +257,16 @@ def test_weight_one_is_the_plain_heatmap_loss_on_five_channels():
 
 
 def test_an_untrained_band_is_never_fitted():
-    """band_weight 0: the band channel was not trained, so the default decoding is the landmarks'."""
-    off = ContourCodec(input_size=64, stride=4, sigma=1.5, band_weight=0.0)
+    """contour_weight 0: the band channel was not trained, so the default decoding is the landmarks'."""
+    off = ContourCodec(input_size=64, stride=4, sigma=1.5, contour_weight=0.0)
     targets = off.encode(heads(2, 64, True))
     targets[:, 4] = np.random.default_rng(0).uniform(0, 1, targets[:, 4].shape)   # what an untrained channel holds
     assert np.array_equal(off.decode(targets).points, off.decode(targets, source="landmarks").points)
     assert off.report()["decode_contour"] == "landmarks"
-    assert off.report()["contour_band_weight"] == 0.0
-    assert codec_from_settings(off.settings()).band_weight == 0.0
+    assert off.report()["contour_weight"] == 0.0
+    assert codec_from_settings(off.settings()).contour_weight == 0.0
     with pytest.raises(ValueError, match="band weight"):
-        ContourCodec(band_weight=-1.0)
+        ContourCodec(contour_weight=-1.0)
 
 
 @pytest.mark.parametrize("source,own,expected", [("ellipse", None, 1.0), ("csv", None, 0.0),
@@ -276,9 +276,9 @@ def test_the_contour_weight_follows_the_label_source_unless_set(source, own, exp
 
     params = {"codec": dict(CODEC), "data": {"label_source": source}}
     cfg = {} if own is None else {"contour_weight": own}
-    assert model_codec_params(params, cfg) == {**CODEC, "band_weight": expected}
+    assert model_codec_params(params, cfg) == {**CODEC, "contour_weight": expected}
     codec = make_codec("contour", 64, model_codec_params(params, cfg), {"contour": "contour"})
-    assert codec.band_weight == expected
+    assert codec.contour_weight == expected
     assert codec.source == "contour"
 
 

@@ -84,7 +84,7 @@ def plausible(ellipse: Ellipse, seeds) -> bool:
 class ContourCodec(HeatmapCodec):
     threshold: float = 0.3      # ridge points below this fraction of the channel's maximum are dropped
     source: str = "both"        # what the ellipse is fitted to (SOURCES)
-    band_weight: float = 1.0    # the band channel's weight in the loss; 0: untrained, decode from the landmarks
+    contour_weight: float = 1.0  # the band channel's weight in the loss; 0: untrained, decode from the landmarks
     kind: ClassVar[str] = "contour"
 
     def __post_init__(self):
@@ -93,19 +93,19 @@ class ContourCodec(HeatmapCodec):
             raise ValueError(f"contour threshold must be >= 0 and < 1, got {self.threshold}")
         if self.source not in SOURCES:
             raise ValueError(f"contour source {self.source!r}: choose one of {list(SOURCES)}")
-        if not self.band_weight >= 0:
-            raise ValueError(f"contour band weight must be >= 0, got {self.band_weight}")
+        if not self.contour_weight >= 0:
+            raise ValueError(f"contour band weight must be >= 0, got {self.contour_weight}")
 
     @classmethod
     def from_params(cls, input_size: int, codec: dict, decode: dict) -> "ContourCodec":
-        """The heatmap codec's settings plus ``codec.band_weight`` (``schema.model_codec_params``)
+        """The heatmap codec's settings plus ``codec.contour_weight`` (``schema.model_codec_params``)
         and ``decode.contour``."""
         base = super().from_params(input_size, codec, decode)
-        return replace(base, band_weight=float(codec.get("band_weight", 1.0)),
+        return replace(base, contour_weight=float(codec.get("contour_weight", 1.0)),
                        source=decode.get("contour", base.source))
 
     def settings(self) -> dict:
-        return {**super().settings(), "band_weight": self.band_weight}
+        return {**super().settings(), "contour_weight": self.contour_weight}
 
     # ---- encode ----------------------------------------------------------------------
     def encode_band(self, points_in) -> np.ndarray:
@@ -150,7 +150,7 @@ class ContourCodec(HeatmapCodec):
         heatmap codec's) moved onto the fitted ellipse's axis ends (``source``, default the codec's)."""
         outputs = np.asarray(outputs, np.float64)
         marks = HeatmapCodec.decode(self, outputs[:, :4], method, pairs)
-        source = source or (self.source if self.band_weight > 0 else "landmarks")
+        source = source or (self.source if self.contour_weight > 0 else "landmarks")
         if source == "landmarks":
             return marks
         seeds = self.to_cells(marks.points)
@@ -165,8 +165,8 @@ class ContourCodec(HeatmapCodec):
         return replace(super().with_decoding(decode), source=decode.get("contour", self.source))
 
     def report(self) -> dict:
-        return {**super().report(), "decode_contour": self.source if self.band_weight > 0 else "landmarks",
-                "contour_band_weight": self.band_weight}
+        return {**super().report(), "decode_contour": self.source if self.contour_weight > 0 else "landmarks",
+                "contour_weight": self.contour_weight}
 
     def variants(self, outputs) -> dict:
         """The heatmap codec's sections (each through the ellipse fit) and ``contour``: the fit to
@@ -177,6 +177,7 @@ class ContourCodec(HeatmapCodec):
 
     # ---- training --------------------------------------------------------------------
     def make_loss(self, cfg: dict):
-        """The heatmap loss on all five channels, the band's scaled by ``band_weight``."""
+        """The heatmap loss on all five channels, the band's scaled by ``contour_weight``."""
         return partial(heatmap_loss, peak=self.peak, foreground_weight=cfg["foreground_weight"],
-                       weight=cfg["heatmap_loss_weight"], channel_weights=(1.0, 1.0, 1.0, 1.0, self.band_weight))
+                       weight=cfg["heatmap_loss_weight"],
+                       channel_weights=(1.0, 1.0, 1.0, 1.0, self.contour_weight))

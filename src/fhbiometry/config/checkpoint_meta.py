@@ -20,7 +20,7 @@ class CheckpointError(ValueError):
 CodecSettings = overrides(Codec, "CodecSettings", {"kind": (choice(KINDS), ...),
                                                    "input_size": (InputSize, ...),
                                                    # the contour codec's band weight (models.<name>.contour_weight)
-                                                   "band_weight": (NonNegative | None, None)})
+                                                   "contour_weight": (NonNegative | None, None)})
 
 
 class CheckpointMeta(Section):

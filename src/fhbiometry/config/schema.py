@@ -130,7 +130,7 @@ def model_config(params: dict, name: str) -> dict:
 
 
 def model_codec_params(params: dict, cfg: dict) -> dict:
-    """params ``codec`` with the model's own target setting: ``band_weight``, the weight of the
+    """params ``codec`` with the model's own target setting: ``contour_weight``, the weight of the
     contour codec's skull band in the loss (other codecs ignore it): the model's ``contour_weight``
     when set, else 1 where the labels come from an ellipse (``data.label_source: ellipse``, whose
     four points are the annotated ellipse's axis ends, so the band is the annotated skull) and 0
@@ -143,7 +143,7 @@ def model_codec_params(params: dict, cfg: dict) -> dict:
             raise ParamError("params: data.label_source is needed to choose the contour term's weight "
                              "(declare it in the stage's params, or set models.<name>.contour_weight)")
         weight = 1.0 if source == "ellipse" else 0.0
-    return {**params["codec"], "band_weight": float(weight)}
+    return {**params["codec"], "contour_weight": float(weight)}
 
 
 def validate_ladder(path: Path, ladder: dict, params: dict, root: Path) -> dict:

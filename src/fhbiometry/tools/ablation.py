@@ -149,11 +149,13 @@ def row_lines(number: int, label: str, folder: Path, params: dict) -> list[str]:
     source = params["data"]["label_source"]
     lines = []
     for k, model in enumerate(model_names(params)):
-        vs = versus_ellipse(json.loads((folder / "eval" / f"{model}.json").read_text()), source)
+        metrics = json.loads((folder / "eval" / f"{model}.json").read_text())
+        vs = versus_ellipse(metrics, source)
+        against = " (vs labels: no ellipse annotation)" if source != "ellipse" and "vs_ellipse" not in metrics else ""
         floor = None if vs is None else vs["floor"]
         floor_text = "n/a" if floor is None else (f"{floor['bpd']['mae_mm']:.2f} / {floor['ofd']['mae_mm']:.2f}"
                                                   f" / {floor['mre_mm']:.2f}")
-        lines.append(f"| {number if k == 0 else ''} | {label if k == 0 else ''} | {model} | "
+        lines.append(f"| {number if k == 0 else ''} | {label if k == 0 else ''} | {model}{against} | "
                      f"{cell(vs, 'bpd')} | {cell(vs, 'ofd')} | {cell(vs, 'mre')} | "
                      f"{cell(vs, 'within_2mm')} | {cell(vs, 'within_4mm')} | {floor_text} | "
                      f"{'n/a' if vs is None else vs['n']} |")
