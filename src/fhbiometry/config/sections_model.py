@@ -85,6 +85,7 @@ class Train(Section):
     foreground_weight: Annotated[number(1, lo_open=False), Hint("must be a number >= 1 (1 = plain MSE)")]
     pretrained: Annotated[str, Hint("must be a file path or '' (from scratch)")]
     head_init: choice(HEAD_INITS)
+    precise_bn: Bool = False         # recompute BatchNorm statistics on the training frames before each validation
     augment: Augment
     seed: Annotated[NonNegativeWhole | None, Hint("must be a whole number >= 0, or null (the top-level seed)")] = None
 

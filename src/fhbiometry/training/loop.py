@@ -26,7 +26,7 @@ from tqdm import tqdm
 from fhbiometry.training import augment as aug
 from fhbiometry.training import device as dev
 from fhbiometry.training import distributed as dist
-from fhbiometry.training import resume
+from fhbiometry.training import precise_bn, resume
 from fhbiometry.training.schedules import lr_factor, make_optimizer
 from fhbiometry.models.checkpoint import save_checkpoint, state_dict_copy
 from fhbiometry.codecs import make_codec
@@ -43,6 +43,9 @@ from fhbiometry.core.store import load_npz
 # params `decode` says: that only sets how `evaluate` reports, so changing it never retrains.
 VALIDATION_DECODE = {"method": "quadratic", "pairs": True}
 GRAD_CLIP = 5.0
+# model settings a checkpoint's metadata names only when they are set: a checkpoint trained
+# without them stays byte-identical to one trained before they existed
+UNSET = {"seed": None, "precise_bn": False}
 
 
 def seed_everything(seed: int, threads: int | None = None) -> None:
@@ -208,6 +211,9 @@ def fit(run: Run, live=None, progress: bool = True, state_file=None, fingerprint
         loss, lr = train_epoch(run, epoch, progress)
         if not run.world.main:
             continue
+        if run.cfg["precise_bn"]:
+            precise_bn.recalibrate(run.model, run.images, run.cfg["batch_size"],
+                                   lambda x: dev.to_device(x, run.hw, image=True))
         metrics = validate(run.model, run.codec, run.val)
         improved = metrics["mre_mm"] < best["mre_mm"]
         if improved:
@@ -295,7 +301,7 @@ def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=
     meta = {"arch": cfg["arch"], "kind": cfg["kind"], "codec": codec.settings(), "input": letterbox.to_dict(),
             "landmarks": list(LANDMARKS), "head_channels": int(cfg["head_channels"]),
             "head_skips": bool(cfg["head_skips"]), "data_hash": data_hash,
-            "model_params": {k: v for k, v in cfg.items() if k != "seed" or v is not None},
+            "model_params": {k: v for k, v in cfg.items() if k not in UNSET or v != UNSET[k]},
             "best_epoch": int(best["epoch"]), "best_val_mre_mm": float(best["mre_mm"]),
             "train_mean_points": run.points.mean(axis=0).tolist()}
     return best["state"], meta
