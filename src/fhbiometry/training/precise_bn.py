@@ -2,12 +2,12 @@
 mean and variance as the plain average over the (un-augmented) training frames, instead of the
 exponential average (momentum 0.1) of the last few augmented batches that training leaves.
 
-Why (measured in docs/reproduction.md, "Regressor chaos"): a regressor's validation error jumped
-by millimetres from one epoch to the next even at a learning rate near 0, where the weights barely
-move; the running statistics of the last ~10 batches of 8 frames moved it. The best epoch and the
-saved checkpoint then depended on that noise. As fvcore / Detectron2's PreciseBN and Wu & Johnson
-2021 ("Rethinking 'Batch' in BatchNorm"). Forward passes only: no gradient, no random number, so
-the training trajectory itself is unchanged.
+Why it was tried (docs/reproduction.md, "Precise BatchNorm statistics"): a regressor's validation
+error jumped by millimetres from one epoch to the next even at a learning rate near 0, where the
+weights barely move. Measured on three seeds it smooths the validation curve but does not narrow
+the seed-to-seed spread, so it is off by default. As fvcore / Detectron2's PreciseBN and Wu &
+Johnson 2021 ("Rethinking 'Batch' in BatchNorm"). Forward passes only: no gradient, no random
+number, so the training trajectory itself is unchanged.
 """
 from __future__ import annotations
 
