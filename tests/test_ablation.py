@@ -134,3 +134,18 @@ def test_table_names_the_command_that_writes_its_rows(tmp_path, monkeypatch, cap
     assert text.startswith("Written by `fhbiometry ablation ladder.yaml --full-budget --out out`"), text
     assert "same budget" not in text, "a --full-budget table must not claim the ladder's budget"
     assert "left out of the table: b" in capsys.readouterr().err
+
+
+def test_the_workdir_gets_the_checkpoints_under_weights_and_loses_stale_ones(tmp_path):
+    """``train.init_from`` files are ignored by git, so the tracked-file copy alone would miss them."""
+    from fhbiometry.tools.ablation import sync_weights
+
+    repo, work = tmp_path / "repo", tmp_path / "work"
+    (repo / "weights").mkdir(parents=True)
+    (repo / "weights/a.safetensors").write_bytes(b"new")
+    (work / "weights").mkdir(parents=True)
+    (work / "weights/a.safetensors").write_bytes(b"old")
+    (work / "weights/gone.safetensors").write_bytes(b"stale")
+    sync_weights(repo, work)
+    assert sorted(p.name for p in (work / "weights").iterdir()) == ["a.safetensors"]
+    assert (work / "weights/a.safetensors").read_bytes() == b"new"

@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 COMMANDS = ("check-reproduction", "reproduction-spread", "exp-config", "ablation", "accuracy-report",
             "results-table", "label-agreement", "near-duplicates", "predict", "export", "bench-predict",
-            "bench-train", "size-bias", "intervals-table", "reject-probe", "paired-compare")
+            "bench-train", "size-bias", "intervals-table", "reject-probe", "paired-compare",
+            "ensemble")
 
 
 def fhbiometry(*args: str) -> subprocess.CompletedProcess:

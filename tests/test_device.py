@@ -51,8 +51,9 @@ def test_cuda_process_takes_its_local_rank_gpu(monkeypatch):
 @pytest.mark.parametrize("settings,match", [
     ({"type": "cuda"}, r"device.type = 'cuda' but torch sees no CUDA device here: set device.type to auto or cpu"),
     ({"type": "mps"}, r"device.type = 'mps' but torch sees no Apple MPS device"),
-    ({"type": "cpu", "amp": "bf16"}, r"device.amp = 'bf16' needs a CUDA device, but training runs on cpu"),
+    ({"type": "cpu", "amp": "fp16"}, r"device.amp = 'fp16' needs a CUDA device, but training runs on cpu"),
     ({"type": "auto", "amp": "fp16"}, r"device.amp = 'fp16' needs a CUDA device"),
+    ({"type": "auto", "amp": "half"}, r"device.amp = 'half': choose one of \['none', 'bf16', 'fp16', 'auto'\]"),
     ({"type": "tpu"}, r"device.type = 'tpu': choose one of \['auto', 'cpu', 'cuda', 'mps'\]"),
 ])
 def test_impossible_settings_are_refused_with_the_fix(monkeypatch, settings, match):
@@ -107,7 +108,7 @@ def small_run(hw: dev.Hardware, **model):
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_amp_step_runs_where_the_cpu_allows_it(amp):
     """The mixed-precision step (autocast; fp16 with a gradient scaler) on the CPU's autocast: the
-    params refuse amp off CUDA, so this builds the Hardware directly to exercise the code path."""
+    params refuse fp16 off CUDA, so this builds the Hardware directly to exercise the code path."""
     run = small_run(dev.Hardware(torch.device("cpu"), amp=amp))
     assert (run.scaler is not None) == (amp == "fp16")
     before = {k: v.clone() for k, v in run.model.state_dict().items()}
@@ -155,3 +156,29 @@ def test_default_path_equals_explicit_cpu_path_bit_for_bit(model):
     assert meta_a == meta_b
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bf16_on_the_cpu_and_auto_follow_the_cpus_bfloat16_support(monkeypatch, capsys):
+    """bf16 is accepted on the CPU (emulated where oneDNN has no bfloat16 kernels, and the log says
+    so); auto is bf16 exactly where it is native; mps refuses bf16."""
+    gpus(monkeypatch, False, False)
+    for native in (True, False):
+        monkeypatch.setattr(dev, "native_bf16", lambda kind, native=native: native)
+        assert dev.resolve({"type": "cpu", "amp": "bf16"}).amp == "bf16"
+        assert ("emulated, slower" in capsys.readouterr().out) is not native
+        assert dev.resolve({"type": "cpu", "amp": "auto"}).amp == ("bf16" if native else "none")
+    with pytest.raises(ParamError, match=r"device.amp = 'bf16' is for CUDA and the CPU, but training runs on mps"):
+        dev.resolve_amp("bf16", "mps")
+
+
+@pytest.mark.slow
+def test_bf16_training_on_the_cpu_is_deterministic_and_differs_from_float32():
+    """Same seed, same bytes, twice with bf16 autocast on the CPU; not the float32 weights."""
+    def weights(amp):
+        run = small_run(dev.Hardware(torch.device("cpu"), amp=amp), kind="heatmap", loss="mse", head_channels=16)
+        for _ in range(2):
+            train.train_step(run, np.arange(4))
+        return run.model.state_dict()
+    a, b, f32 = weights("bf16"), weights("bf16"), weights("none")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], f32[k]) for k in a)

@@ -87,3 +87,26 @@ def test_forced_rerun_gives_identical_checkpoint_and_metrics(pipeline):
     before.pop("timing", None)
     after.pop("timing", None)
     assert after == before
+
+
+@pytest.mark.slow
+def test_documented_fine_tuning_commands_retrain_from_the_checkpoint(pipeline):
+    """weights/README.md's two commands, as written there: a checkpoint copied under weights/
+    makes every train stage stale (the folder is their dep), and `dvc exp run -S
+    +models.heatmap.init_from=...` trains the heatmap model from it, the checkpoint naming the
+    file and its hash. (Last in this module: it changes the workspace.)"""
+    import hashlib
+
+    from fhbiometry.models.checkpoint import read_checkpoint
+
+    root, env, _ = pipeline
+    shutil.copy(root / "models/heatmap.safetensors", root / "weights/heatmap_synthetic.safetensors")
+    changed = set(json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], root, env)))
+    assert {f"train@{m}" for m in MODELS} <= changed, changed
+    run([sys.executable, "-m", "dvc", "exp", "run", "-S",
+         "+models.heatmap.init_from=weights/heatmap_synthetic.safetensors"], root, env)
+    _, meta = read_checkpoint(root / "models/heatmap.safetensors")
+    source = (root / "weights/heatmap_synthetic.safetensors").read_bytes()
+    assert meta["init_from"]["path"] == "weights/heatmap_synthetic.safetensors"
+    assert meta["init_from"]["sha256"] == hashlib.sha256(source).hexdigest()
+    assert meta["init_from"]["fresh"] == []

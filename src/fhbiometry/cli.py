@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fhbiometry.tools import (ablation, accuracy_report, bench_predict, bench_train, check_reproduction, exp_config, export, intervals_table,
+from fhbiometry.tools import (ablation, accuracy_report, bench_predict, bench_train, check_reproduction, ensemble, exp_config,
+                              export, intervals_table,
                               label_agreement, near_duplicates, paired_compare, predict, reject_probe, reproduction_spread,
                               results_table, size_bias)
 
@@ -20,6 +21,7 @@ SUBCOMMANDS = {
     "results-table": results_table,
     "accuracy-report": accuracy_report,
     "paired-compare": paired_compare,
+    "ensemble": ensemble,
     "size-bias": size_bias,
     "intervals-table": intervals_table,
     "label-agreement": label_agreement,

@@ -2,6 +2,7 @@
 device, evaluate, plots, intervals; and the cross-key rules of one model section."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, create_model
@@ -15,6 +16,14 @@ from fhbiometry.core.choices import (AMP_MODES, ARCHS, CONTOUR_SOURCES, COORDINA
 from fhbiometry.core.letterbox import RESIZE_MODES
 
 HEAD_INITS = ("mean_shape", "random")
+INIT_DIR = "weights"   # train.init_from checkpoints live here: every train@<model> stage depends on it
+
+
+def init_path_ok(value: str) -> bool:
+    """'' or a relative ``weights/<...>.safetensors`` path (no '..'): a file the stages depend on."""
+    parts = Path(value).parts
+    return value == "" or (len(parts) >= 2 and parts[0] == INIT_DIR and ".." not in parts
+                           and value.endswith(".safetensors") and not Path(value).is_absolute())
 
 
 class Input(Section):
@@ -86,6 +95,10 @@ class Train(Section):
     pretrained: Annotated[str, Hint("must be a file path or '' (from scratch)")]
     head_init: choice(HEAD_INITS)
     precise_bn: Bool = False         # recompute BatchNorm statistics on the training frames before each validation
+    init_from: Annotated[str, check(init_path_ok),
+                         Hint(f"must be '' (from scratch) or a checkpoint of this project under {INIT_DIR}/, "
+                              f"e.g. {INIT_DIR}/heatmap_synthetic.safetensors (the folder every train stage "
+                              "depends on, so a new file there retrains)")] = ""
     augment: Augment
     seed: Annotated[NonNegativeWhole | None, Hint("must be a whole number >= 0, or null (the top-level seed)")] = None
 
@@ -130,7 +143,7 @@ def model_rules(train: Train, own) -> list[tuple[str, Any, str]]:
 class Device(Section):
     """Where training runs (docs/scaling.md); the defaults are the CPU path."""
     type: choice(DEVICE_TYPES) = "auto"
-    amp: choice(AMP_MODES, " (bf16 and fp16 need CUDA)") = "none"
+    amp: choice(AMP_MODES, " (fp16 needs CUDA; bf16 runs on CUDA and the CPU; auto: bf16 where native)") = "none"
     compile: Bool = False
     channels_last: Bool = False
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from fhbiometry.config.schema import unflatten
+from fhbiometry.config.sections_model import INIT_DIR
 from fhbiometry.tools.common import flatten, model_names
 from fhbiometry.tools.exp_config import apply
 
@@ -75,8 +76,9 @@ def row_params(base_params: dict, ladder: dict, upto: int, repo: Path, budget: b
 
 
 def prepare_workdir(repo: Path, workdir: Path) -> None:
-    """A copy of the tracked files of ``repo``, committed in a git repository of its own
-    (DVCLive needs one); refreshed (code and configs) on every call, DVC state kept."""
+    """A copy of the tracked files of ``repo``, and of its checkpoints under weights/ (ignored by
+    git, read by ``train.init_from``), committed in a git repository of its own (DVCLive needs
+    one); refreshed (code, configs, weights/) on every call, DVC state kept."""
     files = subprocess.run(["git", "ls-files", "-z"], cwd=repo, capture_output=True, check=True
                            ).stdout.decode().split("\0")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -85,11 +87,23 @@ def prepare_workdir(repo: Path, workdir: Path) -> None:
         if src.is_file() and not rel.startswith(("metrics/", "plots/")) and rel != "dvc.lock":
             (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, workdir / rel)
+    sync_weights(repo, workdir)
     git = ["git", "-c", "user.email=ablation@localhost", "-c", "user.name=ablation"]
     if not (workdir / ".git").exists():
         subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
     subprocess.run(git + ["add", "-A", "."], cwd=workdir, check=True)
     subprocess.run(git + ["commit", "-qm", "ablation workdir", "--allow-empty"], cwd=workdir, check=True)
+
+
+def sync_weights(repo: Path, workdir: Path) -> None:
+    """workdir/weights/*.safetensors made the same set as repo's (copied, stale ones removed)."""
+    mine = {p.name for p in (repo / INIT_DIR).glob("*.safetensors")}
+    (workdir / INIT_DIR).mkdir(parents=True, exist_ok=True)
+    for old in (workdir / INIT_DIR).glob("*.safetensors"):
+        if old.name not in mine:
+            old.unlink()
+    for name in sorted(mine):
+        shutil.copy2(repo / INIT_DIR / name, workdir / INIT_DIR / name)
 
 
 def copy_row_outputs(workdir: Path, dst: Path, models: list[str]) -> None:

@@ -33,7 +33,7 @@ import subprocess
 from pathlib import Path
 
 from fhbiometry.tools.common import flatten
-from fhbiometry.tools.reproduction_rules import AUC, K_SD, REPORTED, matches, tolerance
+from fhbiometry.tools.reproduction_rules import GATING_AUC, AUC, K_SD, REPORTED, matches, tolerance
 
 SUMMARY = "rerun the pipeline, compare its metrics with git"  # one line in `fhbiometry --help`
 EXAMPLES = """\
@@ -45,9 +45,10 @@ Examples:
 
 METRIC_GLOBS = ("metrics/qc.json", "metrics/split.json", "metrics/eval/*.json")
 IGNORED = ("timing.*", "best_epoch")
-# trained-model metrics that are undefined (null) in some runs: the confidence figures (an AUC when
-# every frame, or none, is over the error threshold; the mean error of rejected frames when none is)
-MAY_BE_UNDEFINED = ("*confidence.*",)
+# trained-model metrics that are undefined (null) in some runs: the confidence figures and every AUC
+# (an AUC when every frame, or none, is over the error threshold; the mean error of rejected frames
+# when none is), the share of large-error frames a rejection kept (when there is none)
+MAY_BE_UNDEFINED = ("*confidence.*", "*auc*", "*kept_large_share")
 # metrics/eval keys that do not depend on trained weights: compared exactly (the decoding keys
 # under their old and new names: decode_mode / decode_method, pair_decode / decode_pairs); the
 # bins, HC sections and subject counts are drawn from the labels alone
@@ -104,7 +105,7 @@ def compare_value(path: str, key: str, old, new, spread: dict | None = None,
     if exact or not (numeric(old) and numeric(new)):
         return "exact", f"{path}: {key}: committed {old!r}, reproduced {new!r} (must be identical)"
     allowed, rule = tolerance(key, float(old), float(new), table or {}, sds, k)
-    gating = allowed is not None and (matches(key, AUC) or not matches(key, REPORTED))
+    gating = allowed is not None and (matches(key, GATING_AUC) or not matches(key, REPORTED))
     status = "close" if gating else "reported"
     if allowed is None:
         return status, f"{path}: {key}: committed {old!r}, reproduced {new!r} ({rule}: not compared)"

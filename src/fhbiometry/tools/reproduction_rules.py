@@ -5,19 +5,23 @@ A rerun on another CPU trains a different, equally good model, so each trained-m
 compared within what such reruns move it, with a rule per class of key:
 
 * a **share** of frames (success rates, large-error shares, interval coverage): binomial noise on
-  the frames it counts, ``K_SHARE * sqrt(p (1 - p) / n)`` with ``p`` the mean of the two values,
-  at least ``MIN_FRAMES`` frames' worth (``MIN_FRAMES / n``); a **count** of frames the same in
-  frames;
+  the frames (or cines) it counts, for the difference of two models' shares on them,
+  ``K_SHARE * sqrt(2 p (1 - p) / n)`` with ``p`` the mean of the two values, at least
+  ``MIN_FRAMES`` frames' worth (``MIN_FRAMES / n``); a **count** of frames the same in frames;
 * a **mean, median or percentile** in mm, px or % over the ``n`` frames of a section (a bin, a
   subset): ``K_SD`` standard deviations of the figure measured over the whole test set (its
-  ``NEAREST`` headline, or the model's MRE in the same unit), scaled by ``sqrt(N / n)``;
+  ``NEAREST`` headline, or the model's MRE in the same unit), scaled by ``sqrt(N / n)``; a tail
+  figure (a 95th percentile, an interval's half-width: a 90 % quantile) ``TAIL_FACTOR`` times
+  that;
 * an **AUC**: Hanley & McNeil's standard error on its two classes, gating only where both hold
   at least ``MIN_CLASS`` frames (an AUC over 5 good frames is noise);
 
 and never less than the metric's own measured spread (``K_SD`` sd over the saved reruns, the
 spread file) or the unit's ``MIN_TOLERANCE``. Metrics that describe rather than summarise
 (``REPORTED``: per-landmark errors, maxima, spreads and limits of agreement, the confidence
-threshold's bookkeeping) are compared the same way but reported, not gating. A numeric metric
+threshold's bookkeeping, the interval calibration's constants and the candidate interval methods
+it was chosen among) are compared the same way but reported, not gating: the chosen intervals'
+coverage and half-widths gate. A numeric metric
 that fits no class and has no measured spread is reported, never a failure by itself.
 """
 from __future__ import annotations
@@ -34,9 +38,12 @@ MIN_TOLERANCE = {"*success_rate.*": 0.01, "*_px*": 0.2, "*": 0.02}  # first matc
 
 # described, not gating: per-landmark details, maxima, spreads, limits of agreement, and the
 # confidence bookkeeping (threshold, kept / rejected frames); `confidence.auc_bad` is an AUC
-REPORTED = ("*landmark_mre_*", "*_max", "*.max_mm", "*.std_mm", "*.loa_high_mm", "*.loa_low_mm",
-            "confidence.*", "per_subject.*.n_fallback")
+REPORTED = ("*landmark_mre_*", "*_max", "*.max", "*.max_mm", "*.std_mm", "*.loa_high_mm", "*.loa_low_mm",
+            "confidence.*", "per_subject.*.n_fallback", "intervals.calibration.*", "intervals.candidates.*")
 AUC = ("*auc*",)
+GATING_AUC = ("confidence.auc*",)   # AUCs that gate although their section is REPORTED
+# a 95th percentile of fewer frames than this is about their maximum: reported, not gating
+MIN_P95_FRAMES = 20
 SHARE = ("*share*", "*success_rate.*", "*coverage*", "*_rate*", "*fraction*", "*within_*")
 COUNT = ("*large_errors", "large_errors.frames", "*.n_bad", "*count*")
 # the whole-test-set figure whose spread a section's figure (a bin's, say) scales from, by leaf
@@ -49,13 +56,16 @@ BY_UNIT = (("*_px*", "mre_px", 1.0), ("*pct*", "normalised_error.overall", 100.0
            ("*_mm*", "mre_mm", 1.0))
 # a 95th percentile over ~50 frames is about its third-worst frame: relatively noisier than a mean
 # (for exponential-like errors the sample p95's relative sd is ~1.5 x the mean's)
-TAIL = ("*p95*",)
+TAIL = ("*p95*", "*half_width*")
 TAIL_FACTOR = 1.5
 # the headline figures whose relative spreads are pooled into the model's (``model_cv``)
 POOLED = ("bpd.mae_mm", "ofd.mae_mm", "mre_mm", "mre_mm_median", "bpd.median_mm", "ofd.median_mm",
           "bpd.p95_mm", "ofd.p95_mm", "hc.vs_labels.mae_mm", "hc.vs_labels.p95_mm", "mre_px",
           "mre_px_median", "normalised_error.overall")
-COUNT_KEYS = ("n", "n_frames", "n_subjects", "n_evaluated")
+COUNT_KEYS = ("n", "n_frames", "n_subjects", "n_evaluated", "n_cines")
+# shares of a subset that the section counts under its own key (the large-error frames a
+# rejection kept or removed), by leaf
+SUBSET_COUNTS = {"kept_large_share": "n_large", "large_removed_share": "n_large"}
 
 
 def matches(key: str, patterns) -> bool:
@@ -72,6 +82,9 @@ def frames_of(key: str, table: dict) -> int | None:
     model's ``n`` for a top-level one. ``bins.ratio.above_0.85`` has dots in its name, so every
     prefix of the key is tried, longest first."""
     parts = key.split(".")
+    if parts[-1] in SUBSET_COUNTS:
+        value = table.get(".".join(parts[:-1] + [SUBSET_COUNTS[parts[-1]]]))
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
     for cut in range(len(parts) - 1, -1, -1):
         prefix = ".".join(parts[:cut])
         for name in COUNT_KEYS:
@@ -82,9 +95,10 @@ def frames_of(key: str, table: dict) -> int | None:
 
 
 def binomial(p: float, n: int) -> float:
-    """How far a share ``p`` of ``n`` frames may move between two equally good models."""
+    """How far a share ``p`` of ``n`` frames may move between two equally good models: the
+    difference of two shares, each with binomial noise (variance 2 p (1 - p) / n)."""
     p = min(max(p, 0.0), 1.0)
-    return max(K_SHARE * math.sqrt(p * (1 - p) / n), MIN_FRAMES / n)
+    return max(K_SHARE * math.sqrt(2 * p * (1 - p) / n), MIN_FRAMES / n)
 
 
 def auc_se(auc: float, n_pos: int, n_neg: int) -> float:
@@ -147,6 +161,8 @@ def tolerance(key: str, old: float, new: float, table: dict, spread: dict,
         return max(binomial((old + new) / 2, n), own or 0.0), f"binomial on {n} frames"
     if matches(key, COUNT) and n:
         return max(n * binomial((old + new) / (2 * n), n), own or 0.0), f"binomial on {n} frames"
+    if matches(key, ("*p95*",)) and n and n < MIN_P95_FRAMES:
+        return None, f"a 95th percentile of {n} frames (about their maximum)"
     subset = bool(n) and n < n_all
     near = nearest_sd(key, spread)
     if near is None:
@@ -159,7 +175,8 @@ def tolerance(key: str, old: float, new: float, table: dict, spread: dict,
     scale = math.sqrt(n_all / n) if subset else 1.0
     rule = f"{k:g} sd of {ref}" + (f" x sqrt({n_all}/{n})" if subset else "")
     tail = TAIL_FACTOR if matches(key, TAIL) else 1.0
-    relative = K_SD * model_cv(table, spread) * tail * abs(old) * scale   # pooled: many degrees of freedom
+    size = (abs(old) + abs(new)) / 2   # symmetric: the same tolerance whichever run is committed
+    relative = K_SD * model_cv(table, spread) * tail * size * scale   # pooled: many degrees of freedom
     if relative > max(k * sd * scale, own or 0.0):
         rule = f"{K_SD:g} x the model's relative spread" + (f" x sqrt({n_all}/{n})" if subset else "")
     return max(k * sd * scale, own or 0.0, relative, min_tolerance(key)), rule

@@ -1,9 +1,12 @@
 """Where training runs: params ``device`` (type, amp, compile, channels_last) -> a ``Hardware``.
 
-``type: auto`` picks CUDA, else Apple MPS, else the CPU. Mixed precision (``amp``) is CUDA only:
-``bf16`` autocasts to bfloat16, ``fp16`` to float16 with a gradient scaler. With the defaults
-(CPU, no amp, no compile, contiguous memory) every helper below is a no-op, so the CPU path is the
-same computation as before these settings existed.
+``type: auto`` picks CUDA, else Apple MPS, else the CPU. Mixed precision (``amp``): ``bf16``
+autocasts the forward pass to bfloat16 on CUDA or the CPU (native on CPUs with AVX512-BF16 or AMX,
+which oneDNN uses; emulated, and slower, elsewhere: the log says which), ``fp16`` to float16 with
+a gradient scaler (CUDA only), ``auto`` is ``bf16`` where the device has native bfloat16 and
+``none`` elsewhere (the resolved mode is what ``metrics/train/<model>/metrics.json`` records).
+With the defaults (CPU, no amp, no compile, contiguous memory) every helper below is a no-op, so
+the CPU path is the same computation as before these settings existed.
 """
 from __future__ import annotations
 
@@ -62,16 +65,40 @@ def resolve(settings: dict | None, local_rank: int = 0) -> Hardware:
     group takes GPU ``local_rank``."""
     cfg = {**DEFAULTS, **(settings or {})}
     kind = resolve_type(cfg["type"])
-    if cfg["amp"] not in AMP_MODES:
-        raise ParamError(f"params.yaml: device.amp = {cfg['amp']!r}: choose one of {list(AMP_MODES)}")
-    if cfg["amp"] != "none" and kind != "cuda":
-        raise ParamError(f"params.yaml: device.amp = {cfg['amp']!r} needs a CUDA device, but training runs "
-                         f"on {kind}: set device.amp to none (mixed precision is CUDA only here)")
+    amp = resolve_amp(cfg["amp"], kind)
     device = torch.device(f"cuda:{local_rank}") if kind == "cuda" else torch.device(kind)
     if kind == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
         torch.cuda.set_device(device)
-    return Hardware(device, cfg["amp"], bool(cfg["compile"]), bool(cfg["channels_last"]))
+    return Hardware(device, amp, bool(cfg["compile"]), bool(cfg["channels_last"]))
+
+
+def native_bf16(kind: str) -> bool:
+    """Whether the device computes bfloat16 natively: a CUDA GPU that supports it, or a CPU on
+    which oneDNN has bfloat16 kernels (AVX512-BF16 or AMX)."""
+    if kind == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if kind == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def resolve_amp(wanted: str, kind: str) -> str:
+    """params ``device.amp`` on a device of ``kind`` -> the mode training uses (``auto`` resolved)."""
+    if wanted not in AMP_MODES:
+        raise ParamError(f"params.yaml: device.amp = {wanted!r}: choose one of {list(AMP_MODES)}")
+    if wanted == "auto":
+        return "bf16" if native_bf16(kind) else "none"
+    if wanted == "fp16" and kind != "cuda":
+        raise ParamError(f"params.yaml: device.amp = 'fp16' needs a CUDA device, but training runs on {kind}: "
+                         "set device.amp to none, or bf16 (CUDA and CPU)")
+    if wanted == "bf16" and kind == "mps":
+        raise ParamError("params.yaml: device.amp = 'bf16' is for CUDA and the CPU, but training runs on mps: "
+                         "set device.amp to none")
+    if wanted == "bf16" and not native_bf16(kind):
+        print(f"device: bf16 on a {kind} without native bfloat16 (no AVX512-BF16 / AMX): emulated, slower "
+              "than float32; device.amp auto uses bf16 only where it is native", flush=True)
+    return wanted
 
 
 def autocast(hw: Hardware):

@@ -29,6 +29,7 @@ from fhbiometry.training import distributed as dist
 from fhbiometry.training import precise_bn, resume
 from fhbiometry.training.schedules import lr_factor, make_optimizer
 from fhbiometry.models.checkpoint import save_checkpoint, state_dict_copy
+from fhbiometry.models.init_from import init_from_checkpoint
 from fhbiometry.codecs import make_codec
 from fhbiometry.core.geometry import LANDMARKS
 from fhbiometry.core.letterbox import Letterbox
@@ -45,7 +46,7 @@ VALIDATION_DECODE = {"method": "quadratic", "pairs": True}
 GRAD_CLIP = 5.0
 # model settings a checkpoint's metadata names only when they are set: a checkpoint trained
 # without them stays byte-identical to one trained before they existed
-UNSET = {"seed": None, "precise_bn": False}
+UNSET = {"seed": None, "precise_bn": False, "init_from": ""}
 
 
 def seed_everything(seed: int, threads: int | None = None) -> None:
@@ -85,6 +86,7 @@ class Run:
     net: torch.nn.Module | None = None   # what the steps call: the model, compiled and/or in DDP
     scaler: object = None                # fp16 gradient scaler
     history: list = None                 # the metrics logged per epoch (replayed on resume)
+    init: dict | None = None             # train.init_from: what was loaded (models.init_from)
     step: int = 0
 
     def __post_init__(self):
@@ -93,9 +95,10 @@ class Run:
 
 
 def start_run(name: str, cfg: dict, codec, canonical: bool, seed: int, train: dict, val: dict,
-              hw: dev.Hardware | None = None, world: dist.World | None = None) -> Run:
+              hw: dev.Hardware | None = None, world: dist.World | None = None, root=".") -> Run:
     """Seeded model (on ``hw``'s device), optimiser and random streams for ``cfg``
-    (``schema.model_config``). ``start_steps`` then compiles / wraps the model for the steps."""
+    (``schema.model_config``); ``cfg['init_from']`` (relative to ``root``) loaded over the fresh
+    weights. ``start_steps`` then compiles / wraps the model for the steps."""
     hw, world = hw or dev.Hardware(torch.device("cpu")), world or dist.World()
     points = np.asarray(train["points"], np.float64)
     torch.manual_seed(seed)
@@ -104,6 +107,12 @@ def start_run(name: str, cfg: dict, codec, canonical: bool, seed: int, train: di
     mean = codec.mean_output(points)
     if mean is not None and cfg["head_init"] == "mean_shape":
         init_head_at_mean_shape(model, cfg["arch"], mean)
+    init = None
+    if cfg.get("init_from"):
+        init = init_from_checkpoint(model, cfg["arch"], cfg["kind"], Path(root) / cfg["init_from"],
+                                    f"models.{name}.init_from", shown=cfg["init_from"])
+        print(f"train@{name}: started from {cfg['init_from']} (a {init['kind']} model, sha256 {init['sha256'][:12]}): "
+              f"{init['loaded']} tensors loaded, {len(init['fresh'])} freshly initialised", flush=True)
     model = dev.prepare_model(model, hw)
     n_batches = max(1, math.ceil(len(points) / cfg["batch_size"]))
     dist.check_batches(len(points), n_batches, world, name)
@@ -112,7 +121,7 @@ def start_run(name: str, cfg: dict, codec, canonical: bool, seed: int, train: di
                optimizer=make_optimizer(model, cfg["optimizer"], cfg["lr"], cfg["weight_decay"]),
                loss_fn=codec.make_loss(cfg), batch_rng=np.random.default_rng([seed, 1]),
                aug_rng=np.random.default_rng([seed, 2]), n_batches=n_batches, hw=hw, world=world,
-               scaler=dev.make_scaler(hw))
+               scaler=dev.make_scaler(hw), init=init)
 
 
 def start_steps(run: Run) -> None:
@@ -278,10 +287,12 @@ def training_seed(params: dict, cfg: dict) -> int:
 
 def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=None,
                 data_hash: str = "", progress: bool = True, hw: dev.Hardware | None = None,
-                world: dist.World | None = None, state_file=None, val_hash: str = "") -> tuple[dict, dict]:
+                world: dist.World | None = None, state_file=None, val_hash: str = "",
+                root=".") -> tuple[dict, dict]:
     """Train ``models.<name>`` on the prepared arrays; returns (best state dict, checkpoint metadata);
     the state dict is None on ranks other than 0. ``hw``: where (default: params ``device``);
-    ``state_file``: the resume state (``resume``; None: no resume)."""
+    ``state_file``: the resume state (``resume``; None: no resume); ``root``: the repository
+    (``init_from`` is relative to it)."""
     cfg = model_config(params, name)
     world = world or dist.World()
     hw = hw or dev.resolve(params.get("device"), world.local_rank)
@@ -289,7 +300,7 @@ def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=
     codec = make_codec(cfg["kind"], letterbox.size, model_codec_params(params, cfg), VALIDATION_DECODE)
     train, val = training_frames(train_data, val_data)
     run = start_run(name, cfg, codec, bool(params["landmarks"]["canonical_order"]), training_seed(params, cfg),
-                    train, val, hw, world)
+                    train, val, hw, world, root)
     if world.main:
         print(f"train@{name}: {cfg['arch']} {cfg['kind']}, {count_parameters(run.model):,} parameters, "
               f"{len(run.points)} training frames, {len(val['image'])} validation frames, {cfg['epochs']} epochs "
@@ -304,6 +315,8 @@ def train_model(params: dict, name: str, train_data: dict, val_data: dict, live=
             "model_params": {k: v for k, v in cfg.items() if k not in UNSET or v != UNSET[k]},
             "best_epoch": int(best["epoch"]), "best_val_mre_mm": float(best["mre_mm"]),
             "train_mean_points": run.points.mean(axis=0).tolist()}
+    if run.init is not None:
+        meta["init_from"] = run.init
     return best["state"], meta
 
 
@@ -343,7 +356,8 @@ def run(params: dict, name: str, root=".", progress: bool = True, resumable: boo
         started = time.perf_counter()
         state, meta = train_model(params, name, train_data, val_data, live=live,
                                   data_hash=file_hash(paths.prepared("train")), progress=progress, hw=hw,
-                                  world=world, state_file=state_file, val_hash=file_hash(paths.prepared("val")))
+                                  world=world, state_file=state_file, val_hash=file_hash(paths.prepared("val")),
+                                  root=root)
         if live is not None:
             record_summary(live, meta, hw, world, time.perf_counter() - started)
     finally:
