@@ -73,16 +73,25 @@ def project_closure(entry: Path) -> set[Path]:
     return {p for p in seen if p != entry}
 
 
+# the refinement every `refine` stage is checked with (params.yaml has none by default)
+REFINE_EXAMPLE = {"refine_example": {"coarse": "heatmap"}}
+
+
 def stages() -> dict:
-    """{stage name: (entry point, deps, params)} with foreach/matrix expanded over params `models`."""
+    """{stage name: (entry point, deps, params)} with foreach expanded over params `models`, and
+    over ``REFINE_EXAMPLE`` for the stages that iterate params `refine`."""
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     out = {}
     for name, stage in dvc["stages"].items():
         if "foreach" in stage:
-            assert stage["foreach"] == "${models}", f"{name}: foreach must iterate params `models`"
-            for key in params["models"]:
+            assert stage["foreach"] in ("${models}", "${refine}"), \
+                f"{name}: foreach must iterate params `models` or `refine`"
+            items = params["models"] if stage["foreach"] == "${models}" else REFINE_EXAMPLE
+            for key, item in items.items():
                 body = yaml.safe_dump(stage["do"]).replace("${key}", key)
+                for field, value in item.items():
+                    body = body.replace("${item.%s}" % field, str(value))
                 out[f"{name}@{key}"] = (key, yaml.safe_load(body))
         else:
             out[name] = (None, stage)

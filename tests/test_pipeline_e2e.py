@@ -89,6 +89,68 @@ def test_forced_rerun_gives_identical_checkpoint_and_metrics(pipeline):
     assert after == before
 
 
+REFINE = {"coarse": "heatmap", "size": 64, "context": 1.35, "copies": 2, "jitter": 1.0,
+          "arch": "resnet18", "kind": "heatmap", "loss": "mse", "head_channels": 16, "epochs": 1, "batch_size": 8}
+
+
+def frame_points(path):
+    import numpy as np
+    import pandas as pd
+
+    from fhbiometry.core.geometry import COORD_COLUMNS
+
+    return np.asarray(pd.read_csv(path)[list(COORD_COLUMNS)], np.float64)
+
+
+@pytest.mark.slow
+def test_refinement_stages_and_predict_with_a_refinement(pipeline):
+    """A refinement (params ``refine``) adds exactly its three stages; ``fhbiometry predict``
+    given its checkpoint runs the coarse model first (torch and ONNX alike); two passes rerun
+    its evaluation but not its training."""
+    import numpy as np
+
+    root, env, _ = pipeline
+    stale = set(json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], root, env)))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["refine"] = {"crop": dict(REFINE)}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = set(json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], root, env))) - stale
+    assert changed == {"refine_crops@crop", "train_refine@crop", "evaluate_refine@crop"}, changed
+    run([sys.executable, "-m", "dvc", "repro"], root, env)
+    metrics = json.loads((root / "metrics/eval/crop.json").read_text())
+    assert metrics["refine"]["coarse"] == "heatmap"
+    assert metrics["refine"]["passes"] == 1
+    assert metrics["mre_mm"] > 0
+
+    scan = sorted((root / "data/raw/synthetic/dicom").glob("*.dcm"))[0]
+    predict = [sys.executable, "-m", "fhbiometry", "predict", str(scan), "--model", "models/crop.safetensors",
+               "--overlays", "none"]
+    out = run(predict + ["--out", "pred_torch"], root, env)
+    assert "on the heads of the coarse model models/heatmap.safetensors" in out, out
+    summary = json.loads((root / "pred_torch/summary.json").read_text())
+    assert summary["coarse_model"] == "models/heatmap.safetensors"
+    assert summary["metrics_source"] == "metrics/eval/crop.json"
+    torch_points = frame_points(root / "pred_torch/frames.csv")
+    assert len(torch_points) > 0
+    assert np.isfinite(torch_points).all()
+    for name in ("heatmap", "crop"):
+        run([sys.executable, "-m", "fhbiometry", "export", "--model", f"models/{name}.safetensors"], root, env)
+    run(predict + ["--out", "pred_onnx", "--backend", "onnx"], root, env)
+    assert np.abs(frame_points(root / "pred_onnx/frames.csv") - torch_points).max() < 0.05
+
+    params["decode"]["refine_passes"] = 2
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run([sys.executable, "-m", "dvc", "repro"], root, env)
+    assert "Running stage 'evaluate_refine@crop'" in out, out
+    assert "Running stage 'train_refine@crop'" not in out, out
+    metrics = json.loads((root / "metrics/eval/crop.json").read_text())
+    assert metrics["refine"]["passes"] == 2
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    assert lock["train_refine@crop"]["params"]["params.yaml"]["refine.crop"]["epochs"] == 1
+    status = run([sys.executable, "-m", "dvc", "status", "--json"], root, env)
+    assert json.loads(status) == {}, status
+
+
 @pytest.mark.slow
 def test_documented_fine_tuning_commands_retrain_from_the_checkpoint(pipeline):
     """weights/README.md's two commands, as written there: a checkpoint copied under weights/

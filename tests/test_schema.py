@@ -62,7 +62,7 @@ def test_committed_configs_validate():
     assert rows["seed"]["decode"]["method"] == "argmax"
     assert rows["seed"]["codec"]["coordinates"] == "pixels"
     assert rows["skips"]["decode"] == {"method": "quadratic", "pairs": True, "flip_test": False,
-                                       "size_calibration": "none", "contour": "both"}
+                                       "size_calibration": "none", "contour": "both", "refine_passes": 1}
     assert rows["seed"]["models"]["heatmap"]["epochs"] == 8          # the budget applies to every row
 
 

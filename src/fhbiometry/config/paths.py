@@ -69,7 +69,16 @@ class Paths:
             raise ValueError(f"split {split!r}: choose one of {SPLITS}")
         return self.prepared_dir / f"{split}.npz"
 
-    # stages train@<model>, evaluate@<model>, plots
+    # stage refine_crops@<name> (a refinement's crops, in the prepared form)
+    def refine_dir(self, name: str) -> Path:
+        return self.root / "data/refine" / name
+
+    def refine_data(self, name: str, split: str) -> Path:
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r}: choose one of {SPLITS}")
+        return self.refine_dir(name) / f"{split}.npz"
+
+    # stages train@<model>, evaluate@<model>, plots (and train_refine@<name>, evaluate_refine@<name>)
     def checkpoint(self, model: str) -> Path:
         return self.root / "models" / f"{model}.safetensors"
 

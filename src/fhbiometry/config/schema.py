@@ -29,6 +29,7 @@ from fhbiometry.config.messages import Hint, ParamError, error_lines, message, p
 from fhbiometry.config.sections_data import QC, Data, Split, Synthesize
 from fhbiometry.config.sections_model import (Codec, Decode, Device, Evaluate, Input, Intervals, Landmarks,
                                               ModelSection, Plots, Train, model_rules)
+from fhbiometry.config.sections_refine import RefineSection, refine_rules
 from fhbiometry.core.choices import DEFAULT_HEAD_CHANNELS, DEFAULT_HEAD_SKIPS
 
 __all__ = ["Params", "deep_merge", "model_config", "read_yaml", "unflatten", "validate_config",
@@ -57,6 +58,8 @@ class Params(Section):
     evaluate: Evaluate
     plots: Plots
     intervals: Intervals = Field(default_factory=Intervals)
+    refine: Annotated[dict[str, RefineSection], Hint("must be a mapping of refinement name -> refinement "
+                                                     "section ({} for none)")] = Field(default_factory=dict)
 
     @field_validator("models", mode="after")
     @classmethod
@@ -76,6 +79,13 @@ class Params(Section):
         if self.input.size % self.codec.stride:
             raise problems(("input.size", self.input.size,
                             f"must be a multiple of codec.stride ({self.codec.stride})"))
+        found = []
+        for name, own in self.refine.items():
+            found += [(f"refine.{name}" + (f".{key}" if key else ""), value, hint)
+                      for key, value, hint in refine_rules(name, own, self.models, self.codec.stride)]
+            found += [(f"refine.{name}.{key}", value, hint) for key, value, hint in model_rules(self.train, own)]
+        if found:
+            raise problems(*found)
         return self
 
 

@@ -49,6 +49,9 @@ class Decode(Section):
     size_calibration: choice(SIZE_CALIBRATIONS) = "none"
     contour: choice(CONTOUR_SOURCES, " (kind contour: the ellipse fitted to both the band and the "
                                      "landmarks, the band alone, or no fit)") = "both"
+    refine_passes: Annotated[int, check(lambda v: v in (1, 2)),
+                             Hint("must be 1 or 2 (a refinement's crops: around the coarse model's head, "
+                                  "or once more around the refined one)")] = 1
 
 
 class Confidence(Section):

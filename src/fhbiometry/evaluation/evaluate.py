@@ -317,17 +317,27 @@ def run(params: dict, name: str, root=".") -> dict:
     torch.set_num_threads(int(params["threads"]))
     data = load_npz(paths.prepared("test"))
     loaded = load_model(paths.checkpoint(name), fix=f"rerun `dvc repro train@{name}`")
+    val = load_npz(paths.prepared("val")) if paths.prepared("val").is_file() else None
+    return evaluate_and_write(params, name, loaded, data, val, paths)
+
+
+def evaluate_and_write(params: dict, name: str, loaded, data: dict, val: dict | None, paths: Paths,
+                       extra: dict | None = None) -> dict:
+    """Evaluate ``loaded`` (``runner.Loaded``) on the test arrays ``data`` (validation arrays ``val``
+    for the calibrations) and write results/<name>/predictions.csv and metrics/eval/<name>.json
+    (with the ``extra`` sections)."""
+    import torch  # lazy: torch only where the stage runs a model
+
     check_checkpoint(loaded.meta, params["models"][name], data, name, paths.checkpoint(name))
     codec = loaded.codec.with_decoding(params["decode"])
     print(f"evaluate@{name}: {len(data['frame_id'])} test frames, {loaded.meta['kind']} {loaded.meta['arch']}")
-    val = load_npz(paths.prepared("val")) if paths.prepared("val").is_file() else None
     with torch.no_grad():
         metrics, table = evaluate_model(loaded.model, codec, loaded.meta, data,
                                         [float(t) for t in params["evaluate"]["thresholds_mm"]],
                                         timing_frames=int(params["evaluate"]["timing_frames"]),
                                         label_source=str(params["data"]["label_source"]),
                                         options=EvaluationOptions.from_params(params, val))
-    metrics = {"model": name, **metrics}
+    metrics = {"model": name, **(extra or {}), **metrics}
     write_csv(table, paths.predictions(name))
     write_json(paths.eval_metrics(name), metrics)
     for line in summary_lines(name, metrics):

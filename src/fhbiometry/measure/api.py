@@ -12,14 +12,15 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from fhbiometry.config.checkpoint_meta import CheckpointError
 from fhbiometry.inference.backends import DEFAULT_BACKEND, make_backend
 from fhbiometry.measure.aggregate import summarise_cines
 from fhbiometry.measure.discovery import list_inputs, read_scan
-from fhbiometry.measure.frames import locate_landmarks
+from fhbiometry.measure.frames import Refiner, locate_landmarks
 from fhbiometry.measure.intervals import cine_intervals
 from fhbiometry.measure.outputs import check_output_folder, write_outputs
 from fhbiometry.measure.overlays import OVERLAY_MODES, draw_overlay, overlay_name
-from fhbiometry.measure.settings import DEFAULT_MODEL, Settings, load_settings
+from fhbiometry.measure.settings import DEFAULT_MODEL, Settings, load_settings, shown
 from fhbiometry.readers import media as rd
 from fhbiometry.readers.media import InputError
 
@@ -53,9 +54,10 @@ def keep_overlays(scan, table, overlays: str, out, best: dict) -> None:
 
 
 def measure_scans(inputs, loaded, backend, settings: Settings, overlays: str = "best", out=None,
-                  progress: bool = True) -> Measurement:
+                  progress: bool = True, refiner: Refiner | None = None) -> Measurement:
     """Measure every input (unreadable ones are logged and listed in ``errors``); with ``out``,
-    overlays are written as they are made (``all``) or for each cine's best frame (``best``)."""
+    overlays are written as they are made (``all``) or for each cine's best frame (``best``);
+    with a ``refiner`` the model ``loaded`` is its coarse model."""
     subject_rx = rd.compile_subject_pattern(settings.data.get("subject_pattern", rd.DEFAULT_SUBJECT_PATTERN))
     tables, errors, best = [], [], {}
     bar = tqdm(desc="predict", unit="frame", disable=not progress, file=sys.stderr)
@@ -68,7 +70,7 @@ def measure_scans(inputs, loaded, backend, settings: Settings, overlays: str = "
             continue
         if not np.isfinite(scan.spacing):
             warn_no_spacing(scan)
-        table = locate_landmarks(scan, loaded, backend, settings, bar)
+        table = locate_landmarks(scan, loaded, backend, settings, bar, refiner)
         keep_overlays(scan, table, overlays, out, best)
         tables.append(table)
     bar.close()
@@ -81,14 +83,42 @@ def measure_scans(inputs, loaded, backend, settings: Settings, overlays: str = "
     return result
 
 
-def measure(inputs, model=DEFAULT_MODEL, spacing=None, out=None, pixel_size_csv=None, overlays: str = "best",
-            backend: str = DEFAULT_BACKEND, confidence_threshold=None, batch_size: int = 32,
-            params=None, progress: bool = False, metrics=None, measure_rejected: bool = False) -> Measurement:
-    """``predict`` returning the whole ``Measurement`` (with the inputs that could not be read).
-    The output folder ``out`` is checked before anything is measured (``OutputError``)."""
-    # runner imports torch: only a measurement loads it, not `import fhbiometry` or `--help`
+def coarse_path(model, loaded, coarse=None) -> Path:
+    """The coarse model of a refinement's checkpoint ``model``: ``coarse`` when given, else
+    ``<coarse>.safetensors`` beside it (its ``refine.coarse``, as ``dvc repro`` wrote them)."""
+    if coarse is not None:
+        return Path(coarse)
+    return Path(model).with_name(f"{loaded.meta['refine']['coarse']}.safetensors")
+
+
+def load_networks(model, coarse, backend: str, batch_size: int, passes: int):
+    """(model, backend, refiner) to measure with: the checkpoint ``model`` alone, or, where it is a
+    refinement (its metadata has ``refine``), its coarse model first and the refinement after."""
     from fhbiometry.inference.runner import load_model  # lazy: torch only once a model is loaded
 
+    fix = "give the path of a checkpoint written by `dvc repro train@<model>`"
+    loaded = load_model(Path(model), fix=fix)
+    if "refine" not in loaded.meta:
+        if coarse is not None:
+            raise CheckpointError(f"--coarse {coarse}: {model} is not a refinement (its checkpoint has no `refine`); "
+                             f"drop --coarse or give a checkpoint written by `dvc repro train_refine@<name>`")
+        return loaded, make_backend(backend, loaded, model, batch_size), None
+    path = coarse_path(model, loaded, coarse)
+    first = load_model(path, fix=f"the coarse model of the refinement {model}: give --coarse PATH "
+                                 f"or run `dvc repro train@{path.stem}`")
+    refiner = Refiner(loaded, make_backend(backend, loaded, model, batch_size), int(passes))
+    log.info("refinement %s on the heads of %s (%d pass(es))", model, path, passes)
+    return first, make_backend(backend, first, path, batch_size), refiner
+
+
+def measure(inputs, model=DEFAULT_MODEL, spacing=None, out=None, pixel_size_csv=None, overlays: str = "best",
+            backend: str = DEFAULT_BACKEND, confidence_threshold=None, batch_size: int = 32,
+            params=None, progress: bool = False, metrics=None, measure_rejected: bool = False,
+            coarse=None) -> Measurement:
+    """``predict`` returning the whole ``Measurement`` (with the inputs that could not be read).
+    The output folder ``out`` is checked before anything is measured (``OutputError``). A
+    refinement's checkpoint (``dvc repro train_refine@<name>``) runs after its coarse model
+    (``coarse``, default ``<refine.coarse>.safetensors`` beside it)."""
     if overlays not in OVERLAY_MODES:
         raise ValueError(f"overlays must be one of {OVERLAY_MODES}, got {overlays!r}")
     if isinstance(inputs, (str, Path)):
@@ -97,9 +127,11 @@ def measure(inputs, model=DEFAULT_MODEL, spacing=None, out=None, pixel_size_csv=
         check_output_folder(out)
     settings = load_settings(params, model, metrics, spacing, pixel_size_csv, confidence_threshold, batch_size,
                              measure_rejected)
-    loaded = load_model(Path(model), fix="give the path of a checkpoint written by `dvc repro train@<model>`")
-    result = measure_scans(inputs, loaded, make_backend(backend, loaded, model, batch_size), settings,
-                           overlays, out, progress)
+    loaded, runner, refiner = load_networks(model, coarse, backend, batch_size,
+                                            int(settings.decode.get("refine_passes", 1)))
+    if refiner is not None:
+        settings.coarse_source = shown(coarse_path(model, refiner.loaded, coarse))
+    result = measure_scans(inputs, loaded, runner, settings, overlays, out, progress, refiner)
     if out is not None:
         write_outputs(result, out, model)
     return result
@@ -110,7 +142,7 @@ def predict(inputs, model=DEFAULT_MODEL, spacing=None, out=None, **options) -> t
     ``model``: returns (frame table, per-cine summary), also written under ``out`` when given,
     with overlays. ``spacing``: mm per pixel where the input gives none. Options: those of
     ``measure`` (pixel_size_csv, overlays, backend, confidence_threshold, batch_size, params,
-    metrics, progress, measure_rejected). Inputs that cannot be read are logged and skipped. A
+    metrics, progress, measure_rejected, coarse). Inputs that cannot be read are logged and skipped. A
     cine with no accepted frame has no measurement (``status`` "no accepted frame") unless
     ``measure_rejected``."""
     result = measure(inputs, model, spacing, out, **options)

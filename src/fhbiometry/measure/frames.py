@@ -4,6 +4,8 @@ once more mirrored, for the flip agreement of the confidence), mapped back to th
 (confidence, plausibility flags) and accepted or rejected."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -67,21 +69,50 @@ def frame_table(scan, points_orig, conf: pd.DataFrame, settings) -> pd.DataFrame
     return table
 
 
-def locate_landmarks(scan, loaded, backend, settings, bar=None) -> pd.DataFrame:
-    """The frame table of one scan: letterbox, run the network (and on the mirror), map back."""
+@dataclass
+class Refiner:
+    """A head-normalised refinement run after the coarse model (``fhbiometry predict`` given a
+    refinement's checkpoint): its loaded checkpoint (``meta["refine"]`` says what it crops), its
+    backend, and how many passes (params ``decode.refine_passes``)."""
+
+    loaded: object
+    backend: object
+    passes: int = 1
+
+
+def network_points(frames, area, loaded, backend, settings, refiner=None):
+    """(points, mirrored points, peaks) of a chunk of ``frames``, in frame pixels (size
+    calibration applied to the points): the model on the letterboxed measured area, mirrored once
+    more; with a ``refiner`` the coarse model gives the heads only and the refinement, run on
+    crops of the whole frames around them (and mirrored), gives the points."""
     # runner imports torch: imported here so that the light modules of measure/ stay torch-free
     from fhbiometry.inference.runner import predict_frames  # lazy: torch only once frames are run
 
-    letterbox, codec = loaded.letterbox, loaded.codec
+    boxed = [loaded.letterbox.image_to_input(f) for f in area.crop(frames)]
+    images, transform = np.stack([b[0] for b in boxed]), np.stack([b[1] for b in boxed])
+    flip_test = bool(settings.decode.get("flip_test"))
+    fp = predict_frames(backend, loaded.codec, images, flip=refiner is None, flip_test=flip_test)
+    if refiner is None:
+        return (area.to_frame(apply_factors(to_original(fp.points, transform), settings.size_factors)),
+                area.to_frame(to_original(fp.flip_points, transform)), fp.peak)
+    from fhbiometry.refinement.apply import refine_frames  # lazy: refinement imports torch where it runs
+
+    heads = area.to_frame(to_original(fp.points, transform))
+    r = refine_frames(refiner.backend, refiner.loaded.codec, frames, heads, refiner.loaded.meta["refine"],
+                      refiner.passes, flip=True, flip_test=flip_test)
+    return apply_factors(r.points, settings.size_factors), r.flip_points, r.peak
+
+
+def locate_landmarks(scan, loaded, backend, settings, bar=None, refiner=None) -> pd.DataFrame:
+    """The frame table of one scan: letterbox, run the network (and on the mirror), map back;
+    with a ``refiner`` (``Refiner``), refined on head-normalised crops."""
     pts, peaks, flips = [], [], []
     for start in range(0, len(scan.frames), settings.batch_size):
-        chunk = scan.area.crop(scan.frames[start:start + settings.batch_size])
-        boxed = [letterbox.image_to_input(f) for f in chunk]
-        images, transform = np.stack([b[0] for b in boxed]), np.stack([b[1] for b in boxed])
-        fp = predict_frames(backend, codec, images, flip=True, flip_test=bool(settings.decode.get("flip_test")))
-        pts.append(scan.area.to_frame(apply_factors(to_original(fp.points, transform), settings.size_factors)))
-        flips.append(scan.area.to_frame(to_original(fp.flip_points, transform)))
-        peaks.append(fp.peak)
+        chunk = scan.frames[start:start + settings.batch_size]
+        points, flipped, peak = network_points(chunk, scan.area, loaded, backend, settings, refiner)
+        pts.append(points)
+        flips.append(flipped)
+        peaks.append(peak)
         if bar is not None:
             bar.update(len(chunk))
     points, flipped = np.concatenate(pts), np.concatenate(flips)
@@ -89,8 +120,8 @@ def locate_landmarks(scan, loaded, backend, settings, bar=None) -> pd.DataFrame:
         points, swapped = anatomical_naming(points)
         flipped = np.where(swapped[:, None, None], flipped[:, [2, 3, 0, 1]], flipped)
     peak = None if peaks[0] is None else np.concatenate(peaks)
-    conf = confidence(points, flipped, peak, settings.qc, settings.confidence,
-                      float(codec.peak))
+    codec = (loaded if refiner is None else refiner.loaded).codec
+    conf = confidence(points, flipped, peak, settings.qc, settings.confidence, float(codec.peak))
     spans = frame_intervals(points, apply_factors(flipped, settings.size_factors), peak, scan.spacing, settings.qc,
                             settings.intervals, float(codec.peak))
     return pd.concat([frame_table(scan, points, conf, settings), spans], axis=1)

@@ -43,7 +43,8 @@ def write_outputs(result, out, model_path) -> dict[str, Path]:
     records = json.loads(result.summary.to_json(orient="records", double_precision=CSV_DIGITS + 2))
     s = result.settings
     write_json(paths["json"], {
-        "model": Path(model_path).as_posix(), "confidence_threshold": s.threshold,
+        "model": Path(model_path).as_posix(), "coarse_model": s.coarse_source or None,
+        "confidence_threshold": s.threshold,
         "threshold_source": s.threshold_source, "params_source": s.params_source,
         "metrics_source": s.metrics_source, "gestational_age_formula": HADLOCK,
         "intervals": {**describe(s.intervals), "source": s.intervals_source},

@@ -46,6 +46,7 @@ class Settings:
     measure_rejected: bool = False        # the old behaviour: a median of rejected frames
     intervals: dict | None = None         # trust/intervals.py calibration, from the evaluate stage's metrics
     intervals_source: str = ""
+    coarse_source: str = ""               # a refinement's coarse model (measure.api.load_networks); "" for none
 
 
 def shown(path) -> str:

@@ -50,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     export_onnx(loaded.model, loaded.meta, out, opset=args.opset)
     print(f"export: wrote {out} (opset {args.opset}, input uint8 (N, {loaded.letterbox.size}, "
           f"{loaded.letterbox.size}), dynamic batch)")
+    if "refine" in loaded.meta:   # a refinement: `predict --backend onnx` runs its coarse model's ONNX first
+        coarse = args.model.with_name(f"{loaded.meta['refine']['coarse']}.safetensors")
+        print(f"export: {args.model} is a refinement (its metadata `refine` goes with it); export its coarse "
+              f"model too: `fhbiometry export --model {coarse}`")
     if args.quantize == "int8":
         frames, source = calibration_frames(args.calibration, loaded.letterbox.size, args.calibration_frames)
         quantize_int8(out, int8_path(out), frames)

@@ -42,6 +42,7 @@ Examples:
   fhbiometry predict scan.dcm                                  # models/heatmap.safetensors -> predictions/
   fhbiometry predict cines/ stills/ --out results/patient7 --spacing 0.12
   fhbiometry predict clip.mp4 --model models/resnet18.safetensors --overlays all
+  fhbiometry predict clip.mp4 --model models/heatmap_crop.safetensors    # a refinement: its coarse model first
   fhbiometry predict data/raw/synthetic/dicom/sub001.dcm --sr --out results/sub001   # + results/sub001/sr/*.dcm
   fhbiometry predict --server http://localhost:8042/dicom-web --study 1.2.3... --sr  # DICOMweb in and out
 """
@@ -51,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="files and folders to measure")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint (default: %(default)s)")
+    parser.add_argument("--coarse", default=None, metavar="CHECKPOINT",
+                        help="with a refinement's checkpoint as --model: its coarse model (default: "
+                             "<refine.coarse>.safetensors beside it)")
     parser.add_argument("--out", default="predictions", help="output folder (default: %(default)s)")
     parser.add_argument("--spacing", type=float, default=None, metavar="MM",
                         help="pixel size in mm where the input gives none")
@@ -103,6 +107,9 @@ def print_outputs(args, result, clinic) -> None:
     print(f"\n{len(result.frames)} frame(s) of {len(result.summary)} cine(s); confidence threshold "
           f"{s.threshold:.3f} ({s.threshold_source})")
     print(f"params: {s.params_source}; evaluate metrics: {s.metrics_source}")
+    if s.coarse_source:
+        print(f"refinement {args.model} on the heads of the coarse model {s.coarse_source} "
+              f"({s.decode.get('refine_passes', 1)} pass(es))")
     print(interval_note(s))
     print(f"wrote {args.out}/frames.csv, summary.csv, summary.json, report.html" +
           ("" if args.overlays == "none" else f", overlays/ ({args.overlays})") +
@@ -127,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         result = measure(inputs, args.model, args.spacing, args.out, args.pixel_size_csv, args.overlays,
                          args.backend, args.confidence_threshold, args.batch, args.params, progress=True,
-                         metrics=args.metrics, measure_rejected=args.measure_rejected)
+                         metrics=args.metrics, measure_rejected=args.measure_rejected, coarse=args.coarse)
         clinic = write_clinical(result, {rel: p for p, rel in list_inputs(inputs)}, args.out, args.model,
                                 args.sr, args.server, args.server_config)
     except (CheckpointError, ParamError, InputError, FileNotFoundError, OutputError, ServerError) as err:

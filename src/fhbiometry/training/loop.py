@@ -335,29 +335,35 @@ def open_live(live_dir):
                            "and rerun") from err
 
 
-def run(params: dict, name: str, root=".", progress: bool = True, resumable: bool = True) -> dict:
+def run(params: dict, name: str, root=".", progress: bool = True, resumable: bool = True,
+        data_dir=None, extra_meta: dict | None = None) -> dict:
     """Stage body: data/prepared/{train,val}.npz -> models/<name>.safetensors and metrics/train/<name>/
     (rank 0 writes; under torchrun the other ranks only train). ``resumable``: keep a resume state
-    in .resume/<name>.safetensors after each epoch and continue from it after a crash."""
+    in .resume/<name>.safetensors after each epoch and continue from it after a crash. ``data_dir``:
+    another folder of {train,val}.npz in the prepared form (a refinement's crops); ``extra_meta``:
+    more fields for the checkpoint's metadata."""
     paths = Paths(root)
+    train_path, val_path = ((paths.prepared("train"), paths.prepared("val")) if data_dir is None
+                            else (Path(data_dir) / "train.npz", Path(data_dir) / "val.npz"))
     model_config(params, name)  # fail on bad params before reading data
     world = dist.from_env()
     seed_everything(training_seed(params, model_config(params, name)), int(params["threads"]))
     hw = dev.resolve(params.get("device"), world.local_rank)
     dev.deterministic(hw)
-    train_data, val_data = load_npz(paths.prepared("train")), load_npz(paths.prepared("val"))
+    train_data, val_data = load_npz(train_path), load_npz(val_path)
     size = int(params["input"]["size"])
-    check_prepared(train_data, size, paths.prepared("train"))
-    check_prepared(val_data, size, paths.prepared("val"))
+    check_prepared(train_data, size, train_path)
+    check_prepared(val_data, size, val_path)
     dist.init(world, hw.device)
     state_file = resume.state_path(root, name) if resumable else None
     live = open_live(paths.train_log(name)) if world.main else None
     try:
         started = time.perf_counter()
         state, meta = train_model(params, name, train_data, val_data, live=live,
-                                  data_hash=file_hash(paths.prepared("train")), progress=progress, hw=hw,
-                                  world=world, state_file=state_file, val_hash=file_hash(paths.prepared("val")),
+                                  data_hash=file_hash(train_path), progress=progress, hw=hw,
+                                  world=world, state_file=state_file, val_hash=file_hash(val_path),
                                   root=root)
+        meta.update(extra_meta or {})
         if live is not None:
             record_summary(live, meta, hw, world, time.perf_counter() - started)
     finally:
