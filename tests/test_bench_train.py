@@ -82,3 +82,26 @@ def test_unknown_variant_or_model_is_refused_with_the_choices():
         bench_train.variant_list("fast")
     with pytest.raises(SystemExit, match="heatmap"):
         cli.main(["bench-train", "--params", str(REPO / "params.yaml"), "--models", "vgg"])
+
+
+def test_a_variant_runs_as_the_train_stage_would_run_it():
+    """bf16 and channels_last are the stage's `device` settings (autocast, memory format), not a
+    benchmark's own copy of them; the result names the device and the precision."""
+    hw = bench.hardware("cpu", "bf16")
+    assert hw.amp == "bf16"
+    assert bench.hardware("cpu", "channels_last").channels_last
+    assert bench.hardware("cpu").amp == "none"
+    params = load_params(REPO / "params.yaml")
+    params["input"]["size"] = 64
+    params["models"]["heatmap"]["head_channels"] = 8
+    frames = bench.synthetic_inputs(8, 64, seed=0)
+    result = bench.bench_model(params, "heatmap", frames, 4, 1, 0, "bf16")
+    assert result["device"] == "cpu"
+    assert result["amp"] == "bf16"
+    assert result["compute_s"] > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_refused_with_the_fix():
+    with pytest.raises(SystemExit, match="no CUDA device"):
+        cli.main(["bench-train", "--params", str(REPO / "params.yaml"), "--models", "heatmap", "--device", "cuda"])

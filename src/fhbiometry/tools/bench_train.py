@@ -27,6 +27,7 @@ import json
 from pathlib import Path
 
 from fhbiometry.config.params import load_params
+from fhbiometry.core.choices import DEVICE_TYPES
 from fhbiometry.tools.common import model_names
 
 SUMMARY = "measure training throughput against a matmul"
@@ -35,8 +36,10 @@ Examples:
   fhbiometry bench-train --out bench_train.json               # the four models, batch 16
   fhbiometry bench-train --models heatmap --steps 20 --variants all
   fhbiometry bench-train --models heatmap --size 64 --steps 2 --batch 4
+  fhbiometry bench-train --device cuda --batch 64 --variants bf16,channels_last,compile
 """
 VARIANTS = ("channels_last", "compile", "bf16", "threads1")
+BENCH_DEVICES = tuple(t for t in DEVICE_TYPES if t != "mps")  # the matmul reference runs on the CPU or CUDA
 MATMUL_N = 2048
 
 
@@ -62,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", default="", help=f"comma list of {', '.join(VARIANTS)}, or 'all'")
     parser.add_argument("--matmul-size", type=int, default=MATMUL_N,
                         help=f"n of the n x n float32 matmul reference (default: {MATMUL_N})")
+    parser.add_argument("--device", default="cpu", choices=BENCH_DEVICES,
+                        help="where the steps run (default: cpu; the data path stays on the CPU)")
     parser.add_argument("--out", help="write every figure as JSON here")
 
 
@@ -77,11 +82,14 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"--models: {missing} not in {args.params} `models`; choose from {model_names(params)}")
     from fhbiometry.tools import train_steps  # lazy: torch, kept out of `fhbiometry --help`
 
+    if args.device == "cuda" and not train_steps.torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device here; use --device cpu (or auto)")
+
     size = int(params["input"]["size"])
     frames = (train_steps.prepared_frames(args.data, size) if args.data
               else train_steps.synthetic_inputs(max(4 * args.batch, 64), size, int(params["seed"])))
     results = train_steps.measure(params, models, args.batch, args.steps, args.warmup, variant_list(args.variants),
-                                   frames, args.matmul_size)
+                                   frames, args.matmul_size, args.device)
     print(train_steps.report(results), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

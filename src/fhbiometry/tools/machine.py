@@ -35,3 +35,21 @@ def matmul_gflops(n: int, threads: int, repeats: int = 5) -> dict:
     with threadpool_limits(limits=threads):
         best_numpy, _ = timed(lambda: a @ b, repeats)
     return {"n": n, "torch_gflops": flops / best_torch / 1e9, "numpy_gflops": flops / best_numpy / 1e9}
+
+
+def cuda_matmul_gflops(n: int, repeats: int = 5) -> dict:
+    """GFLOP/s of float32 n x n ``torch.mm`` on the current CUDA device (best of ``repeats`` after
+    one warm-up, each product waited for), with the TF32 setting torch has for matmuls (off by
+    default: IEEE float32). Returns {"n", "torch_gflops", "tf32"}."""
+    import torch  # lazy: torch only where a matmul is timed
+
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    a, b = (torch.randn((n, n), device="cuda", generator=gen) for _ in range(2))
+
+    def product():
+        torch.mm(a, b)
+        torch.cuda.synchronize()
+
+    best, _ = timed(product, repeats)
+    return {"n": n, "torch_gflops": 2.0 * n ** 3 / best / 1e9,
+            "tf32": bool(torch.backends.cuda.matmul.allow_tf32)}
