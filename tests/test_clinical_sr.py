@@ -151,3 +151,22 @@ def test_a_missing_tool_skips_or_fails_under_fhb_require_tools(monkeypatch):
     monkeypatch.setenv("FHB_REQUIRE_TOOLS", "1")
     with pytest.raises(pytest.fail.Exception, match="FHB_REQUIRE_TOOLS=1"):
         missing("dsr2xml", "dcmtk")
+
+
+def test_a_refinement_names_its_coarse_model_in_the_sr(run, tmp_path):
+    """A refinement's measurement depends on two checkpoints: the SR names the coarse one too
+    (file and SHA-256 among the algorithm's parameters), and the device UID tells the pair apart
+    from the refinement alone."""
+    checkpoint = run["root"] / "heatmap.safetensors"
+    coarse = tmp_path / "coarse.safetensors"
+    coarse.write_bytes(checkpoint.read_bytes() + b" ")
+    device = describe_model(checkpoint, 0.0, "test", coarse)
+    assert device.coarse_file == "coarse.safetensors"
+    assert device.uid != describe_model(checkpoint, 0.0, "test").uid
+    sources = {"cine.dcm": run["inputs"]["dicom"]}
+    frames = run["frames"].query("cine_id == 'cine.dcm'")
+    summary = run["summary"].query("cine_id == 'cine.dcm'")
+    (path,) = write_srs(frames, summary, sources, tmp_path / "sr", device)
+    texts = [str(item.TextValue) for item in pydicom.dcmread(path).ContentSequence if "TextValue" in item]
+    assert f"coarse model coarse.safetensors sha256 {device.coarse_sha256} (its heads chose the crops)" in texts
+    assert dciodvfy_errors(path) == []

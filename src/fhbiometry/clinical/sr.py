@@ -45,7 +45,8 @@ FLAG_PREFIX = "flag_"
 
 @dataclass
 class Device:
-    """The algorithm as the SR's observer: program, version, checkpoint and its SHA-256."""
+    """The algorithm as the SR's observer: program, version, checkpoint and its SHA-256 (and a
+    refinement's coarse model, which chose the crops it measured)."""
 
     model_file: str
     sha256: str
@@ -55,23 +56,31 @@ class Device:
     threshold_source: str
     name: str = "fhbiometry predict"
     version: str = __version__
+    coarse_file: str = ""
+    coarse_sha256: str = ""
 
     @property
     def uid(self) -> str:
-        """Device Observer UID: the same checkpoint always gives the same UID."""
-        return generate_uid(entropy_srcs=["fhbiometry-device", self.sha256])
+        """Device Observer UID: the same checkpoint (and coarse model) always gives the same UID."""
+        sources = ["fhbiometry-device", self.sha256]
+        if self.coarse_sha256:
+            sources.append(self.coarse_sha256)
+        return generate_uid(entropy_srcs=sources)
 
 
-def describe_model(model_path, threshold: float, threshold_source: str) -> Device:
-    """The Device of a checkpoint file: its SHA-256 and the arch / kind of its metadata."""
+def describe_model(model_path, threshold: float, threshold_source: str, coarse_path=None) -> Device:
+    """The Device of a checkpoint file: its SHA-256 and the arch / kind of its metadata; with
+    ``coarse_path`` (a refinement's coarse model) that file's name and SHA-256 too."""
     from safetensors import safe_open  # lazy: safetensors only to read the checkpoint's metadata
 
     path = Path(model_path)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     with safe_open(str(path), framework="numpy") as f:
         meta = json.loads((f.metadata() or {}).get("fhbiometry", "{}"))
+    coarse = Path(coarse_path) if coarse_path else None
     return Device(path.name, sha, str(meta.get("arch", "?")), str(meta.get("kind", "?")), float(threshold),
-                  str(threshold_source))
+                  str(threshold_source), coarse_file=coarse.name if coarse else "",
+                  coarse_sha256=hashlib.sha256(coarse.read_bytes()).hexdigest() if coarse else "")
 
 
 def cine_status(row) -> str:
@@ -188,10 +197,11 @@ def observer_items(device: Device) -> list:
     """Algorithm Identification (TID 4019) and the device observer context (TID 1002 / 1004)."""
     import highdicom as hd  # lazy: highdicom only when an SR is built; report.py imports this module for its helpers
 
-    algorithm = hd.sr.AlgorithmIdentification(
-        device.name, device.version, parameters=[
-            f"checkpoint {device.model_file} sha256 {device.sha256} ({device.arch} {device.kind})",
-            f"confidence threshold {device.threshold:.4f} ({device.threshold_source})"])
+    parameters = [f"checkpoint {device.model_file} sha256 {device.sha256} ({device.arch} {device.kind})",
+                  f"confidence threshold {device.threshold:.4f} ({device.threshold_source})"]
+    if device.coarse_sha256:
+        parameters.append(f"coarse model {device.coarse_file} sha256 {device.coarse_sha256} (its heads chose the crops)")
+    algorithm = hd.sr.AlgorithmIdentification(device.name, device.version, parameters=parameters)
     observer = hd.sr.ObserverContext(cc.DEVICE, hd.sr.DeviceObserverIdentifyingAttributes(
         device.uid, name=device.name, manufacturer_name=MANUFACTURER,
         model_name=f"{MANUFACTURER} {device.version} {device.arch} {device.kind}", serial_number=device.sha256))
