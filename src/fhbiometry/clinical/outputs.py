@@ -28,7 +28,7 @@ def write_clinical(result, sources: dict, out, model, sr: bool = False, server: 
     the frame table's ``source_file`` to the file measured."""
     settings = result.settings
     device = describe_model(model, settings.threshold, settings.threshold_source,
-                            getattr(settings, "coarse_source", "") or None)
+                            settings.coarse_source or None)
     out = Path(out)
     srs = write_srs(result.frames, result.summary, sources, out / "sr", device) if sr else []
     max_pixels = (getattr(settings, "data", None) or {}).get("max_image_pixels")

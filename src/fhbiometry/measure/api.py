@@ -23,6 +23,7 @@ from fhbiometry.measure.overlays import OVERLAY_MODES, draw_overlay, overlay_nam
 from fhbiometry.measure.settings import DEFAULT_MODEL, Settings, load_settings, shown
 from fhbiometry.readers import media as rd
 from fhbiometry.readers.media import InputError
+from fhbiometry.refinement.settings import coarse_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +84,6 @@ def measure_scans(inputs, loaded, backend, settings: Settings, overlays: str = "
     return result
 
 
-def coarse_path(model, loaded, coarse=None) -> Path:
-    """The coarse model of a refinement's checkpoint ``model``: ``coarse`` when given, else
-    ``<coarse>.safetensors`` beside it (its ``refine.coarse``, as ``dvc repro`` wrote them)."""
-    if coarse is not None:
-        return Path(coarse)
-    return Path(model).with_name(f"{loaded.meta['refine']['coarse']}.safetensors")
-
-
 def load_networks(model, coarse, backend: str, batch_size: int, passes: int):
     """(model, backend, refiner) to measure with: the checkpoint ``model`` alone, or, where it is a
     refinement (its metadata has ``refine``), its coarse model first and the refinement after."""
@@ -103,10 +96,10 @@ def load_networks(model, coarse, backend: str, batch_size: int, passes: int):
             raise CheckpointError(f"--coarse {coarse}: {model} is not a refinement (its checkpoint has no `refine`); "
                              f"drop --coarse or give a checkpoint written by `dvc repro train_refine@<name>`")
         return loaded, make_backend(backend, loaded, model, batch_size), None
-    path = coarse_path(model, loaded, coarse)
+    path = coarse_checkpoint(model, loaded.meta, coarse)
     first = load_model(path, fix=f"the coarse model of the refinement {model}: give --coarse PATH "
                                  f"or run `dvc repro train@{path.stem}`")
-    refiner = Refiner(loaded, make_backend(backend, loaded, model, batch_size), int(passes))
+    refiner = Refiner(loaded, make_backend(backend, loaded, model, batch_size), int(passes), path)
     log.info("refinement %s on the heads of %s (%d pass(es))", model, path, passes)
     return first, make_backend(backend, first, path, batch_size), refiner
 
@@ -130,7 +123,7 @@ def measure(inputs, model=DEFAULT_MODEL, spacing=None, out=None, pixel_size_csv=
     loaded, runner, refiner = load_networks(model, coarse, backend, batch_size,
                                             int(settings.decode.get("refine_passes", 1)))
     if refiner is not None:
-        settings.coarse_source = shown(coarse_path(model, refiner.loaded, coarse))
+        settings.coarse_source = shown(refiner.coarse)
     result = measure_scans(inputs, loaded, runner, settings, overlays, out, progress, refiner)
     if out is not None:
         write_outputs(result, out, model)

@@ -4,6 +4,7 @@ once more mirrored, for the flip agreement of the confidence), mapped back to th
 (confidence, plausibility flags) and accepted or rejected."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,8 @@ from fhbiometry.data.qc import point_flags
 from fhbiometry.measure.intervals import frame_intervals
 from fhbiometry.trust.calibration import apply_factors
 from fhbiometry.trust.confidence import confidence
+
+log = logging.getLogger(__name__)
 
 FLAG_NAMES = ("ratio", "not_perpendicular", "midpoint_offset", "outside")  # qc.py flag names
 
@@ -73,11 +76,12 @@ def frame_table(scan, points_orig, conf: pd.DataFrame, settings) -> pd.DataFrame
 class Refiner:
     """A head-normalised refinement run after the coarse model (``fhbiometry predict`` given a
     refinement's checkpoint): its loaded checkpoint (``meta["refine"]`` says what it crops), its
-    backend, and how many passes (params ``decode.refine_passes``)."""
+    backend, how many passes (params ``decode.refine_passes``) and the coarse model's file."""
 
     loaded: object
     backend: object
     passes: int = 1
+    coarse: object = None
 
 
 def network_points(frames, area, loaded, backend, settings, refiner=None):
@@ -100,6 +104,9 @@ def network_points(frames, area, loaded, backend, settings, refiner=None):
     heads = area.to_frame(to_original(fp.points, transform))
     r = refine_frames(refiner.backend, refiner.loaded.codec, frames, heads, refiner.loaded.meta["refine"],
                       refiner.passes, flip=True, flip_test=flip_test)
+    if r.whole_frame:
+        log.warning("%d frame(s): the coarse model %s found no head (points not finite): the refinement "
+                    "measured the whole frame", r.whole_frame, refiner.coarse)
     return apply_factors(r.points, settings.size_factors), r.flip_points, r.peak
 
 

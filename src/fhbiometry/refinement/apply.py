@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fhbiometry.core.crop import head_boxes, head_crops
 from fhbiometry.core.letterbox import to_original
-from fhbiometry.refinement.crops import fallback_boxes
+from fhbiometry.refinement.crops import crop_heads
 
 
 @dataclass
@@ -22,31 +21,20 @@ class Refined:
     whole_frame: int                # frames whose coarse head was not finite (cropped to the whole frame)
 
 
-def crop_frames(frames, heads, crop: dict) -> tuple[np.ndarray, np.ndarray, int]:
-    """Crops of (N, H, W) ``frames`` around (N, 4, 2) ``heads`` (original pixels) as the
-    refinement's ``crop`` settings (its checkpoint's ``refine``) say: (images, transforms, frames
-    that got the whole frame)."""
-    frames = np.asarray(frames)
-    n, h, w = frames.shape
-    centres, lengths = head_boxes(heads)
-    centres, lengths, bad = fallback_boxes({"width": np.full(n, w), "height": np.full(n, h)}, centres, lengths)
-    images, transforms = head_crops(list(frames), centres, float(crop["context"]) * lengths, int(crop["size"]))
-    return images, transforms, bad
-
-
 def refine_frames(backend, codec, frames, heads, crop: dict, passes: int = 1, flip: bool = True,
                   flip_test: bool = False) -> Refined:
     """The refinement (``backend`` and its ``codec``) on (N, H, W) ``frames`` whose heads the
-    coarse model put at ``heads``; ``passes`` 2 cuts once more around the refined heads."""
+    coarse model put at ``heads``; ``passes`` 2 cuts once more around the refined heads. ``crop``:
+    the refinement's crop settings (its checkpoint's ``refine``)."""
     from fhbiometry.inference.runner import predict_frames  # lazy: torch only where a model runs
 
     if passes not in (1, 2):
         raise ValueError(f"decode.refine_passes must be 1 or 2, got {passes}")
-    whole = 0
-    for i in range(passes):
-        images, transforms, bad = crop_frames(frames, heads, crop)
-        whole = whole if i else bad
+    whole = []
+    for _ in range(passes):
+        images, transforms, bad = crop_heads(list(frames), heads, int(crop["size"]), float(crop["context"]))
+        whole.append(bad)
         fp = predict_frames(backend, codec, images, flip=flip, flip_test=flip_test)
         heads = to_original(fp.points, transforms)
     flipped = None if fp.flip_points is None else to_original(fp.flip_points, transforms)
-    return Refined(heads, flipped, fp.peak, whole)
+    return Refined(heads, flipped, fp.peak, whole[0])

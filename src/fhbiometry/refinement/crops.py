@@ -26,25 +26,36 @@ def frame_images(frames: dict, frame_ids) -> list:
     return [frames[f] for f in frame_ids]
 
 
-def fallback_boxes(arrays: dict, centres, lengths) -> tuple[np.ndarray, np.ndarray, int]:
+def fallback_boxes(widths, heights, centres, lengths) -> tuple[np.ndarray, np.ndarray, int]:
     """Boxes where the given ones are not finite: the whole frame (centre, longer side)."""
     centres, lengths = np.array(centres, np.float64), np.array(lengths, np.float64)
     bad = ~(np.isfinite(centres).all(axis=1) & np.isfinite(lengths) & (lengths > 0))
-    w, h = np.asarray(arrays["width"], np.float64), np.asarray(arrays["height"], np.float64)
+    w, h = np.asarray(widths, np.float64), np.asarray(heights, np.float64)
     centres[bad] = np.stack([(w[bad] - 1) / 2, (h[bad] - 1) / 2], axis=1)
     lengths[bad] = np.maximum(w[bad], h[bad])
     return centres, lengths, int(bad.sum())
+
+
+def crop_heads(images, heads, size: int, context: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Crops of the ORIGINAL ``images`` (2-D frames) around the heads of (N, 4, 2) ``heads``
+    (original pixels): side ``context`` x the head's longer diameter, the whole frame where a head
+    is not finite. Returns ((N, size, size) crops, (N, 4) transforms, frames that got the whole
+    frame). The refine stages and ``fhbiometry predict`` (``apply``) both crop here."""
+    images = [np.asarray(image) for image in images]
+    heights = np.array([image.shape[0] for image in images], np.float64)
+    widths = np.array([image.shape[1] for image in images], np.float64)
+    centres, lengths, n_bad = fallback_boxes(widths, heights, *head_boxes(heads))
+    crops, transforms = head_crops(images, centres, context * lengths, size)
+    return crops, transforms, n_bad
 
 
 def cropped_split(arrays: dict, frames: dict, heads, size: int, context: float) -> tuple[dict, int]:
     """``arrays`` with every frame cropped around the head of its (N, 4, 2) ``heads`` (original
     pixels): side ``context`` x the head's longer diameter. Returns (arrays, frames whose head was
     not finite and got the whole frame)."""
-    centres, lengths = head_boxes(heads)
-    centres, lengths, n_bad = fallback_boxes(arrays, centres, lengths)
     out = {k: np.asarray(v) for k, v in arrays.items() if k not in FRAME_ARRAYS}
-    out["image"], out["transform"] = head_crops(frame_images(frames, arrays["frame_id"]), centres,
-                                                context * lengths, size)
+    out["image"], out["transform"], n_bad = crop_heads(frame_images(frames, arrays["frame_id"]), heads, size,
+                                                       context)
     out["points"] = to_input(np.asarray(arrays["points_orig"], np.float64), out["transform"]).astype(np.float32)
     out["crop_heads"] = np.asarray(heads, np.float64)
     return out, n_bad

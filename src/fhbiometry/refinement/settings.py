@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 from fhbiometry.config.sections_refine import CROP_KEYS, model_section
 
@@ -19,3 +20,11 @@ def refine_params(params: dict, name: str) -> dict:
 def crop_settings(params: dict, name: str) -> dict:
     """What a refinement crops (stored in its checkpoint's metadata as ``refine``)."""
     return {k: params["refine"][name][k] for k in CROP_KEYS}
+
+
+def coarse_checkpoint(model, meta: dict, coarse=None) -> Path:
+    """The coarse model of the refinement checkpoint ``model`` (its metadata ``meta``): ``coarse``
+    when given, else ``<refine.coarse>.safetensors`` beside it (as ``dvc repro`` writes them)."""
+    if coarse is not None:
+        return Path(coarse)
+    return Path(model).with_name(f"{meta['refine']['coarse']}.safetensors")

@@ -82,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"--models: {missing} not in {args.params} `models`; choose from {model_names(params)}")
     from fhbiometry.tools import train_steps  # lazy: torch, kept out of `fhbiometry --help`
 
-    if args.device == "cuda" and not train_steps.torch.cuda.is_available():
+    import torch  # lazy: only where the benchmark runs
+
+    if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch sees no CUDA device here; use --device cpu (or auto)")
 
     size = int(params["input"]["size"])

@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from fhbiometry.core.choices import DEFAULT_OPSET
+from fhbiometry.refinement.settings import coarse_checkpoint
 
 SUMMARY = "export a checkpoint as ONNX (optionally int8)"  # one line in `fhbiometry --help`
 EXAMPLES = """\
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"export: wrote {out} (opset {args.opset}, input uint8 (N, {loaded.letterbox.size}, "
           f"{loaded.letterbox.size}), dynamic batch)")
     if "refine" in loaded.meta:   # a refinement: `predict --backend onnx` runs its coarse model's ONNX first
-        coarse = args.model.with_name(f"{loaded.meta['refine']['coarse']}.safetensors")
+        coarse = coarse_checkpoint(args.model, loaded.meta)
         print(f"export: {args.model} is a refinement (its metadata `refine` goes with it); export its coarse "
               f"model too: `fhbiometry export --model {coarse}`")
     if args.quantize == "int8":
