@@ -78,10 +78,14 @@ def load_spread(path=SPREAD_FILE) -> dict:
     return json.loads(path.read_text())["sd"]
 
 
-def load_k(path=SPREAD_FILE) -> float:
-    """The sds a metric may move (the spread file's ``k_sd``: ``prediction_factor`` of its runs)."""
+def load_k(path=SPREAD_FILE, metrics: str | None = None) -> float:
+    """The sds a metric may move (the spread file's ``k_sd``: ``prediction_factor`` of its runs);
+    with ``metrics`` (a metrics file), that file's own, where it was measured on fewer runs."""
     path = Path(path)
-    return json.loads(path.read_text()).get("k_sd", K_SD) if path.exists() else K_SD
+    if not path.exists():
+        return K_SD
+    doc = json.loads(path.read_text())
+    return doc.get("files", {}).get(metrics, {}).get("k_sd", doc.get("k_sd", K_SD))
 
 
 def numeric(value) -> bool:
@@ -128,7 +132,7 @@ def compare_tables(path: str, old: dict, new: dict, spread: dict, result: dict, 
 def compare(rev: str) -> dict:
     """{"problems": [...], "notes": [...], "counts": {status: n}} of the working tree against ``rev``."""
     result = {"problems": [], "notes": [], "counts": {}}
-    spread, k = load_spread(), load_k()
+    spread = load_spread()
     files = sorted({str(p) for g in METRIC_GLOBS for p in Path().glob(g)})
     if not files:
         result["problems"].append("no metrics files found: did `dvc repro` run?")
@@ -137,7 +141,8 @@ def compare(rev: str) -> dict:
         if old is None:
             result["problems"].append(f"{path}: not committed at {rev}")
             continue
-        compare_tables(path, flatten(old), flatten(json.loads(Path(path).read_text())), spread, result, k)
+        compare_tables(path, flatten(old), flatten(json.loads(Path(path).read_text())), spread, result,
+                       load_k(metrics=path))
     return result
 
 

@@ -31,24 +31,31 @@ def numeric(value) -> bool:
 
 
 def measure_spread(run_dirs) -> dict:
-    """{"runs": [...], "k_sd": k, "sd": {"metrics/eval/<m>.json": {key: sd}}} over the runs; k:
-    the sds a new run may move (``prediction_factor`` of the number of runs)."""
+    """{"runs": [...], "k_sd": k, "files": {...}, "sd": {"metrics/eval/<m>.json": {key: sd}}} over
+    the runs; k: the sds a new run may move (``prediction_factor`` of the number of runs). A run
+    may hold only some models (a run of an older recipe keeps the models that recipe still
+    trains): each file's sd is over the runs that hold it, at least two, and ``files`` names
+    them with their own ``k_sd``."""
     runs = [Path(d) for d in run_dirs]
     if len(runs) < 2:
         raise ValueError("the spread needs at least two runs")
     names = sorted({p.name for d in runs for p in (d / "eval").glob("*.json")})
     sd: dict = {}
+    files: dict = {}
     for name in names:
-        tables = []
-        for d in runs:
-            path = d / "eval" / name
-            if not path.exists():
-                raise FileNotFoundError(f"{path} missing: every run needs the same models")
-            tables.append(flatten(json.loads(path.read_text())))
+        holding = [d for d in runs if (d / "eval" / name).exists()]
+        if len(holding) < 2:
+            raise FileNotFoundError(f"eval/{name} is only in {[d.name for d in holding]}: its spread "
+                                    "needs at least two runs that hold it")
+        tables = [flatten(json.loads((d / "eval" / name).read_text())) for d in holding]
         keys = sorted(set.intersection(*(set(t) for t in tables)))
-        sd[f"metrics/eval/{name}"] = {k: statistics.stdev(float(t[k]) for t in tables)
-                                      for k in keys if all(numeric(t[k]) for t in tables)}
-    return {"runs": [d.name for d in runs], "k_sd": round(prediction_factor(len(runs)), 3), "sd": sd}
+        path = f"metrics/eval/{name}"
+        sd[path] = {k: statistics.stdev(float(t[k]) for t in tables)
+                    for k in keys if all(numeric(t[k]) for t in tables)}
+        files[path] = {"runs": [d.name for d in holding],
+                       "k_sd": round(prediction_factor(len(holding)), 3)}
+    return {"runs": [d.name for d in runs], "k_sd": round(prediction_factor(len(runs)), 3),
+            "files": files, "sd": sd}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
