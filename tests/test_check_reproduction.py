@@ -140,7 +140,7 @@ def test_measure_spread_is_the_sample_sd_per_metric(tmp_path):
         measure_spread([tmp_path / "a"])
 
 
-def test_measure_spread_measures_each_file_on_the_runs_that_hold_it(tmp_path, monkeypatch):
+def test_measure_spread_measures_each_file_on_the_runs_that_hold_it(tmp_path):
     """A run of an earlier recipe keeps only the models that recipe still trains: the others' sd
     comes from fewer runs, with the wider k of fewer runs, which check-reproduction then uses."""
     from fhbiometry.tools.reproduction_spread import measure_spread
@@ -238,8 +238,7 @@ def run_result(run: str, spread: dict | None = None, base: str = BASE) -> dict:
             old = as_of(old, new)
             new = {key: new[key] for key in old}
         file = f"metrics/eval/{path.name}"
-        k = spread.get("files", {}).get(file, {}).get("k_sd", spread["k_sd"])
-        cr.compare_tables(file, old, new, spread["sd"], result, k)
+        cr.compare_tables(file, old, new, spread["sd"], result, cr.file_k(spread, file))
     return result
 
 

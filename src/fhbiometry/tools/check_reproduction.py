@@ -70,22 +70,27 @@ def committed(path: str, rev: str):
     return json.loads(res.stdout) if res.returncode == 0 else None
 
 
+def load_spread_file(path=SPREAD_FILE) -> dict:
+    """The spread file written by ``measure_spread`` ({} where there is none)."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def load_spread(path=SPREAD_FILE) -> dict:
     """{metrics file: {flattened key: sd}} measured by ``measure_spread``."""
-    path = Path(path)
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text())["sd"]
+    return load_spread_file(path).get("sd", {})
+
+
+def file_k(doc: dict, metrics: str | None = None) -> float:
+    """The sds a metric may move, from a spread file's contents ``doc``: its ``k_sd``
+    (``prediction_factor`` of its runs), or with ``metrics`` (a metrics file) that file's own,
+    where it was measured on fewer runs (``files``)."""
+    return doc.get("files", {}).get(metrics, {}).get("k_sd", doc.get("k_sd", K_SD))
 
 
 def load_k(path=SPREAD_FILE, metrics: str | None = None) -> float:
-    """The sds a metric may move (the spread file's ``k_sd``: ``prediction_factor`` of its runs);
-    with ``metrics`` (a metrics file), that file's own, where it was measured on fewer runs."""
-    path = Path(path)
-    if not path.exists():
-        return K_SD
-    doc = json.loads(path.read_text())
-    return doc.get("files", {}).get(metrics, {}).get("k_sd", doc.get("k_sd", K_SD))
+    """``file_k`` of the spread file at ``path``."""
+    return file_k(load_spread_file(path), metrics)
 
 
 def numeric(value) -> bool:
@@ -132,7 +137,7 @@ def compare_tables(path: str, old: dict, new: dict, spread: dict, result: dict, 
 def compare(rev: str) -> dict:
     """{"problems": [...], "notes": [...], "counts": {status: n}} of the working tree against ``rev``."""
     result = {"problems": [], "notes": [], "counts": {}}
-    spread = load_spread()
+    doc = load_spread_file()
     files = sorted({str(p) for g in METRIC_GLOBS for p in Path().glob(g)})
     if not files:
         result["problems"].append("no metrics files found: did `dvc repro` run?")
@@ -141,8 +146,8 @@ def compare(rev: str) -> dict:
         if old is None:
             result["problems"].append(f"{path}: not committed at {rev}")
             continue
-        compare_tables(path, flatten(old), flatten(json.loads(Path(path).read_text())), spread, result,
-                       load_k(metrics=path))
+        compare_tables(path, flatten(old), flatten(json.loads(Path(path).read_text())), doc.get("sd", {}),
+                       result, file_k(doc, path))
     return result
 
 
