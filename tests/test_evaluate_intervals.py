@@ -114,3 +114,33 @@ def test_intervals_table_command(tmp_path, capsys):
     assert out.count("| m |") == len(SCORES) * len(SCALES) + 1   # + the header
     assert main(["intervals-table", "--metrics", folder, "--table", "goals"]) == 0
     assert "coverage BPD/OFD/HC (goal 0.87-0.93)" in capsys.readouterr().out
+
+
+def _candidate(bpd, ofd, auc):
+    return {"val_cv": {"coverage": {"bpd": bpd, "ofd": ofd, "hc": 0.5}, "auc_error_over_2mm": auc}}
+
+
+def test_the_choice_rule_takes_the_steadiest_coverage_then_the_best_auc(tmp_path, capsys):
+    """`fhbiometry intervals-table --table choice`: the largest |coverage - level| over BPD and OFD
+    of every model decides (HC and the test frames do not), the ranking model's AUC breaks ties."""
+    from fhbiometry.cli import main
+    from fhbiometry.tools.intervals_table import choose
+
+    sections = {
+        "heatmap": {"level": 0.9, "method": {"score": "flip", "scale": "mm"},
+                    "candidates": {"flip_mm": _candidate(0.90, 0.90, 0.9), "geometry_relative": _candidate(0.92, 0.88, 0.6),
+                                   "peak_mm": _candidate(0.88, 0.92, 0.7)}},
+        "resnet34": {"level": 0.9, "method": {"score": "flip", "scale": "mm"},
+                     "candidates": {"flip_mm": _candidate(0.70, 0.90, 0.9), "geometry_relative": _candidate(0.90, 0.90, 0.1),
+                                    "peak_mm": _candidate(0.90, 0.90, 0.1)}}}
+    chosen, rows = choose(sections)
+    assert chosen == "peak_mm"                      # tied at 0.02 with geometry_relative, higher heatmap AUC
+    assert [r[0] for r in rows][-1] == "flip_mm"    # resnet34's BPD 0.70: deviation 0.20
+    assert choose(sections, rank_by="resnet34")[0] == "geometry_relative"   # AUC tie 0.1: name order
+    for name, section in sections.items():
+        section["calibration"] = {"n": 1}
+        (tmp_path / f"{name}.json").write_text(json.dumps({"intervals": section}))
+    assert main(["intervals-table", "--metrics", str(tmp_path), "--table", "choice"]) == 0
+    out = capsys.readouterr().out
+    assert "| peak_mm (rule) | 0.02 | 0.70 |" in out
+    assert "| flip_mm (committed) | 0.20 | 0.90 |" in out

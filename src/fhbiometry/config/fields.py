@@ -105,5 +105,9 @@ Stride = Annotated[int, check(lambda v: v in HEATMAP_STRIDES, f"choose one of {l
                    Hint(f"choose one of {list(HEATMAP_STRIDES)}")]
 InputSize = whole(0, lo_open=True, multiple_of=TRUNK_STRIDE,
                   hint=f"must be a positive multiple of {TRUNK_STRIDE} (the networks) and of codec.stride")
+TtaRotations = Annotated[list[float], check(lambda v: all(-45 <= d <= 45 for d in v)),
+                         Hint("must be a list of rotations in degrees, each in [-45, 45] (e.g. [-8, 8])")]
+TtaScales = Annotated[list[float], check(lambda v: all(0.5 <= s <= 2 for s in v)),
+                      Hint("must be a list of zoom factors, each in [0.5, 2] (e.g. [0.9, 1.1])")]
 Thresholds = Annotated[list[float], Field(min_length=1), check(lambda v: all(t > 0 for t in v)),
                        Hint("must be a non-empty list of numbers > 0 (mm)")]

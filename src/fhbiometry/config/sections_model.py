@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from pydantic import Field, create_model
 
 from fhbiometry.config.fields import (Bool, InputSize, NonNegative, NonNegativeWhole, PositiveNumber,
-                                      PositiveWhole, Probability, Section, Stride, Thresholds, check, choice,
-                                      number)
+                                      PositiveWhole, Probability, Section, Stride, Thresholds, TtaRotations,
+                                      TtaScales, check, choice, number)
 from fhbiometry.config.messages import Hint
 from fhbiometry.core.choices import (AMP_MODES, ARCHS, CONTOUR_SOURCES, COORDINATES, DECODERS, DEVICE_TYPES,
                                      INTERVAL_SCALES, INTERVAL_SCORES, KINDS, LOSSES, OPTIMIZERS, SCHEDULES, SIZE_CALIBRATIONS)
@@ -167,3 +167,5 @@ class Intervals(Section):
     score: choice(INTERVAL_SCORES) = "flip"
     scale: choice(INTERVAL_SCALES) = "mm"
     reject_half_width_mm: PositiveNumber = 3.0   # frames whose BPD half-width exceeds it are rejected
+    tta_rotations_deg: TtaRotations = Field(default_factory=lambda: [-8.0, 8.0])   # score tta: rotated passes
+    tta_scales: TtaScales = Field(default_factory=lambda: [0.9, 1.1])              # score tta: zoomed passes

@@ -43,7 +43,8 @@ class EvaluationOptions:
     ``confidence``, ``per_subject``), its threshold from the validation frames; ``flip_test``:
     params ``decode.flip_test`` (average with the mirrored pass); ``size_calibration``: params
     ``decode.size_calibration`` (``none`` or ``validation``); ``val``: the prepared validation
-    arrays all of it is calibrated on (None: no validation split)."""
+    arrays all of it is calibrated on (None: no validation split); ``intervals``: params
+    ``intervals`` (section ``intervals``; its ``tta_*`` transforms add one pass each)."""
     confidence: dict
     qc: dict
     val: dict | None = None
@@ -57,6 +58,13 @@ class EvaluationOptions:
                    flip_test=bool(params["decode"].get("flip_test", False)),
                    size_calibration=params["decode"].get("size_calibration", "none"),
                    intervals=params.get("intervals"))
+
+    def tta(self) -> tuple:
+        """The rotated / zoomed passes the intervals' ``tta`` score and its candidate need (none
+        without intervals): params ``intervals.tta_rotations_deg`` and ``tta_scales``."""
+        from fhbiometry.inference.tta import transforms_from  # lazy: torch only where a model runs
+
+        return transforms_from(self.intervals) if self.intervals else ()
 
 
 def mean_shape_points(train_mean_points, transforms) -> np.ndarray:
@@ -188,7 +196,7 @@ def model_outputs(model, codec, images, batch_size: int, options: EvaluationOpti
     from fhbiometry.inference.runner import TorchBackend, predict_frames  # lazy: torch only where a model runs
 
     frames = predict_frames(TorchBackend(model, batch_size), codec, images, flip=True,
-                            flip_test=options.flip_test)
+                            flip_test=options.flip_test, tta=options.tta())
     return frames.points, frames.outputs, frames
 
 
@@ -200,7 +208,8 @@ def validation_outputs(model, codec, options: EvaluationOptions | None):
         return None
     from fhbiometry.inference.runner import TorchBackend, predict_frames  # lazy: torch only where a model runs
 
-    return predict_frames(TorchBackend(model), codec, options.val["image"], flip_test=options.flip_test)
+    return predict_frames(TorchBackend(model), codec, options.val["image"], flip_test=options.flip_test,
+                          tta=options.tta())
 
 
 def size_factors(method: str, frames, arrays: dict) -> dict | None:

@@ -38,7 +38,9 @@ def frame_targets(frames, transform, factors, qc: dict, peak_target: float) -> t
     transform = np.asarray(transform, np.float64)
     points = apply_factors(to_original(frames.points, transform), factors)
     flip = None if frames.flip_points is None else apply_factors(to_original(frames.flip_points, transform), factors)
-    return target_values(points), frame_features(points, flip, frames.peak, qc, peak_target)
+    tta = None if frames.tta_points is None else np.stack(
+        [apply_factors(to_original(p, transform), factors) for p in frames.tta_points])
+    return target_values(points), frame_features(points, flip, frames.peak, qc, peak_target, tta)
 
 
 class Split:
@@ -168,6 +170,8 @@ def candidates(val: Split, test: Split, level: float) -> dict:
     out = {}
     for scale in SCALES:
         for score in SCORES:
+            if score == "tta" and "tta" not in val.features:   # no rotated / zoomed passes were run
+                continue
             calib = val.calibrate(level, score, scale)
             out[f"{score}_{scale}"] = {"val_cv": cross_validated(val, level, score, scale),
                                        "test": core_figures(test.errors_mm(), test.widths(calib))}
@@ -187,6 +191,8 @@ def interval_section(codec, data: dict, frames, options, val_frames, factors) ->
     v, t = Split(val, val_frames, *args), Split(data, frames, *args)
     threshold = threshold_from_validation(v.conf, options.confidence["reject_share"])
     calib = v.calibrate(level, score, scale)
+    if score == "tta":   # predict runs the passes the calibration was measured with
+        calib["tta_transforms"] = [[float(d), float(z)] for d, z in options.tta()]
     calib["cine_quantile"] = fit_cines(v, calib, threshold)
     widths, err = t.widths(calib), t.errors_mm()
     section = {**head, "calibration": calib, **core_figures(err, widths),

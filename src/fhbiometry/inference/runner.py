@@ -15,6 +15,7 @@ from fhbiometry.codecs import codec_from_settings
 from fhbiometry.core.choices import DEFAULT_HEAD_CHANNELS, DEFAULT_HEAD_SKIPS
 from fhbiometry.core.geometry import BPD, LANDMARKS, OFD
 from fhbiometry.core.letterbox import Letterbox
+from fhbiometry.inference.tta import tta_points
 from fhbiometry.models.networks import build_model, check_input_size, to_tensor
 
 
@@ -134,12 +135,15 @@ class FramePrediction:
     peak: np.ndarray | None         # (N, 4) heatmap peaks of the unflipped pass; None for regressors
     flip_points: np.ndarray | None  # (N, 4, 2) the mirrored input's prediction, unmirrored, ends matched
     outputs: np.ndarray             # raw outputs of the unflipped pass
+    tta_points: np.ndarray | None = None  # (T, N, 4, 2) the rotated / zoomed passes, mapped back
 
 
-def predict_frames(backend, codec, images, flip: bool = True, flip_test: bool = False) -> FramePrediction:
+def predict_frames(backend, codec, images, flip: bool = True, flip_test: bool = False,
+                   tta=()) -> FramePrediction:
     """Predict (N, S, S) letterboxed images with ``backend`` and decode with ``codec``. ``flip``:
     also predict the mirrored images (one more forward pass) for ``flip_points``; ``flip_test``:
-    the prediction is the mean of the frame's and the unmirrored mirror's points."""
+    the prediction is the mean of the frame's and the unmirrored mirror's points; ``tta``:
+    (degrees, zoom) transforms, one more pass each, for ``tta_points`` (inference/tta.py)."""
     images = np.asarray(images)
     outputs = backend.outputs(images)
     decoded = codec.decode(outputs)
@@ -149,4 +153,7 @@ def predict_frames(backend, codec, images, flip: bool = True, flip_test: bool = 
         flipped = match_ends(points, unflip_points(mirrored, images.shape[-1]))
     if flip_test:
         points = 0.5 * (points + flipped)
-    return FramePrediction(points, decoded.peak, flipped, outputs)
+    augmented = None
+    if tta:
+        augmented = tta_points(backend, codec, images, tta)
+    return FramePrediction(points, decoded.peak, flipped, outputs, augmented)

@@ -14,7 +14,7 @@ from fhbiometry.core.biometry import measurements
 from fhbiometry.core.geometry import COORD_COLUMNS, anatomical_naming, diameters
 from fhbiometry.core.letterbox import to_original
 from fhbiometry.data.qc import point_flags
-from fhbiometry.measure.intervals import frame_intervals
+from fhbiometry.measure.intervals import frame_intervals, tta_transforms
 from fhbiometry.trust.calibration import apply_factors
 from fhbiometry.trust.confidence import confidence
 
@@ -95,40 +95,50 @@ def network_points(frames, area, loaded, backend, settings, refiner=None):
     boxed = [loaded.letterbox.image_to_input(f) for f in area.crop(frames)]
     images, transform = np.stack([b[0] for b in boxed]), np.stack([b[1] for b in boxed])
     flip_test = bool(settings.decode.get("flip_test"))
-    fp = predict_frames(backend, loaded.codec, images, flip=refiner is None, flip_test=flip_test)
+    tta = tta_transforms(settings.intervals)
+    fp = predict_frames(backend, loaded.codec, images, flip=refiner is None, flip_test=flip_test,
+                        tta=tta if refiner is None else ())
     if refiner is None:
+        augmented = None if fp.tta_points is None else np.stack(
+            [area.to_frame(to_original(p, transform)) for p in fp.tta_points])
         return (area.to_frame(apply_factors(to_original(fp.points, transform), settings.size_factors)),
-                area.to_frame(to_original(fp.flip_points, transform)), fp.peak)
+                area.to_frame(to_original(fp.flip_points, transform)), fp.peak, augmented)
     from fhbiometry.refinement.apply import refine_frames  # lazy: refinement imports torch where it runs
 
     heads = area.to_frame(to_original(fp.points, transform))
     r = refine_frames(refiner.backend, refiner.loaded.codec, frames, heads, refiner.loaded.meta["refine"],
-                      refiner.passes, flip=True, flip_test=flip_test)
+                      refiner.passes, flip=True, flip_test=flip_test, tta=tta)
     if r.whole_frame:
         log.warning("%d frame(s): the coarse model %s found no head (points not finite): the refinement "
                     "measured the whole frame", r.whole_frame, refiner.coarse)
-    return apply_factors(r.points, settings.size_factors), r.flip_points, r.peak
+    return apply_factors(r.points, settings.size_factors), r.flip_points, r.peak, r.tta_points
 
 
 def locate_landmarks(scan, loaded, backend, settings, bar=None, refiner=None) -> pd.DataFrame:
     """The frame table of one scan: letterbox, run the network (and on the mirror), map back;
     with a ``refiner`` (``Refiner``), refined on head-normalised crops."""
-    pts, peaks, flips = [], [], []
+    pts, peaks, flips, augs = [], [], [], []
     for start in range(0, len(scan.frames), settings.batch_size):
         chunk = scan.frames[start:start + settings.batch_size]
-        points, flipped, peak = network_points(chunk, scan.area, loaded, backend, settings, refiner)
+        points, flipped, peak, augmented = network_points(chunk, scan.area, loaded, backend, settings, refiner)
         pts.append(points)
         flips.append(flipped)
         peaks.append(peak)
+        augs.append(augmented)
         if bar is not None:
             bar.update(len(chunk))
     points, flipped = np.concatenate(pts), np.concatenate(flips)
+    augmented = None if augs[0] is None else np.concatenate(augs, axis=1)
     if settings.qc.get("naming", "anatomical") == "anatomical":
         points, swapped = anatomical_naming(points)
         flipped = np.where(swapped[:, None, None], flipped[:, [2, 3, 0, 1]], flipped)
+        if augmented is not None:
+            augmented = np.where(swapped[None, :, None, None], augmented[:, :, [2, 3, 0, 1]], augmented)
     peak = None if peaks[0] is None else np.concatenate(peaks)
     codec = (loaded if refiner is None else refiner.loaded).codec
     conf = confidence(points, flipped, peak, settings.qc, settings.confidence, float(codec.peak))
+    if augmented is not None:
+        augmented = np.stack([apply_factors(p, settings.size_factors) for p in augmented])
     spans = frame_intervals(points, apply_factors(flipped, settings.size_factors), peak, scan.spacing, settings.qc,
-                            settings.intervals, float(codec.peak))
+                            settings.intervals, float(codec.peak), augmented)
     return pd.concat([frame_table(scan, points, conf, settings), spans], axis=1)

@@ -47,15 +47,26 @@ def describe(calib: dict | None) -> dict:
     return {"level": calib["level"], "method": {"score": calib["score"], "scale": calib["scale"]}}
 
 
+def tta_transforms(calib: dict | None) -> tuple:
+    """The (degrees, zoom) passes the calibration's score needs (score ``tta``; none otherwise)."""
+    if not calib or calib.get("score") != "tta":
+        return ()
+    if not calib.get("tta_transforms"):
+        raise ValueError("the intervals' calibration has score 'tta' but no tta_transforms: rerun "
+                         "`dvc repro evaluate` with this revision")
+    return tuple((float(d), float(z)) for d, z in calib["tta_transforms"])
+
+
 def frame_intervals(points, flipped, peak, spacing: float, qc: dict, calib: dict | None,
-                    peak_target: float = 1.0) -> pd.DataFrame:
+                    peak_target: float = 1.0, tta=None) -> pd.DataFrame:
     """One row per frame: the interval columns ``COLUMNS`` (original px points of the frames,
-    their mirrored pass, heatmap peaks; ``spacing`` mm/px or NaN)."""
+    their mirrored pass, heatmap peaks, the (T, N, 4, 2) rotated / zoomed passes ``tta`` where
+    the score needs them; ``spacing`` mm/px or NaN)."""
     n = len(points)
     if calib is None:
         return pd.DataFrame({c: np.full(n, np.nan) for c in COLUMNS})
     values = target_values(points)
-    feats = frame_features(points, flipped, peak, qc, peak_target)
+    feats = frame_features(points, flipped, peak, qc, peak_target, tta)
     mm, px = half_widths(values, np.full(n, float(spacing)), feats, calib)
     cols = {}
     for k, t in enumerate(TARGETS):

@@ -5,6 +5,10 @@ metrics/eval/<model>.json; docs/predict.md, "Intervals").
 cross-validation over subjects (the figures the default is chosen on) and on the test frames.
 ``goals``: the chosen method's figures against the goals of issue 19 (coverage per diameter and
 per head-size tertile, median half-width, AUC, rejection, per cine).
+``choice``: the rule the committed ``intervals.score`` / ``scale`` are chosen by, on validation
+figures only (``choose``): the candidate whose two-fold cross-validated validation coverage stays
+nearest the level on both diameters of every model (its largest deviation), and among those
+the highest validation AUC of the model named by ``--rank-by`` (default heatmap).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ Examples:
   fhbiometry intervals-table                                  # candidates of every model in metrics/eval
   fhbiometry intervals-table --table goals --models heatmap
   fhbiometry intervals-table --metrics /tmp/run/metrics/eval --table goals
+  fhbiometry intervals-table --table choice                   # the rule that picks intervals.score / scale
 """
 TARGETS = ("bpd", "ofd", "hc")
 
@@ -63,22 +68,53 @@ def goals_rows(name: str, s: dict) -> list[str]:
             + "/".join(_f(cine["median_half_width_mm"][t], "{:.1f}") for t in TARGETS) + " |"]
 
 
+def choose(sections: dict, rank_by: str = "heatmap") -> tuple[str, list[tuple[str, float, float | None]]]:
+    """(the chosen candidate, [(candidate, largest |val coverage - level| over the BPD and OFD of
+    every model, ``rank_by``'s val AUC)] sorted by the rule) of the models' interval ``sections``."""
+    level = next(iter(sections.values()))["level"]
+    names = sorted(set.intersection(*(set(s["candidates"]) for s in sections.values())))
+    rows = []
+    for c in names:
+        cov = [s["candidates"][c]["val_cv"]["coverage"][t] for s in sections.values() for t in ("bpd", "ofd")]
+        dev = max(abs(v - level) if v is not None else 1.0 for v in cov)
+        auc = sections[rank_by]["candidates"][c]["val_cv"]["auc_error_over_2mm"] if rank_by in sections else None
+        rows.append((c, round(dev, 6), auc))
+    rows.sort(key=lambda r: (r[1], -(r[2] if r[2] is not None else -1.0), r[0]))
+    return rows[0][0], rows
+
+
+def choice_rows(sections: dict, rank_by: str) -> list[str]:
+    chosen, rows = choose(sections, rank_by)
+    committed = {f"{s['method']['score']}_{s['method']['scale']}" for s in sections.values()}
+    out = [f"| candidate | largest val coverage deviation (BPD, OFD; {len(sections)} models) | "
+           f"{rank_by} val AUC |", "| --- | --- | --- |"]
+    out += [f"| {c}{' (rule)' if c == chosen else ''}{' (committed)' if c in committed else ''} | {d:.2f} | "
+            f"{_f(a)} |" for c, d, a in rows]
+    return out + [f"rule: {chosen}"]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", default="metrics/eval", help="folder of <model>.json")
     parser.add_argument("--models", nargs="*", default=None, help="models (default: every file)")
-    parser.add_argument("--table", choices=("candidates", "goals"), default="candidates")
+    parser.add_argument("--table", choices=("candidates", "goals", "choice"), default="candidates")
+    parser.add_argument("--rank-by", default="heatmap", help="the model whose validation AUC breaks ties (choice)")
 
 
 def run(args: argparse.Namespace) -> int:
     folder = Path(args.metrics)
     names = args.models or sorted(p.stem for p in folder.glob("*.json"))
     rows = ["| model | figure | value |", "| --- | --- | --- |"] if args.table == "goals" else []
+    sections = {}
     for name in names:
         path = folder / f"{name}.json"
         section = json.loads(path.read_text()).get("intervals") if path.is_file() else None
         if not section or not section.get("calibration"):
             print(f"{path}: no calibrated intervals (run `dvc repro evaluate@{name}` with a validation split)")
             continue
-        rows += candidates_table(name, section) if args.table == "candidates" else goals_rows(name, section)
+        sections[name] = section
+        if args.table != "choice":
+            rows += candidates_table(name, section) if args.table == "candidates" else goals_rows(name, section)
+    if args.table == "choice" and sections:
+        rows = choice_rows(sections, args.rank_by)
     print("\n".join(rows))
     return 0

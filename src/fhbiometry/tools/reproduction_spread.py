@@ -30,12 +30,24 @@ def numeric(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def interval_method(table: dict) -> tuple:
+    """(score, scale) of a flattened metrics file's chosen intervals (None, None without)."""
+    return table.get("intervals.method.score"), table.get("intervals.method.scale")
+
+
+def chosen_interval_key(key: str) -> bool:
+    """A figure of the chosen interval method (not of the candidates every run measures alike)."""
+    return key.startswith("intervals.") and not key.startswith("intervals.candidates.")
+
+
 def measure_spread(run_dirs) -> dict:
     """{"runs": [...], "k_sd": k, "files": {...}, "sd": {"metrics/eval/<m>.json": {key: sd}}} over
     the runs; k: the sds a new run may move (``prediction_factor`` of the number of runs). A run
     may hold only some models (a run of an older recipe keeps the models that recipe still
     trains): each file's sd is over the runs that hold it, at least two, and ``files`` names
-    them with their own ``k_sd``."""
+    them with their own ``k_sd``. The chosen intervals' figures (``chosen_interval_key``) are a
+    different metric under another ``intervals.score`` / ``scale``: their sd is over the runs whose
+    method is the first run's (at least two; none otherwise)."""
     runs = [Path(d) for d in run_dirs]
     if len(runs) < 2:
         raise ValueError("the spread needs at least two runs")
@@ -50,8 +62,12 @@ def measure_spread(run_dirs) -> dict:
         tables = [flatten(json.loads((d / "eval" / name).read_text())) for d in holding]
         keys = sorted(set.intersection(*(set(t) for t in tables)))
         path = f"metrics/eval/{name}"
-        sd[path] = {k: statistics.stdev(float(t[k]) for t in tables)
-                    for k in keys if all(numeric(t[k]) for t in tables)}
+        same = [t for t in tables if interval_method(t) == interval_method(tables[0])]
+        sd[path] = {}
+        for k in keys:
+            over = same if chosen_interval_key(k) else tables
+            if len(over) >= 2 and all(numeric(t[k]) for t in over):
+                sd[path][k] = statistics.stdev(float(t[k]) for t in over)
         files[path] = {"runs": [d.name for d in holding],
                        "k_sd": round(prediction_factor(len(holding)), 3)}
     return {"runs": [d.name for d in runs], "k_sd": round(prediction_factor(len(runs)), 3),

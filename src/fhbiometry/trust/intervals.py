@@ -26,6 +26,9 @@ Scores (all unit-free, from what every model kind gives, ``frame_features``):
 * ``peak``: 1 - the mean heatmap peak / the codec's target peak (0 for regressors);
 * ``fitted``: exp of a least-squares fit of log(relative residual) on log(flip), log(geometry)
   and peak, fitted on half the calibration subjects and calibrated on the other half.
+* ``tta``: the standard deviation of each target over the plain pass and the rotated and zoomed
+  passes (``inference/tta.py``; params ``intervals.tta_rotations_deg``, ``tta_scales``) / value:
+  test-time augmentation beyond the flip, one more network pass per transform.
 
 A cine's value is the median of its accepted frames; its difficulty is the median of their
 half-widths plus half the range of their values, and its quantile is calibrated the same way on
@@ -63,11 +66,14 @@ def target_values(points) -> np.ndarray:
     return np.stack([d[:, 1], d[:, 0], head_circumference(p)], axis=1)
 
 
-def frame_features(points, flip_points, peak, qc: dict, peak_target: float = 1.0) -> dict:
+def frame_features(points, flip_points, peak, qc: dict, peak_target: float = 1.0, tta_points=None) -> dict:
     """The raw difficulty evidence of N frames (points in original pixels): ``flip`` (N, 3) the
     relative change of each target under the flip (zeros without a mirrored pass), ``geometry``
-    (N,), ``peak`` (N,) (zeros for regressors)."""
+    (N,), ``peak`` (N,) (zeros for regressors) and, given the (T, N, 4, 2) ``tta_points`` of the
+    rotated / zoomed passes, ``tta`` (N, 3) the spread of each target over them and the plain
+    pass, relative to the value."""
     values = target_values(points)
+    extra = {} if tta_points is None else {"tta": tta_spread(values, tta_points)}
     if flip_points is None:
         flip = np.zeros_like(values)
     else:
@@ -75,7 +81,15 @@ def frame_features(points, flip_points, peak, qc: dict, peak_target: float = 1.0
             flip = np.abs(values - target_values(flip_points)) / values
     peaks = peak_term(peak, peak_target)
     return {"flip": flip, "geometry": np.asarray(geometry_term(points, qc), np.float64),
-            "peak": np.zeros(len(values)) if peaks is None else np.asarray(peaks, np.float64)}
+            "peak": np.zeros(len(values)) if peaks is None else np.asarray(peaks, np.float64), **extra}
+
+
+def tta_spread(values, tta_points) -> np.ndarray:
+    """(N, 3) the standard deviation of each target over the plain pass (``values``) and the
+    augmented passes (T, N, 4, 2), divided by the plain value (NaN where that is 0)."""
+    passes = [np.asarray(values, np.float64)] + [target_values(p) for p in np.asarray(tta_points, np.float64)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.std(np.stack(passes), axis=0) / np.abs(passes[0])
 
 
 def design(features: dict) -> np.ndarray:
@@ -113,6 +127,11 @@ def raw_score(features: dict, score: str, coefficients=None) -> np.ndarray:
     if score == "fitted":
         beta = np.asarray(coefficients, np.float64)            # (3, 4)
         return np.exp(np.einsum("ntk,tk->nt", design(features), beta))
+    if score == "tta":
+        if "tta" not in features:
+            raise ValueError("intervals.score 'tta' needs the rotated and zoomed passes (params "
+                             "intervals.tta_rotations_deg / tta_scales), which this caller did not run")
+        return np.asarray(features["tta"], np.float64)
     raise ValueError(f"intervals.score {score!r}: choose one of {list(SCORES)}")
 
 
